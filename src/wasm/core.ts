@@ -1,0 +1,113 @@
+/**
+ * The Wasm boundary. Loads build/core.wasm (compiled from assembly/) and owns its linear
+ * memory: allocation, zeroing, growth, and byte views that are re-read after growth.
+ *
+ * Everything that crosses the boundary is a number: pointers and byte lengths are
+ * wasm32 `usize` (0 .. 2^32-1), bit indices are u32. See assembly/index.ts for the
+ * exported kernels.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import "./webassembly-types";
+
+/** The raw exports of build/core.wasm, as the AssemblyScript sources declare them. */
+export interface CoreExports {
+  readonly memory: WebAssembly.Memory;
+  alloc(size: number): number;
+  allocZeroed(size: number): number;
+  free(ptr: number): void;
+  copyBytes(dst: number, src: number, n: number): void;
+  fillBytes(dst: number, value: number, n: number): void;
+  setRange(map: number, start: number, n: number): void;
+  clearRange(map: number, start: number, n: number): void;
+  testRange(map: number, start: number, n: number): number;
+  popcountRange(map: number, start: number, n: number): number;
+  findNextSet(map: number, nbits: number, from: number): number;
+  packByte(dst: number, dstBit: number, src: number, nbits: number): void;
+  packWord(dst: number, dstBit: number, src: number, nbits: number): void;
+  packSimd(dst: number, dstBit: number, src: number, nbits: number): void;
+}
+
+/** Where the compiled core lives: build/ at the package root, two levels above src/wasm or dist/wasm. */
+export const DEFAULT_WASM_PATH = join(__dirname, "..", "..", "build", "core.wasm");
+
+/**
+ * One instance of the Wasm core: a private linear memory and its allocator.
+ *
+ * Views (`u8`, `dv`) are cached and re-created whenever the memory has grown, because
+ * growth detaches the old ArrayBuffer. Never keep a view across a call that allocates.
+ */
+export class WasmCore {
+  /** The kernels, called directly on hot paths. */
+  readonly x: CoreExports;
+  private buf: ArrayBuffer;
+  private u8view: Uint8Array;
+  private dview: DataView;
+
+  constructor(wasm: WebAssembly.Module = compiledCore()) {
+    const instance = new WebAssembly.Instance(wasm, {});
+    this.x = instance.exports as unknown as CoreExports;
+    this.buf = this.x.memory.buffer;
+    this.u8view = new Uint8Array(this.buf);
+    this.dview = new DataView(this.buf);
+  }
+
+  private refresh(): void {
+    if (this.x.memory.buffer !== this.buf) {
+      this.buf = this.x.memory.buffer;
+      this.u8view = new Uint8Array(this.buf);
+      this.dview = new DataView(this.buf);
+    }
+  }
+
+  /** All of linear memory as bytes; valid until the next allocation. */
+  get u8(): Uint8Array {
+    this.refresh();
+    return this.u8view;
+  }
+
+  /** All of linear memory as a DataView; valid until the next allocation. */
+  get dv(): DataView {
+    this.refresh();
+    return this.dview;
+  }
+
+  /** Current size of linear memory in bytes. */
+  get memoryBytes(): number {
+    return this.x.memory.buffer.byteLength;
+  }
+
+  /**
+   * Allocates `size` bytes, zeroed unless `zero` is false, 16-byte aligned.
+   * Returns 0 (and allocates nothing) when linear memory cannot grow that far.
+   */
+  alloc(size: number, zero = true): number {
+    if (!Number.isInteger(size) || size < 0 || size > 0xffff_0000) return 0;
+    try {
+      return zero ? this.x.allocZeroed(Math.max(size, 1)) : this.x.alloc(Math.max(size, 1));
+    } catch {
+      // The allocator traps (unreachable) when memory.grow fails: that is ENOMEM, not a bug.
+      return 0;
+    }
+  }
+
+  /** Frees a block from `alloc`. */
+  free(ptr: number): void {
+    if (ptr !== 0) this.x.free(ptr);
+  }
+}
+
+let cachedModule: WebAssembly.Module | undefined;
+
+/** The compiled core module, compiled once per process and shared by every WasmCore. */
+export function compiledCore(path: string = DEFAULT_WASM_PATH): WebAssembly.Module {
+  if (path !== DEFAULT_WASM_PATH) return new WebAssembly.Module(readFileSync(path));
+  if (!cachedModule) {
+    try {
+      cachedModule = new WebAssembly.Module(readFileSync(path));
+    } catch (e) {
+      throw new Error(`vfio-sim: cannot load the Wasm core at ${path} (run \`npm run build\`): ${(e as Error).message}`);
+    }
+  }
+  return cachedModule;
+}
