@@ -8,3 +8,6 @@ export { Bitmap, bitmapBytes, pack, PACK_VARIANTS } from "./bitmap";
 export type { PackVariant } from "./bitmap";
 export { packBytesJs, packU32Js } from "./bitmap/js-pack";
 export { Rng } from "./util/random";
+export { Errno, errnoName } from "./uapi/errno";
+export type { ErrnoName } from "./uapi/errno";
+export type { FileOps, UserAccess } from "./process/file";
