@@ -1,9 +1,11 @@
 /** The benchmark suites `npm run bench` knows, by name. Add a suite here once. */
 import type { BenchSuite } from "./harness";
 import bitmap from "../suites/bitmap";
+import pgtable from "../suites/pgtable";
 
 export const SUITES: Record<string, BenchSuite> = {
   bitmap,
+  pgtable,
 };
 
 /** Looks a suite up by name; throws a message listing the names otherwise. */
