@@ -12,9 +12,18 @@ export { Errno, errnoName } from "./uapi/errno";
 export type { ErrnoName } from "./uapi/errno";
 export type { FileOps, UserAccess } from "./process/file";
 export {
-  IoPageTable, IotlbGather, DirtyTarget, MAX_ADDR, PT_FORMATS, IOMMU_READ, IOMMU_WRITE, IOMMU_DIRTY_NO_CLEAR,
+  IoPageTable, IotlbGather, DirtyTarget, MAX_ADDR, PT_FORMATS, IOMMU_READ, IOMMU_WRITE,
   PTE_BITS, PGSIZES_4K_2M_1G, PGSIZES_AMD_V1, pgsizeRange, defaultPgsizes,
 } from "./iommu/pgtable";
 export type { PtFormat, PageTableOptions, LeafInfo } from "./iommu/pgtable";
 export { PgtableDomain, Iotlb, DmaDevice, DMA_OK, DMA_FAULT_NOT_PRESENT, DMA_FAULT_PERM } from "./iommu/hw";
 export type { PgtableDomainOptions, IotlbEntry, IotlbStats, DmaDeviceStats } from "./iommu/hw";
+export * as uapi from "./uapi";
+export { Process, UserMemory, MmStruct, isTask, RLIM_INFINITY, CAP_IPC_LOCK, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE } from "./process";
+export type { Task, SyscallResult, ProcessOptions, DeviceOpen, Vma } from "./process";
+export { RangeDomain, IommuResvType, vtdPlatform, smmuPlatform, PLATFORMS, IOMMU_DIRTY_NO_CLEAR } from "./iommu";
+export type { IommuDomain, IommuDirtyOps, DirtyRecorder, IovaRange, Platform, PlatformGroup, PlatformDevice, ResvRegion, IommuParams } from "./iommu";
+export { VfioIommu, VfioDma, VfioContainer, VfioGroupFile, installVfio, DEFAULT_TYPE1_OPTIONS, Mutex, LockingError } from "./type1";
+export type { Type1Options, Type1Profile, VfioEmulatedDevice, PinPagesResult } from "./type1";
+export { replayTrace, parseTrace, TraceRunner, ARENA_BASE } from "./trace";
+export type { ReplayOptions, ReplayStep, TraceLine } from "./trace";
