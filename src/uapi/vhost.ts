@@ -13,6 +13,9 @@ const IOC_NONE = 0;
 const IOC_WRITE = 1;
 const IOC_READ = 2;
 
+/** ENOBUFS (105): vhost_vdpa_vring_ioctl's answer to a vq index >= nvqs; absent from the shared errno table. */
+export const ENOBUFS = 105;
+
 /** The vhost ioctl "magic" (`VHOST_VIRTIO`). */
 export const VHOST_VIRTIO = 0xaf;
 
