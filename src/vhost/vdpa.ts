@@ -183,6 +183,11 @@ export class VhostVdpa implements FileOps {
     return this.owner;
   }
 
+  /** The parent's copy of the IOTLB of `asid` from the last successful set_map, in tree order. */
+  parentEntries(asid = 0): VhostIotlbMap[] {
+    return this.parentIotlb.get(asid)?.entries() ?? [];
+  }
+
   /** The parent's translation for `iova` in `asid` (its copy from the last set_map), or null. */
   parentLookup(iova: bigint, asid = 0): VhostIotlbMap | null {
     return this.parentIotlb.get(asid)?.first(iova, iova) ?? null;
