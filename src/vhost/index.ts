@@ -6,7 +6,7 @@
  */
 export { VhostIotlb, U64_MAX, VHOST_IOTLB_FLAG_RETIRE } from "./iotlb";
 export type { VhostIotlbMap } from "./iotlb";
-export { VhostVdpa } from "./vdpa";
+export { VhostVdpa, vhostVdpaOpener } from "./vdpa";
 export type { VhostVdpaOptions, VhostVma, VmaSource, VdpaMapFile, SetMapCall, DmaResult } from "./vdpa";
 export { VhostIotlbApi, fileWriter } from "./api";
 export type { VhostMsgWriter, IotlbResult, IotlbUpdate, IotlbInvalidate, IotlbRemap, IotlbLookupSource } from "./api";

@@ -15,6 +15,7 @@
  * the device translates nothing until the first set_map).
  */
 import type { FileOps, UserAccess } from "../process/file";
+import { isTask } from "../process/task";
 import { Errno } from "../uapi/errno";
 import {
   VHOST_GET_BACKEND_FEATURES,
@@ -102,14 +103,37 @@ const bit = backendFeatureMask;
 /** VHOST_VDPA_BACKEND_FEATURES in vdpa.c. */
 const VHOST_VDPA_BACKEND_FEATURES = bit(F.IOTLB_MSG_V2) | bit(F.IOTLB_BATCH) | bit(F.IOTLB_ASID);
 
-/** The mm a task stands for: tasks of one process share it. Identity of the task object unless it names one. */
+/** The mm a task stands for (`current->mm`): a Task's mm, else the task object itself. */
 function mmOf(task: UserAccess): unknown {
-  const named = (task as { mm?: unknown }).mm;
-  return named === undefined ? task : named;
+  if (isTask(task) && task.mm !== null) return task.mm;
+  return task;
 }
 
-function isVmaSource(task: UserAccess): task is UserAccess & VmaSource {
-  return typeof (task as Partial<VmaSource>).findVma === "function";
+/**
+ * find_vma on the owner's mm. A task may describe its VMAs itself (VmaSource); a
+ * simulated Process has only anonymous private memory, which use_va never maps; a bare
+ * UserAccess is treated as one shared file mapping covering everything.
+ */
+function findVma(task: UserAccess, addr: bigint): VhostVma | null {
+  if (typeof (task as Partial<VmaSource>).findVma === "function") return (task as UserAccess & VmaSource).findVma(addr);
+  if (isTask(task)) {
+    const vmas = task.mm?.memory.vmas;
+    if (vmas === undefined || addr > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+    const v = vmas.at(vmas.findIndex(Number(addr)));
+    return v === undefined ? null : { start: BigInt(v.start), end: BigInt(v.end), sharedFile: false };
+  }
+  return { start: 0n, end: 1n << 64n, sharedFile: true, file: task, fileOffset: 0n };
+}
+
+/**
+ * A DeviceOpen-style opener for a process's device table: opens `dev` (EBUSY when it is
+ * already open) and returns it as the file.
+ */
+export function vhostVdpaOpener(dev: VhostVdpa): (task: UserAccess) => FileOps | number {
+  return () => {
+    const r = dev.open();
+    return r < 0 ? r : dev;
+  };
 }
 
 /** The vhost-vdpa device file: implements FileOps (ioctl, write, release). */
@@ -124,6 +148,8 @@ export class VhostVdpa implements FileOps {
   /** The parent's own copies, made by set_map: what device DMA translates through. */
   private readonly parentIotlb = new Map<number, VhostIotlb>();
   private owner: UserAccess | null = null;
+  /** `dev->mm`, taken at SET_OWNER/NEW_OWNER (kept even if the owner later exits). */
+  private ownerMm: unknown = null;
   private ackedBackendFeatures = 0n;
   private inBatch = false;
   private batchAsid = 0;
@@ -156,6 +182,7 @@ export class VhostVdpa implements FileOps {
     }
     this.as.clear();
     this.owner = null;
+    this.ownerMm = null;
     this.inBatch = false;
     this.ackedBackendFeatures = 0n;
     this.opened = false;
@@ -268,6 +295,7 @@ export class VhostVdpa implements FileOps {
         // vhost_dev_set_owner: an owned device cannot be taken (EBUSY).
         if (this.owner !== null) return -Errno.EBUSY;
         this.owner = task;
+        this.ownerMm = mmOf(task);
         return 0;
     }
     // vhost_dev_ioctl checks ownership, then vhost_vdpa_vring_ioctl reads the vq index
@@ -313,11 +341,12 @@ export class VhostVdpa implements FileOps {
     if (this.isOwner(task)) return -Errno.EBUSY;
     // use_va maps pin nothing, so there is no pinned_vm to move (the PA path would check RLIMIT_MEMLOCK).
     this.owner = task;
+    this.ownerMm = mmOf(task);
     return 0;
   }
 
   private isOwner(task: UserAccess): boolean {
-    return this.owner !== null && mmOf(this.owner) === mmOf(task);
+    return this.owner !== null && this.ownerMm === mmOf(task);
   }
 
   // ---- write: vhost_chr_write_iter ------------------------------------------------------
@@ -424,9 +453,7 @@ export class VhostVdpa implements FileOps {
     let mapIova = iova;
     let ret = 0;
     while (size > 0n) {
-      const vma: VhostVma | null = isVmaSource(mm)
-        ? mm.findVma(uaddr)
-        : { start: 0n, end: 1n << 64n, sharedFile: true, file: mm, fileOffset: 0n };
+      const vma = findVma(mm, uaddr);
       if (vma === null) {
         ret = -Errno.EINVAL;
         break;
