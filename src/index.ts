@@ -11,7 +11,7 @@ export { Rng } from "./util/random";
 export { Errno, errnoName } from "./uapi/errno";
 export type { ErrnoName } from "./uapi/errno";
 export type { FileOps, UserAccess } from "./process/file";
-export { VhostIotlb, VHOST_IOTLB_FLAG_RETIRE, VhostVdpa, vhostVdpaOpener, VhostIotlbApi, fileWriter } from "./vhost";
+export { VhostIotlb, VHOST_IOTLB_FLAG_RETIRE, VhostVdpa, vhostVdpaOpener, VdpaSimParent, VhostIotlbApi, fileWriter } from "./vhost";
 export type {
   VhostIotlbMap,
   VhostVdpaOptions,

@@ -1,9 +1,8 @@
 /**
  * A vhost-vdpa character device (drivers/vhost/vdpa.c + the generic parts of
- * drivers/vhost/vhost.c it uses), with a vdpa parent modelled on vdpa_sim's defaults:
- * `use_va` (IOTLB entries hold user virtual addresses of the owner) and `set_map` (the
- * parent receives the whole IOTLB of an address space at once, and keeps its own copy
- * that its DMA translates through).
+ * drivers/vhost/vhost.c it uses) on a use_va parent with set_map (parent.ts): IOTLB
+ * entries hold user virtual addresses of the owner, and the parent receives the whole
+ * IOTLB of an address space at once.
  *
  * Optional, off by default: the 2024 "vdpa live update" RFC (VHOST_NEW_OWNER and
  * VHOST_IOTLB_REMAP, S. Sistare, RFC V1), each behind its own option and backend feature
@@ -15,7 +14,6 @@
  * the device translates nothing until the first set_map).
  */
 import type { FileOps, UserAccess } from "../process/file";
-import { isTask } from "../process/task";
 import { Errno } from "../uapi/errno";
 import {
   VHOST_GET_BACKEND_FEATURES,
@@ -38,42 +36,8 @@ import {
   encodeIovaRange,
 } from "../uapi/vhost";
 import { U64_MAX, VhostIotlb, VhostIotlbMap } from "./iotlb";
-
-/**
- * A VMA as vhost-vdpa's use_va UPDATE path sees it (`find_vma` on the owner's mm). Tasks
- * that can describe their address space implement {@link VmaSource}; without it the whole
- * user range is treated as one shared, file-backed VMA.
- */
-export interface VhostVma {
-  /** vm_start. */
-  readonly start: bigint;
-  /** vm_end (exclusive). */
-  readonly end: bigint;
-  /** vm_file && VM_SHARED && !(VM_IO | VM_PFNMAP): only such VMAs are mapped; others are skipped. */
-  readonly sharedFile: boolean;
-  /** The backing file object (kept in the entry's opaque, like vdpa_map_file.file). */
-  readonly file?: unknown;
-  /** vm_pgoff << PAGE_SHIFT: file offset of vm_start. */
-  readonly fileOffset?: bigint;
-}
-
-/** A task that can answer `find_vma(mm, addr)`: the first VMA with end > addr, or null. */
-export interface VmaSource {
-  findVma(addr: bigint): VhostVma | null;
-}
-
-/** What the use_va path stores in an entry's opaque (`struct vdpa_map_file`). */
-export interface VdpaMapFile {
-  readonly file: unknown;
-  readonly offset: bigint;
-}
-
-/** One call the parent received through `set_map(vdpa, asid, iotlb)`. */
-export interface SetMapCall {
-  readonly asid: number;
-  /** The IOTLB content passed, in tree order. */
-  readonly entries: readonly { start: bigint; last: bigint; addr: bigint; perm: number }[];
-}
+import { DmaResult, SetMapCall, VdpaSimParent } from "./parent";
+import { VdpaMapFile, findVma, mmOf } from "./vma";
 
 /** Options of the modelled device. */
 export interface VhostVdpaOptions {
@@ -94,36 +58,11 @@ export interface VhostVdpaOptions {
   setMapHook?: (call: SetMapCall) => number;
 }
 
-/** The result of a device DMA: the bytes read, or the IOVA that faulted. */
-export type DmaResult<T> = { ok: true; value: T } | { ok: false; faultIova: bigint };
-
 const F = VhostBackendFeature;
 const bit = backendFeatureMask;
 
 /** VHOST_VDPA_BACKEND_FEATURES in vdpa.c. */
 const VHOST_VDPA_BACKEND_FEATURES = bit(F.IOTLB_MSG_V2) | bit(F.IOTLB_BATCH) | bit(F.IOTLB_ASID);
-
-/** The mm a task stands for (`current->mm`): a Task's mm, else the task object itself. */
-function mmOf(task: UserAccess): unknown {
-  if (isTask(task) && task.mm !== null) return task.mm;
-  return task;
-}
-
-/**
- * find_vma on the owner's mm. A task may describe its VMAs itself (VmaSource); a
- * simulated Process has only anonymous private memory, which use_va never maps; a bare
- * UserAccess is treated as one shared file mapping covering everything.
- */
-function findVma(task: UserAccess, addr: bigint): VhostVma | null {
-  if (typeof (task as Partial<VmaSource>).findVma === "function") return (task as UserAccess & VmaSource).findVma(addr);
-  if (isTask(task)) {
-    const vmas = task.mm?.memory.vmas;
-    if (vmas === undefined || addr > BigInt(Number.MAX_SAFE_INTEGER)) return null;
-    const v = vmas.at(vmas.findIndex(Number(addr)));
-    return v === undefined ? null : { start: BigInt(v.start), end: BigInt(v.end), sharedFile: false };
-  }
-  return { start: 0n, end: 1n << 64n, sharedFile: true, file: task, fileOffset: 0n };
-}
 
 /**
  * A DeviceOpen-style opener for a process's device table: opens `dev` (EBUSY when it is
@@ -145,8 +84,8 @@ export class VhostVdpa implements FileOps {
 
   /** The address spaces (`v->as`), allocated on first UPDATE/BATCH_BEGIN. */
   private readonly as = new Map<number, VhostIotlb>();
-  /** The parent's own copies, made by set_map: what device DMA translates through. */
-  private readonly parentIotlb = new Map<number, VhostIotlb>();
+  /** The vdpa parent: its set_map copies are what device DMA translates through. */
+  private readonly parent: VdpaSimParent;
   private owner: UserAccess | null = null;
   /** `dev->mm`, taken at SET_OWNER/NEW_OWNER (kept even if the owner later exits). */
   private ownerMm: unknown = null;
@@ -155,11 +94,9 @@ export class VhostVdpa implements FileOps {
   private batchAsid = 0;
   private opened = false;
 
-  /** Every set_map call the parent received, oldest first. */
-  readonly setMapCalls: SetMapCall[] = [];
-
   constructor(options: VhostVdpaOptions = {}) {
     this.opts = options;
+    this.parent = new VdpaSimParent(options.setMapHook);
     this.nas = options.nas ?? 1;
     this.nvqs = options.nvqs ?? 2;
     this.range = options.iovaRange ?? { first: 0n, last: U64_MAX };
@@ -178,8 +115,9 @@ export class VhostVdpa implements FileOps {
   release(): void {
     for (const [asid, iotlb] of this.as) {
       iotlb.reset();
-      this.parentIotlb.delete(asid);
+      this.parent.dropAddressSpace(asid);
     }
+    this.parent.bindMm(null);
     this.as.clear();
     this.owner = null;
     this.ownerMm = null;
@@ -210,64 +148,36 @@ export class VhostVdpa implements FileOps {
     return this.owner;
   }
 
+  /** Every set_map call the parent received, oldest first. */
+  get setMapCalls(): readonly SetMapCall[] {
+    return this.parent.setMapCalls;
+  }
+
   /** The parent's copy of the IOTLB of `asid` from the last successful set_map, in tree order. */
   parentEntries(asid = 0): VhostIotlbMap[] {
-    return this.parentIotlb.get(asid)?.entries() ?? [];
+    return this.parent.entries(asid);
   }
 
   /** The parent's translation for `iova` in `asid` (its copy from the last set_map), or null. */
   parentLookup(iova: bigint, asid = 0): VhostIotlbMap | null {
-    return this.parentIotlb.get(asid)?.first(iova, iova) ?? null;
+    return this.parent.lookup(iova, asid);
   }
 
   // ---- device DMA ---------------------------------------------------------------------
 
   /**
    * The device reads `len` bytes at `iova` of address space `asid`, translating through the
-   * parent's IOTLB copy and reading the owner's memory (use_va: kthread_use_mm(owner)).
-   * Faults on a missing translation, an entry without read permission, or unreadable
-   * user memory.
+   * parent's IOTLB copy and reading the owner's memory (use_va, the mm bound at
+   * SET_OWNER/NEW_OWNER). Faults on a missing translation, an entry without read
+   * permission, or unreadable user memory.
    */
   dmaRead(iova: bigint, len: number, asid = 0): DmaResult<Uint8Array> {
-    const out = new Uint8Array(len);
-    const r = this.dmaWalk(iova, len, asid, 0x1, (uaddr, off, n) => {
-      const got = this.owner!.copyFromUser(uaddr, n);
-      if (got === null) return false;
-      out.set(got, off);
-      return true;
-    });
-    return r === null ? { ok: true, value: out } : { ok: false, faultIova: r };
+    return this.parent.dmaRead(iova, len, asid);
   }
 
   /** The device writes `data` at `iova`; like dmaRead, but needs write permission. */
   dmaWrite(iova: bigint, data: Uint8Array, asid = 0): DmaResult<null> {
-    const r = this.dmaWalk(iova, data.length, asid, 0x2, (uaddr, off, n) => {
-      return this.owner!.copyToUser(uaddr, data.subarray(off, off + n)) === 0;
-    });
-    return r === null ? { ok: true, value: null } : { ok: false, faultIova: r };
-  }
-
-  /** Walks [iova, iova+len) entry by entry; returns the faulting IOVA or null. */
-  private dmaWalk(
-    iova: bigint,
-    len: number,
-    asid: number,
-    need: number,
-    access: (uaddr: bigint, off: number, n: number) => boolean,
-  ): bigint | null {
-    const tlb = this.parentIotlb.get(asid);
-    let off = 0;
-    while (off < len) {
-      const cur = BigInt.asUintN(64, iova + BigInt(off));
-      const m = tlb?.first(cur, cur) ?? null;
-      if (m === null || (m.perm & need) === 0 || this.owner === null) return cur;
-      const avail = m.last - cur + 1n;
-      const n = avail < BigInt(len - off) ? Number(avail) : len - off;
-      const uaddr = BigInt.asUintN(64, m.addr + (cur - m.start));
-      if (!access(uaddr, off, n)) return cur;
-      off += n;
-    }
-    return null;
+    return this.parent.dmaWrite(iova, data, asid);
   }
 
   // ---- ioctl --------------------------------------------------------------------------
@@ -296,10 +206,11 @@ export class VhostVdpa implements FileOps {
         if (this.owner !== null) return -Errno.EBUSY;
         this.owner = task;
         this.ownerMm = mmOf(task);
+        this.parent.bindMm(task);
         return 0;
     }
     // vhost_dev_ioctl checks ownership, then vhost_vdpa_vring_ioctl reads the vq index
-    // before vhost_vring_ioctl rejects the command (-ENOIOCTLCMD, which read(2) sees as ENOTTY).
+    // before vhost_vring_ioctl rejects the command (-ENOIOCTLCMD, which ioctl(2) reports as ENOTTY).
     if (!this.isOwner(task)) return -Errno.EPERM;
     const idx = task.copyFromUser(arg, 4);
     if (idx === null) return -Errno.EFAULT;
@@ -342,6 +253,7 @@ export class VhostVdpa implements FileOps {
     // use_va maps pin nothing, so there is no pinned_vm to move (the PA path would check RLIMIT_MEMLOCK).
     this.owner = task;
     this.ownerMm = mmOf(task);
+    this.parent.bindMm(task);
     return 0;
   }
 
@@ -518,20 +430,8 @@ export class VhostVdpa implements FileOps {
     return r;
   }
 
-  /** The parent's set_map: logged, then (unless the hook fails it) the parent copies the IOTLB. */
+  /** ops->set_map(vdpa, asid, iotlb). */
   private setMap(asid: number, iotlb: VhostIotlb): number {
-    const entries = iotlb.entries().map((m) => ({ start: m.start, last: m.last, addr: m.addr, perm: m.perm }));
-    const call: SetMapCall = { asid, entries };
-    this.setMapCalls.push(call);
-    const hook = this.opts.setMapHook;
-    if (hook !== undefined) {
-      const r = hook(call);
-      if (r < 0) return r;
-    }
-    // vdpasim_set_map: reset its copy, then add_range every entry in tree order.
-    const copy = new VhostIotlb(0, 0);
-    for (const e of entries) copy.addRange(e.start, e.last, e.addr, e.perm);
-    this.parentIotlb.set(asid, copy);
-    return 0;
+    return this.parent.setMap(asid, iotlb);
   }
 }

@@ -5,7 +5,7 @@
  * live-update hand-over (same memory, new user addresses).
  */
 import type { UserAccess } from "../../src/process/file";
-import type { VhostVma, VmaSource } from "../../src/vhost/vdpa";
+import type { VhostVma, VmaSource } from "../../src/vhost/vma";
 
 export class Memfd {
   readonly bytes: Uint8Array;
