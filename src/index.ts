@@ -11,6 +11,15 @@ export { Rng } from "./util/random";
 export { Errno, errnoName } from "./uapi/errno";
 export type { ErrnoName } from "./uapi/errno";
 export type { FileOps, UserAccess } from "./process/file";
+export * as uapi from "./uapi";
+export { Process, UserMemory, MmStruct, isTask, RLIM_INFINITY, CAP_IPC_LOCK, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE } from "./process";
+export type { Task, SyscallResult, ProcessOptions, DeviceOpen, Vma } from "./process";
+export { RangeDomain, IommuResvType, vtdPlatform, smmuPlatform, PLATFORMS, IOMMU_DIRTY_NO_CLEAR } from "./iommu";
+export type { IommuDomain, IommuDirtyOps, DirtyRecorder, IovaRange, Platform, PlatformGroup, PlatformDevice, ResvRegion, IommuParams } from "./iommu";
+export { VfioIommu, VfioDma, VfioContainer, VfioGroupFile, installVfio, DEFAULT_TYPE1_OPTIONS, Mutex, LockingError } from "./type1";
+export type { Type1Options, Type1Profile, VfioEmulatedDevice, PinPagesResult } from "./type1";
+export { replayTrace, parseTrace, TraceRunner, ARENA_BASE } from "./trace";
+export type { ReplayOptions, ReplayStep, TraceLine } from "./trace";
 export { VhostIotlb, VHOST_IOTLB_FLAG_RETIRE, VhostVdpa, vhostVdpaOpener, VdpaSimParent, VhostIotlbApi, fileWriter } from "./vhost";
 export type {
   VhostIotlbMap,

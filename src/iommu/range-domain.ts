@@ -3,6 +3,7 @@
  * (type1 maps one extent per pinned run), never per page, so terabyte guests are cheap.
  */
 import { Errno } from "../uapi/errno";
+import { ChunkedList } from "../util/sorted-list";
 import type { IommuDomain, IommuProt, IovaRange } from "./domain";
 
 interface Extent {
@@ -24,7 +25,7 @@ export class RangeDomain implements IommuDomain {
   readonly pgsizeBitmap: bigint;
   readonly aperture: IovaRange;
   readonly enforceCacheCoherency: boolean;
-  private readonly extents: Extent[] = [];
+  private readonly extents = new ChunkedList<Extent>();
 
   constructor(p: RangeDomainParams) {
     this.pgsizeBitmap = p.pgsizeBitmap;
@@ -38,15 +39,7 @@ export class RangeDomain implements IommuDomain {
 
   /** Index of the first extent whose end is above `iova`. */
   private lowerBound(iova: bigint): number {
-    let lo = 0;
-    let hi = this.extents.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      const e = this.extents[mid];
-      if (e.iova + e.size > iova) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
+    return this.extents.lowerBound((e) => e.iova + e.size > iova);
   }
 
   map(iova: bigint, paddr: bigint, size: bigint, prot: IommuProt): number {
@@ -54,9 +47,9 @@ export class RangeDomain implements IommuDomain {
     if (size <= 0n || ((iova | paddr | size) & m) !== 0n) return -Errno.EINVAL;
     if (iova < this.aperture.start || iova + size - 1n > this.aperture.end) return -Errno.EINVAL;
     const i = this.lowerBound(iova);
-    const next = this.extents[i];
+    const next = this.extents.at(i);
     if (next && next.iova < iova + size) return -Errno.EEXIST;
-    this.extents.splice(i, 0, { iova, size, paddr, prot });
+    this.extents.insertAt(i, { iova, size, paddr, prot });
     return 0;
   }
 
@@ -66,7 +59,7 @@ export class RangeDomain implements IommuDomain {
     const end = iova + size;
     while (pos < end) {
       const i = this.lowerBound(pos);
-      const e = this.extents[i];
+      const e = this.extents.at(i);
       if (!e || e.iova > pos) break;
       const cut = (e.iova + e.size < end ? e.iova + e.size : end) - pos;
       // Split the extent into the parts before and after [pos, pos + cut).
@@ -74,7 +67,8 @@ export class RangeDomain implements IommuDomain {
       if (e.iova < pos) pieces.push({ iova: e.iova, size: pos - e.iova, paddr: e.paddr, prot: e.prot });
       if (pos + cut < e.iova + e.size)
         pieces.push({ iova: pos + cut, size: e.iova + e.size - pos - cut, paddr: e.paddr + (pos + cut - e.iova), prot: e.prot });
-      this.extents.splice(i, 1, ...pieces);
+      this.extents.removeAt(i);
+      for (let k = pieces.length - 1; k >= 0; k--) this.extents.insertAt(i, pieces[k]);
       pos += cut;
       done += cut;
     }
@@ -82,7 +76,7 @@ export class RangeDomain implements IommuDomain {
   }
 
   iovaToPhys(iova: bigint): bigint | null {
-    const e = this.extents[this.lowerBound(iova)];
+    const e = this.extents.at(this.lowerBound(iova));
     return e && e.iova <= iova ? e.paddr + (iova - e.iova) : null;
   }
 
@@ -93,6 +87,6 @@ export class RangeDomain implements IommuDomain {
 
   /** The mapped extents as [iova, size, paddr, prot] (tests and snapshots). */
   dump(): Array<[bigint, bigint, bigint, IommuProt]> {
-    return this.extents.map((e) => [e.iova, e.size, e.paddr, e.prot]);
+    return this.extents.toArray().map((e) => [e.iova, e.size, e.paddr, e.prot]);
   }
 }

@@ -8,6 +8,7 @@
  */
 import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
+import { PageBacking } from "./pages";
 import { PAGE_SIZE, TASK_SIZE, VmaList, protReadable, protWritable } from "./vma";
 
 /** Bytes per backing frame. */
@@ -28,9 +29,18 @@ export interface UserSpan {
 export interface PinnedRun {
   /** Pages in the run (>= 1). */
   npages: number;
-  /** Synthetic physical address of the first page. */
+  /** Synthetic physical address of the first page (ZERO_PAGE_PHYS for zero-page runs). */
   phys: number;
+  /**
+   * The run is the shared zero page (a read-only pin of never-written anonymous memory):
+   * a reserved pfn, never charged to locked_vm. Linux sees one run per page there; the
+   * model keeps one run, which charges and maps the same.
+   */
+  reserved: boolean;
 }
+
+/** Synthetic physical address of the shared zero page. */
+export const ZERO_PAGE_PHYS = 0x1000;
 
 const toNum = (a: bigint): number => (a >= 0n && a < BigInt(TASK_SIZE) ? Number(a) : -1);
 
@@ -39,8 +49,15 @@ export class UserMemory {
   /** The address space layout. */
   readonly vmas = new VmaList();
   private readonly frames = new Map<number, number>();
+  /** Which pages are real, small-zero or huge-zero (decides what pinning charges). */
+  readonly backing = new PageBacking((start, end) => {
+    const v = this.vmas.find(start);
+    return v !== undefined && v.end >= end;
+  });
 
-  constructor(readonly core: WasmCore) {}
+  constructor(readonly core: WasmCore) {
+    this.vmas.onSplit = (addr) => this.backing.split(addr);
+  }
 
   /** Number of backing frames currently allocated (for memory-bound tests). */
   get frameCount(): number {
@@ -104,8 +121,14 @@ export class UserMemory {
     return out;
   }
 
+  /** Write faults on [addr, addr+len): those pages now hold real pages. */
+  private touch(addr: number, len: number): void {
+    this.backing.fault(addr, len, true);
+  }
+
   /** Writes `data` at `addr` without access checks; returns false when linear memory ran out. */
   writeRaw(addr: number, data: Uint8Array): boolean {
+    this.touch(addr, data.length);
     const spans = this.spans(addr, data.length, true);
     if (spans.some((s) => s.ptr === 0)) return false;
     const u8 = this.core.u8;
@@ -115,6 +138,7 @@ export class UserMemory {
 
   /** memset without access checks; zero fills of absent frames allocate nothing. */
   fillRaw(addr: number, len: number, byte: number): boolean {
+    this.touch(addr, len);
     const spans = this.spans(addr, len, byte !== 0);
     for (const s of spans) {
       if (s.ptr === 0) {
@@ -132,6 +156,7 @@ export class UserMemory {
     if (a < 0 || !Number.isSafeInteger(len) || len < 0) return null;
     if (len === 0) return new Uint8Array(0);
     if (this.accessibleLength(a, len, false) < len) return null;
+    this.backing.fault(a, len, false);
     return this.readRaw(a, len);
   }
 
@@ -142,6 +167,21 @@ export class UserMemory {
     const n = this.accessibleLength(a, data.length, true);
     if (n > 0 && !this.writeRaw(a, data.subarray(0, n))) return data.length;
     return data.length - n;
+  }
+
+  /**
+   * copy_to_user from linear memory of the same Wasm core (no JS copy): writes up to the
+   * first unwritable byte of [addr, addr+len) from `src` and returns the bytes not written.
+   */
+  copyToUserFromLinear(addr: bigint, src: number, len: number): number {
+    const a = toNum(addr);
+    if (a < 0) return len;
+    const n = this.accessibleLength(a, len, true);
+    this.touch(a, n);
+    const spans = this.spans(a, n, true);
+    if (spans.some((s) => s.ptr === 0)) return len;
+    for (const s of spans) this.core.x.copyBytes(s.ptr, src + s.offset, s.len);
+    return len - n;
   }
 
   /**
@@ -163,11 +203,17 @@ export class UserMemory {
       end = next.end;
       cur = next;
     }
-    return { npages: Math.min(maxPages, (end - vaddr) / PAGE_SIZE), phys };
+    const npages = Math.min(maxPages, (end - vaddr) / PAGE_SIZE);
+    const page = Math.floor(vaddr / PAGE_SIZE);
+    // GUP faults every page in first (FOLL_WRITE breaks COW from the zero pages).
+    this.backing.fault(vaddr, npages * PAGE_SIZE, write);
+    const b = this.backing.backing(page, npages);
+    return { npages: b.npages, phys: b.reserved ? ZERO_PAGE_PHYS : phys, reserved: b.reserved };
   }
 
   /** Drops the frames of [start, end) (page-aligned) after munmap: a later mapping there reads zeros. */
   discard(start: number, end: number): void {
+    this.backing.unmap(start, end);
     if ((end - start) / FRAME_SIZE > this.frames.size) {
       // A big range with few frames: visit the frames, not the range.
       for (const index of [...this.frames.keys()]) {

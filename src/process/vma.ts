@@ -44,6 +44,8 @@ const pageUp = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 /** The sorted VMA list of one mm. */
 export class VmaList {
   private readonly vmas: Vma[] = [];
+  /** Called when a VMA is split at an address (THP split of the block around it). */
+  onSplit: (addr: number) => void = () => {};
   /** Next synthetic physical address handed to a new mapping (starts high so 0 is never a valid phys). */
   private nextPhys = 0x1_0000_0000;
 
@@ -123,6 +125,7 @@ export class VmaList {
     const i = this.findIndex(addr);
     const v = this.vmas[i];
     if (!v || v.start >= addr) return;
+    this.onSplit(addr);
     const tail: Vma = { start: addr, end: v.end, prot: v.prot, phys: v.phys + (addr - v.start) };
     v.end = addr;
     this.vmas.splice(i + 1, 0, tail);
@@ -164,6 +167,7 @@ export class VmaList {
     if (i >= this.vmas.length || this.vmas[i].start > addr) return -Errno.ENOMEM;
     let pos = addr;
     while (pos < end) {
+      i = this.findIndex(pos); // merging may have renumbered the list
       const v = this.vmas[i];
       if (!v || v.start > pos) return -Errno.ENOMEM;
       const pieceEnd = Math.min(v.end, end);
@@ -172,10 +176,27 @@ export class VmaList {
         this.splitAt(pieceEnd);
         i = this.findIndex(pos);
         this.vmas[i].prot = prot;
+        this.mergeAround(i);
       }
       pos = pieceEnd;
-      i++;
     }
     return 0;
+  }
+
+  /** vma_merge(): joins VMA i with neighbours of the same mapping (contiguous phys) and prot; returns i's new index. */
+  private mergeAround(i: number): number {
+    const v = this.vmas[i];
+    const next = this.vmas[i + 1];
+    if (next && next.start === v.end && next.prot === v.prot && next.phys === v.phys + (v.end - v.start)) {
+      v.end = next.end;
+      this.vmas.splice(i + 1, 1);
+    }
+    const prev = this.vmas[i - 1];
+    if (prev && prev.end === v.start && prev.prot === v.prot && v.phys === prev.phys + (prev.end - prev.start)) {
+      prev.end = v.end;
+      this.vmas.splice(i, 1);
+      return i - 1;
+    }
+    return i;
   }
 }

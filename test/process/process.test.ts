@@ -157,5 +157,6 @@ describe("process syscalls", () => {
     expect(p.vmLckKb()).toBe(36);
     expect(mm.accountLockedVm(9, false, 0n, false)).toBe(0);
     expect(p.vmLckKb()).toBe(0);
+    expect(mm.underflowWarnings).toBe(0);
   });
 });
