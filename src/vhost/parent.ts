@@ -69,6 +69,7 @@ export class VdpaSimParent {
 
   /** The device reads `len` bytes at `iova` (needs read permission and readable memory). */
   dmaRead(iova: bigint, len: number, asid: number): DmaResult<Uint8Array> {
+    if (!Number.isSafeInteger(len) || len < 0) return { ok: false, faultIova: iova };
     const out = new Uint8Array(len);
     const r = this.walk(iova, len, asid, 0x1, (mm, uaddr, off, n) => {
       const got = mm.copyFromUser(uaddr, n);

@@ -394,5 +394,20 @@ describe("device DMA translates through the parent's copy of the IOTLB", () => {
     expect(Array.from(r.memfd.bytes.subarray(0x2000, 0x2002))).toEqual([9, 9]);
     expect(r.dev.dmaWrite(0x10000n, new Uint8Array([1]))).toEqual({ ok: false, faultIova: 0x10000n });
     expect(r.dev.dmaRead(0x13000n, 1)).toEqual({ ok: false, faultIova: 0x13000n });
+    expect(r.dev.dmaRead(0x10000n, -1)).toEqual({ ok: false, faultIova: 0x10000n });
+    expect(r.dev.dmaRead(0x10000n, 0)).toEqual({ ok: true, value: new Uint8Array(0) });
+  });
+
+  test("inside a batch the device keeps the pre-batch translations until BATCH_END", () => {
+    const r = rig();
+    r.memfd.bytes.set([7], 0);
+    r.memfd.bytes.set([8], 0x1000);
+    expect(r.send(T.UPDATE, 0n, PAGE, GUEST, VhostAccess.RW)).toBe(OK);
+    expect(r.send(T.BATCH_BEGIN, 0n, 0n)).toBe(OK);
+    expect(r.send(T.INVALIDATE, 0n, PAGE)).toBe(OK);
+    expect(r.send(T.UPDATE, 0n, PAGE, GUEST + PAGE, VhostAccess.RW)).toBe(OK);
+    expect(r.dev.dmaRead(0n, 1)).toEqual({ ok: true, value: new Uint8Array([7]) });
+    expect(r.send(T.BATCH_END, 0n, 0n)).toBe(OK);
+    expect(r.dev.dmaRead(0n, 1)).toEqual({ ok: true, value: new Uint8Array([8]) });
   });
 });
