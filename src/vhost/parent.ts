@@ -40,9 +40,10 @@ export class VdpaSimParent {
       const r = this.setMapHook(call);
       if (r < 0) return r;
     }
-    // vdpasim_set_map: reset the copy, then add_range every entry.
+    // vdpasim_set_map / vduse_domain_set_map: reset the copy, then add_range every entry
+    // (with its opaque: VDUSE hands the file and offset to its daemon).
     const copy = new VhostIotlb(0, 0);
-    for (const e of entries) copy.addRange(e.start, e.last, e.addr, e.perm);
+    for (const m of iotlb.entries()) copy.addRange(m.start, m.last, m.addr, m.perm, m.opaque);
     this.copies.set(asid, copy);
     return 0;
   }

@@ -45,6 +45,12 @@ export interface VhostVdpaOptions {
   nas?: number;
   /** Number of virtqueues (`v->nvqs`), default 2 (only for the errno of unknown ioctls). */
   nvqs?: number;
+  /**
+   * Which parent's optional backend features to report: "vdpa_sim" (default: SUSPEND,
+   * RESUME, IOTLB_PERSIST) or "vduse" (none, as on Linux 6.12). Mapping behaviour is the
+   * same for both: use_va with set_map.
+   */
+  parent?: "vdpa_sim" | "vduse";
   /** The parent's get_iova_range; default [0, U64_MAX]. */
   iovaRange?: VhostVdpaIovaRange;
   /** RFC: accept VHOST_NEW_OWNER and advertise VHOST_BACKEND_F_NEW_OWNER (0x9). Default off. */
@@ -218,9 +224,17 @@ export class VhostVdpa implements FileOps {
     return -Errno.ENOTTY;
   }
 
-  /** What VHOST_GET_BACKEND_FEATURES reports for this parent (vdpa_sim: suspend, resume, reset_map). */
+  /**
+   * The optional backend features the parent supports: vdpa_sim can suspend and resume and
+   * has reset_map (a persistent map); VDUSE on 6.12 has none of these.
+   */
+  private parentBackendFeatures(): bigint {
+    return (this.opts.parent ?? "vdpa_sim") === "vdpa_sim" ? bit(F.SUSPEND) | bit(F.RESUME) | bit(F.IOTLB_PERSIST) : 0n;
+  }
+
+  /** What VHOST_GET_BACKEND_FEATURES reports for this parent. */
   offeredBackendFeatures(): bigint {
-    let f = VHOST_VDPA_BACKEND_FEATURES | bit(F.SUSPEND) | bit(F.RESUME) | bit(F.IOTLB_PERSIST);
+    let f = VHOST_VDPA_BACKEND_FEATURES | this.parentBackendFeatures();
     if (this.opts.newOwner) f |= bit(F.NEW_OWNER);
     if (this.opts.remap) f |= bit(F.IOTLB_REMAP);
     return f;
@@ -240,8 +254,10 @@ export class VhostVdpa implements FileOps {
     if (this.opts.newOwner) allowed |= bit(F.NEW_OWNER);
     if (this.opts.remap) allowed |= bit(F.IOTLB_REMAP);
     if ((features & ~allowed) !== 0n) return -Errno.EOPNOTSUPP;
-    // The parent has no virtqueue descriptor groups.
-    if ((features & bit(F.DESC_ASID)) !== 0n) return -Errno.EOPNOTSUPP;
+    // SUSPEND/RESUME need the parent's ops, IOTLB_PERSIST a persistent map, DESC_ASID
+    // virtqueue descriptor groups (neither parent has them).
+    const parentOnly = bit(F.SUSPEND) | bit(F.RESUME) | bit(F.IOTLB_PERSIST) | bit(F.DESC_ASID);
+    if ((features & parentOnly & ~this.parentBackendFeatures()) !== 0n) return -Errno.EOPNOTSUPP;
     this.ackedBackendFeatures = features;
     return 0;
   }
