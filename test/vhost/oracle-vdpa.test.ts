@@ -82,7 +82,9 @@ test("the model prints what Linux 6.12 printed", () => {
   const r = dev.ioctl(mm, VHOST_GET_BACKEND_FEATURES, SCRATCH + 0x800n);
   out.push(`get-backend-features = ${r} ${hex(new DataView(mm.copyFromUser(SCRATCH + 0x800n, 8)!.buffer).getBigUint64(0, true))}`);
   report("get-iova-range", dev.ioctl(mm, VHOST_VDPA_GET_IOVA_RANGE, SCRATCH + 0x800n));
-  const first = new DataView(mm.copyFromUser(SCRATCH + 0x800n, 16)!.buffer).getBigUint64(0, true);
+  const rangeDv = new DataView(mm.copyFromUser(SCRATCH + 0x800n, 16)!.buffer);
+  const first = rangeDv.getBigUint64(0, true);
+  out.push(`iova-range = ${hex(first)} ${hex(rangeDv.getBigUint64(8, true))}`);
   report("get-as-num", dev.ioctl(mm, VHOST_VDPA_GET_AS_NUM, SCRATCH + 0x800n));
   out.push(`nas = ${new DataView(mm.copyFromUser(SCRATCH + 0x800n, 4)!.buffer).getUint32(0, true)}`);
   IOVA0 = (first + 0xfffffn) & ~0xfffffn;
@@ -133,6 +135,21 @@ test("the model prints what Linux 6.12 printed", () => {
   report("set-owner-again", dev.ioctl(mm, VHOST_SET_OWNER, 0n));
   report("invalidate-all", msg(0, T.INVALIDATE, 0n, 0n, 0n, 0));
   parent("IOVA0+0x600000", IOVA0 + 0x600000n);
+  report("update-wrap", msg(0, T.UPDATE, 0xfffffffffffff000n, 0x2000n, MEMFD, A.RW));
+  report("update-at-top", msg(0, T.UPDATE, 0xfffffffffffff000n, 0x1000n, MEMFD, A.RW));
+  report("update-below-top", msg(0, T.UPDATE, 0xffffffffffffe000n, 0x2000n, MEMFD, A.RW));
+  report("update-straddle", msg(0, T.UPDATE, IOVA0 + 0xb00000n, 0x2000n, MEMFD, A.RW));
+  report("invalidate-size-0-inside", msg(0, T.INVALIDATE, IOVA0 + 0xb01000n, 0n, 0n, 0));
+  parent("IOVA0+0xb00000", IOVA0 + 0xb00000n);
+  report("update-edge", msg(0, T.UPDATE, IOVA0 + 0xc00000n, 0x1000n, MEMFD, A.RW));
+  report("invalidate-size-0-at-edge", msg(0, T.INVALIDATE, IOVA0 + 0xc00000n, 0n, 0n, 0));
+  parent("IOVA0+0xc00000", IOVA0 + 0xc00000n);
+  // IOTLB_ASID is acked now, so the kernel reads the asid before the 32-byte message.
+  const short = msgBytes(T.UPDATE, IOVA0 + 0xd00000n, 0x1000n, MEMFD, A.RW);
+  mm.copyToUser(SCRATCH, short);
+  report("count-7-with-asid", dev.write(mm, SCRATCH, 7));
+  report("count-39-with-asid", dev.write(mm, SCRATCH, 39));
+  report("count-40-with-asid", dev.write(mm, SCRATCH, 40));
   flushSetMaps();
 
   expect(out).toEqual(recorded);

@@ -137,6 +137,7 @@ int main(void) {
   say("get-backend-features = %ld 0x%llx\n", r, (unsigned long long)f);
   struct vhost_vdpa_iova_range range;
   report("get-iova-range", ioctl(vfd, VHOST_VDPA_GET_IOVA_RANGE, &range));
+  say("iova-range = 0x%llx 0x%llx\n", (unsigned long long)range.first, (unsigned long long)range.last);
   uint32_t nas = 0;
   report("get-as-num", ioctl(vfd, VHOST_VDPA_GET_AS_NUM, &nas));
   say("nas = %u\n", nas);
@@ -196,6 +197,28 @@ int main(void) {
   report("set-owner-again", ioctl(vfd, VHOST_SET_OWNER, 0));
   report("invalidate-all", msg(0, VHOST_IOTLB_INVALIDATE, 0, 0, 0, 0));
   parent("IOVA0+0x600000", IOVA0 + 0x600000);
+  report("update-wrap", msg(0, VHOST_IOTLB_UPDATE, 0xfffffffffffff000ULL, 0x2000, MEMFD, VHOST_ACCESS_RW));
+  report("update-at-top", msg(0, VHOST_IOTLB_UPDATE, 0xfffffffffffff000ULL, 0x1000, MEMFD, VHOST_ACCESS_RW));
+  report("update-below-top", msg(0, VHOST_IOTLB_UPDATE, 0xffffffffffffe000ULL, 0x2000, MEMFD, VHOST_ACCESS_RW));
+  report("update-straddle", msg(0, VHOST_IOTLB_UPDATE, IOVA0 + 0xb00000, 0x2000, MEMFD, VHOST_ACCESS_RW));
+  report("invalidate-size-0-inside", msg(0, VHOST_IOTLB_INVALIDATE, IOVA0 + 0xb01000, 0, 0, 0));
+  parent("IOVA0+0xb00000", IOVA0 + 0xb00000);
+  report("update-edge", msg(0, VHOST_IOTLB_UPDATE, IOVA0 + 0xc00000, 0x1000, MEMFD, VHOST_ACCESS_RW));
+  report("invalidate-size-0-at-edge", msg(0, VHOST_IOTLB_INVALIDATE, IOVA0 + 0xc00000, 0, 0, 0));
+  parent("IOVA0+0xc00000", IOVA0 + 0xc00000);
+  {
+    struct vhost_msg_v2 m;
+    memset(&m, 0, sizeof m);
+    m.type = VHOST_IOTLB_MSG_V2;
+    m.iotlb.type = VHOST_IOTLB_UPDATE;
+    m.iotlb.iova = IOVA0 + 0xd00000;
+    m.iotlb.size = 0x1000;
+    m.iotlb.uaddr = MEMFD;
+    m.iotlb.perm = 3;
+    report("count-7-with-asid", write(vfd, &m, 7));
+    report("count-39-with-asid", write(vfd, &m, 39));
+    report("count-40-with-asid", write(vfd, &m, 40));
+  }
   kill(d, SIGKILL);
   return 0;
 }
