@@ -387,6 +387,11 @@ export class VhostVdpa implements FileOps {
         break;
       }
       const toEnd = vma.end - uaddr;
+      if (toEnd <= 0n) {
+        // Only a VmaSource that breaks find_vma's contract (end > addr) gets here.
+        ret = -Errno.EINVAL;
+        break;
+      }
       const mapSize = size < toEnd ? size : toEnd;
       if (vma.sharedFile) {
         const opaque: VdpaMapFile = { file: vma.file ?? null, offset: (vma.fileOffset ?? 0n) + uaddr - vma.start };
@@ -394,7 +399,7 @@ export class VhostVdpa implements FileOps {
         if (ret !== 0) break;
       }
       size -= mapSize;
-      uaddr += mapSize;
+      uaddr = BigInt.asUintN(64, uaddr + mapSize); // u64, as in the kernel
       mapIova += mapSize;
     }
     if (ret !== 0) this.unmap(iotlb, asid, iova, mapIova - iova);

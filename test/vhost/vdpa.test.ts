@@ -186,6 +186,30 @@ describe("UPDATE", () => {
     expect(r.tree()).toEqual([{ start: 0n, last: 0x3fffn, addr: base, perm: 3 }]);
   });
 
+  test("the VMA walk always terminates: a find_vma that breaks its contract is EINVAL; uaddr wraps like a u64", () => {
+    const r = rig();
+    const bad = Object.assign(new FakeMm(), { findVma: () => ({ start: 0n, end: 0n, sharedFile: true }) });
+    bad.mmap(SCRATCH, 4096);
+    r.dev.release();
+    r.dev.open();
+    expect(r.dev.ioctl(bad, VHOST_SET_OWNER, 0n)).toBe(0);
+    expect(writeMsg(r.dev, bad, msgBytes(T.UPDATE, 0n, PAGE, GUEST, 3))).toBe(EFAULT);
+    expect(r.tree()).toEqual([]);
+    // A bare UserAccess counts as one shared mapping of the whole space.
+    const mm = new FakeMm();
+    mm.mmap(SCRATCH, 4096);
+    const bare = { copyFromUser: mm.copyFromUser.bind(mm), copyToUser: mm.copyToUser.bind(mm) };
+    r.dev.release();
+    r.dev.open();
+    expect(r.dev.ioctl(bare, VHOST_SET_OWNER, 0n)).toBe(0);
+    bare.copyToUser(SCRATCH, msgBytes(T.UPDATE, 0n, 2n * PAGE, U64_MAX - PAGE + 1n, 3));
+    expect(r.dev.write(bare, SCRATCH, 72)).toBe(OK);
+    expect(r.tree().map((m) => [m.start, m.addr])).toEqual([
+      [0n, U64_MAX - PAGE + 1n],
+      [PAGE, 0n],
+    ]);
+  });
+
   test("a failing set_map removes the entry again and the write fails", () => {
     let fail = false;
     const r = rig({ setMapHook: () => (fail ? -Errno.ENOMEM : 0) });
