@@ -1,58 +1,75 @@
 import { VhostVdpa } from "../../src/vhost/vdpa";
 import { U64_MAX } from "../../src/vhost/iotlb";
 import type { UserAccess } from "../../src/process/file";
-import { VHOST_MSG_SIZE, VHOST_SET_OWNER, VhostIotlbType as T } from "../../src/uapi/vhost";
+import {
+  VHOST_MSG_SIZE,
+  VHOST_SET_BACKEND_FEATURES,
+  VHOST_SET_OWNER,
+  VhostBackendFeature as F,
+  VhostIotlbType as T,
+  backendFeatureMask as bit,
+} from "../../src/uapi/vhost";
 import { Errno } from "../../src/uapi/errno";
 import { Rng } from "../../src/util/random";
 import { FakeMm } from "./fake-mm";
 import { SCRATCH, msgBytes } from "./helpers";
 import { NaiveIotlb } from "./naive-iotlb";
 
+type Entry = { start: bigint; last: bigint; addr: bigint; perm: number };
+const plain = ({ start, last, addr, perm }: Entry): Entry => ({ start, last, addr, perm });
+
 /**
  * The vhost-vdpa message rules restated naively (array scans, no tree), for random
- * UPDATE / INVALIDATE / BATCH / REMAP sequences.
+ * UPDATE / INVALIDATE / BATCH / REMAP sequences over several address spaces.
  */
 class NaiveVdpa {
-  iotlb: NaiveIotlb | null = null;
+  iotlbs = new Map<number, NaiveIotlb>();
   inBatch = false;
-  setMaps = 0;
-  parent: { start: bigint; last: bigint; addr: bigint; perm: number }[] = [];
+  batchAsid = 0;
+  /** asid of every set_map, in order. */
+  setMaps: number[] = [];
+  parents = new Map<number, Entry[]>();
 
-  private setMap(): void {
-    this.setMaps++;
-    this.parent = this.iotlb!.sorted().map(({ start, last, addr, perm }) => ({ start, last, addr, perm }));
+  constructor(private readonly nas: number) {}
+
+  private setMap(asid: number): void {
+    this.setMaps.push(asid);
+    this.parents.set(asid, this.iotlbs.get(asid)!.sorted().map(plain));
   }
 
   /** What write(2) returns. */
-  write(type: number, iova: bigint, size: bigint, uaddr: bigint, perm: number): number {
+  write(asid: number, type: number, iova: bigint, size: bigint, uaddr: bigint, perm: number): number {
     if (type === T.UPDATE && size === 0n) return -Errno.EINVAL;
-    if (type === T.UPDATE || type === T.BATCH_BEGIN) this.iotlb ??= new NaiveIotlb();
-    if (this.iotlb === null) return -Errno.EFAULT;
-    const t = this.iotlb;
+    // UPDATE and BATCH_BEGIN create the address space (even if the message then fails).
+    if ((type === T.UPDATE || type === T.BATCH_BEGIN) && asid < this.nas && !this.iotlbs.has(asid))
+      this.iotlbs.set(asid, new NaiveIotlb());
+    const t = this.iotlbs.get(asid);
+    if (t === undefined || (this.inBatch && this.batchAsid !== asid)) return -Errno.EFAULT;
     const end = (iova + size - 1n) & U64_MAX;
     switch (type) {
       case T.UPDATE:
         if (iova + size - 1n > U64_MAX) return -Errno.EFAULT;
         if (t.first(iova, end) !== null) return -Errno.EFAULT;
         t.add(iova, end, uaddr, perm);
-        if (!this.inBatch) this.setMap();
+        if (!this.inBatch) this.setMap(asid);
         return VHOST_MSG_SIZE;
       case T.INVALIDATE:
         t.del(iova, end);
-        if (!this.inBatch) this.setMap();
+        if (!this.inBatch) this.setMap(asid);
         return VHOST_MSG_SIZE;
       case T.BATCH_BEGIN:
         this.inBatch = true;
+        this.batchAsid = asid;
         return VHOST_MSG_SIZE;
       case T.BATCH_END:
-        if (this.inBatch) this.setMap();
+        if (this.inBatch) this.setMap(asid);
         this.inBatch = false;
         return VHOST_MSG_SIZE;
       case T.REMAP: {
         if (perm !== 0 || size === 0n) return -Errno.EFAULT;
         const m = t.first(iova, end);
         if (m === null || m.start !== iova || m.last !== end) return -Errno.EFAULT;
-        if (!this.inBatch) this.setMap(); // before the address changes, as the RFC orders it
+        if (!this.inBatch) this.setMap(asid); // before the address changes, as the RFC orders it
         m.addr = uaddr;
         return VHOST_MSG_SIZE;
       }
@@ -63,23 +80,36 @@ class NaiveVdpa {
 
 const PAGE = 0x1000n;
 
-for (const seed of [11, 12, 13, 14]) {
-  test(`random message sequences agree with the naive rules (seed ${seed})`, () => {
+for (const [seed, nas] of [
+  [11, 1],
+  [12, 1],
+  [13, 1],
+  [21, 2],
+  [22, 3],
+] as const) {
+  test(`random message sequences agree with the naive rules (seed ${seed}, ${nas} address space(s))`, () => {
     const rng = new Rng(0x7d9a + seed);
     const mm = new FakeMm();
     mm.mmap(SCRATCH, 4096);
     // No find_vma: the whole user range is one shared mapping, so one UPDATE is one entry.
     const task: UserAccess = { copyFromUser: (a, n) => mm.copyFromUser(a, n), copyToUser: (a, d) => mm.copyToUser(a, d) };
-    const dev = new VhostVdpa({ remap: true });
+    const dev = new VhostVdpa({ remap: true, nas });
     dev.open();
     expect(dev.ioctl(task, VHOST_SET_OWNER, 0n)).toBe(0);
-    const ref = new NaiveVdpa();
+    if (nas > 1) {
+      const f = new Uint8Array(8);
+      new DataView(f.buffer).setBigUint64(0, bit(F.IOTLB_MSG_V2) | bit(F.IOTLB_BATCH) | bit(F.IOTLB_ASID), true);
+      task.copyToUser(SCRATCH + 0x800n, f);
+      expect(dev.ioctl(task, VHOST_SET_BACKEND_FEATURES, SCRATCH + 0x800n)).toBe(0);
+    }
+    const ref = new NaiveVdpa(nas);
     const known: { iova: bigint; size: bigint }[] = [];
 
     for (let step = 0; step < 1500; step++) {
-      let type: number;
       const k = rng.int(20);
-      type = k < 8 ? T.UPDATE : k < 12 ? T.INVALIDATE : k < 14 ? T.BATCH_BEGIN : k < 16 ? T.BATCH_END : T.REMAP;
+      const type = k < 8 ? T.UPDATE : k < 12 ? T.INVALIDATE : k < 14 ? T.BATCH_BEGIN : k < 16 ? T.BATCH_END : T.REMAP;
+      // One asid beyond nas now and then; the model only reads it with IOTLB_ASID acked.
+      const asid = nas > 1 ? (rng.chance(0.05) ? nas : rng.int(nas)) : 0;
       let iova = BigInt(rng.int(64)) * PAGE;
       let size = BigInt(rng.range(1, 6)) * PAGE;
       if (rng.chance(0.05)) size = 0n;
@@ -90,19 +120,22 @@ for (const seed of [11, 12, 13, 14]) {
       const perm = type === T.REMAP ? (rng.chance(0.85) ? 0 : rng.range(1, 3)) : rng.int(4);
       if (type === T.UPDATE) known.push({ iova, size });
 
-      const bytes = msgBytes(type, iova, size, uaddr, perm);
-      mm.copyToUser(SCRATCH, bytes);
-      const got = dev.write(task, SCRATCH, bytes.length);
-      expect(got).toBe(ref.write(type, iova, size, uaddr, perm));
+      const bytes = msgBytes(type, iova, size, uaddr, perm, asid);
+      task.copyToUser(SCRATCH, bytes);
+      expect(dev.write(task, SCRATCH, bytes.length)).toBe(ref.write(asid, type, iova, size, uaddr, perm));
 
-      const tree = (dev.iotlb(0)?.entries() ?? []).map(({ start, last, addr, perm }) => ({ start, last, addr, perm }));
-      expect(tree).toEqual((ref.iotlb?.sorted() ?? []).map(({ start, last, addr, perm }) => ({ start, last, addr, perm })));
-      expect(dev.setMapCalls.length).toBe(ref.setMaps);
+      for (let a = 0; a <= nas; a++) {
+        expect(dev.iotlb(a)?.entries().map(plain) ?? null).toEqual(ref.iotlbs.get(a)?.sorted().map(plain) ?? null);
+      }
+      expect(dev.setMapCalls.map((c) => c.asid)).toEqual(ref.setMaps);
       expect(dev.batching).toBe(ref.inBatch);
       if (step % 25 === 0) {
-        const parent = dev.parentEntries(0).map(({ start, last, addr, perm }) => ({ start, last, addr, perm }));
-        expect(parent).toEqual(ref.parent);
+        for (let a = 0; a < nas; a++) expect(dev.parentEntries(a).map(plain)).toEqual(ref.parents.get(a) ?? []);
       }
     }
+    // The sequences must exercise the rules, not just fail early.
+    const kinds = new Set(dev.setMapCalls.map((c) => c.asid));
+    expect(kinds.size).toBe(nas);
+    expect(known.length).toBeGreaterThan(400);
   });
 }
