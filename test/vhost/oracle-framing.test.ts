@@ -1,6 +1,6 @@
 /**
  * vhost_chr_write_iter framing against a real Linux 6.1 (Debian 6.1.0-56): the cases of
- * tools/vhost-oracle/vhost-write-cases.c were run on /dev/vhost-net (the image has no
+ * test/vhost/oracle-tools/vhost-write-cases.c were run on /dev/vhost-net (the image has no
  * vhost-vdpa; both devices share vhost_chr_write_iter, and every case here is decided
  * there or is a message type both handlers reject). Recorded output:
  * test/vhost/oracle/vhost-net-framing.out. The model's vhost-vdpa must print the same

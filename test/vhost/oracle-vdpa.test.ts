@@ -1,6 +1,6 @@
 /**
  * vhost-vdpa against a real Linux 6.12 (Debian 6.12.111) with a VDUSE parent — use_va
- * with set_map, like the model's parent: tools/vhost-oracle/vdpa-cases.c, recorded in
+ * with set_map, like the model's parent: test/vhost/oracle-tools/vdpa-cases.c, recorded in
  * test/vhost/oracle/vhost-vdpa-vduse-6.12.out. This test replays the same cases on the
  * model, in the same order and with the same memory layout (a memfd mapping, anonymous
  * memory, a hole below a shared mapping, nothing above), and prints the same lines:
