@@ -57,8 +57,7 @@ export class VfioContainer implements FileOps {
   /** vfio_ioctl_set_iommu(). */
   private setIommu(arg: bigint): number {
     if (this.groups.length === 0 || this.iommu) return -Errno.EINVAL;
-    // Recorded on 6.1.192: a type no driver accepts (e.g. 6, the old nesting value) is -EINVAL.
-    if (vfioIommuType1CheckExtension(null, arg, this.opts.profile) <= 0) return -Errno.EINVAL;
+    if (vfioIommuType1CheckExtension(null, arg, this.opts.profile) <= 0) return -Errno.ENODEV;
     const iommu = VfioIommu.open(this.core, this.platform, Number(arg), this.opts);
     if (typeof iommu === "number") return iommu;
     for (const g of this.groups) {

@@ -678,6 +678,8 @@ export class VfioIommu {
         return 0;
       }
       const domain = allocDomain(this.platform);
+      // iommu_enable_nesting(): -EINVAL on hardware without it (recorded on the VT-d oracle).
+      if (this.nesting && !this.platform.iommu.nesting) return -Errno.EINVAL;
       const geo = domain.aperture;
       if (vfioIommuAperConflict(this.iovaList, geo.start, geo.end, (lo, hi) => this.dmaIn(lo, hi))) return -Errno.EINVAL;
       const resv = groupResvRegions(g);
