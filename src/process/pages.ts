@@ -37,6 +37,20 @@ export class PageBacking {
     if (len <= 0) return;
     let page = Math.floor(addr / PAGE_SIZE);
     const endPage = Math.ceil((addr + len) / PAGE_SIZE);
+    if (write) {
+      // Writing every page of whole blocks makes them all real whatever their PMD held
+      // (THP, COW of zero pages): one interval, no per-block state, so pinning a 1 TiB
+      // guest for write costs O(1) here.
+      const firstFull = Math.ceil(page / HPAGE_PMD_NR);
+      const lastFull = Math.floor(endPage / HPAGE_PMD_NR);
+      if (lastFull > firstFull) {
+        this.fault(addr, firstFull * HPAGE_SIZE - addr, true);
+        this.real.add(firstFull * HPAGE_PMD_NR, lastFull * HPAGE_PMD_NR);
+        this.dropPmds(firstFull, lastFull);
+        this.fault(lastFull * HPAGE_SIZE, addr + len - lastFull * HPAGE_SIZE, true);
+        return;
+      }
+    }
     while (page < endPage) {
       const block = Math.floor(page / HPAGE_PMD_NR);
       const bEnd = Math.min(endPage, (block + 1) * HPAGE_PMD_NR);
@@ -74,18 +88,26 @@ export class PageBacking {
     if (this.pmd.get(block) === Pmd.HugeZero) this.pmd.set(block, Pmd.Table);
   }
 
-  /** munmap of [start, end): pages are gone; blocks wholly inside lose their PMD. */
-  unmap(start: number, end: number): void {
-    this.split(start);
-    this.split(end);
-    this.real.remove(Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
-    const first = Math.ceil(start / HPAGE_SIZE);
-    const last = Math.floor(end / HPAGE_SIZE);
+  /** Forgets the PMD state of blocks [first, last). */
+  private dropPmds(first: number, last: number): void {
     if (last - first > this.pmd.size) {
       for (const b of [...this.pmd.keys()]) if (b >= first && b < last) this.pmd.delete(b);
     } else {
       for (let b = first; b < last; b++) this.pmd.delete(b);
     }
+  }
+
+  /** Number of blocks with PMD state (tests: bounded memory). */
+  get pmdCount(): number {
+    return this.pmd.size;
+  }
+
+  /** munmap of [start, end): pages are gone; blocks wholly inside lose their PMD. */
+  unmap(start: number, end: number): void {
+    this.split(start);
+    this.split(end);
+    this.real.remove(Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
+    this.dropPmds(Math.ceil(start / HPAGE_SIZE), Math.floor(end / HPAGE_SIZE));
   }
 
   /**

@@ -146,7 +146,8 @@ function reportAllDirtyFused(iommu: VfioIommu, current: Task, ubuf: bigint, dma:
   const midStart = g.shift ? 1 : 0;
   const midEnd = Math.max(midStart, Math.min(full, g.words));
   const edges: number[] = [];
-  for (let k = 0; k < g.words; k++) if (k < midStart || k >= midEnd) edges.push(k);
+  for (let k = 0; k < midStart && k < g.words; k++) edges.push(k);
+  for (let k = Math.max(midEnd, midStart); k < g.words; k++) edges.push(k);
   const userEdge = edges.map((k) => N(k));
   // New kernel bitmap words from `full` up: the shifted words minus the cleared [0, nbits).
   const keep: Array<[number, bigint]> = [];
