@@ -50,6 +50,7 @@ function copyOut(iommu: VfioIommu, current: Task, dst: bigint, src: number, len:
  * copied out. Returns 0 or -EFAULT (the in-place shift has happened either way, like Linux).
  */
 export function updateUserBitmap(iommu: VfioIommu, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): number {
+  iommu.lock.assertHeld();
   const bitmap = dma.bitmap;
   if (!bitmap) return 0;
   const g = geometry(dma, ubuf, baseIova, pgsize);
