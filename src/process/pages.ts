@@ -24,11 +24,42 @@ const enum Pmd {
   Table = 2,
 }
 
+/**
+ * PMD state per 2 MiB block, kept as intervals of block numbers (neighbouring blocks in the
+ * same state merge), so even read-faulting a terabyte of untouched memory stays small.
+ */
+class PmdStates {
+  private readonly hugeZero = new IntervalSet();
+  private readonly table = new IntervalSet();
+
+  get(b: number): Pmd | undefined {
+    if (this.hugeZero.extent(b, b + 1).inSet) return Pmd.HugeZero;
+    if (this.table.extent(b, b + 1).inSet) return Pmd.Table;
+    return undefined;
+  }
+
+  set(b: number, st: Pmd): void {
+    (st === Pmd.HugeZero ? this.table : this.hugeZero).remove(b, b + 1);
+    (st === Pmd.HugeZero ? this.hugeZero : this.table).add(b, b + 1);
+  }
+
+  /** Forgets blocks [first, last). */
+  deleteRange(first: number, last: number): void {
+    this.hugeZero.remove(first, last);
+    this.table.remove(first, last);
+  }
+
+  /** Number of intervals held. */
+  get size(): number {
+    return this.hugeZero.size + this.table.size;
+  }
+}
+
 /** Page backing of one mm. */
 export class PageBacking {
   /** Pages holding real (written) pages. */
   private readonly real = new IntervalSet();
-  private readonly pmd = new Map<number, Pmd>();
+  private readonly pmd = new PmdStates();
 
   constructor(private readonly coversBlock: (start: number, end: number) => boolean) {}
 
@@ -90,14 +121,10 @@ export class PageBacking {
 
   /** Forgets the PMD state of blocks [first, last). */
   private dropPmds(first: number, last: number): void {
-    if (last - first > this.pmd.size) {
-      for (const b of [...this.pmd.keys()]) if (b >= first && b < last) this.pmd.delete(b);
-    } else {
-      for (let b = first; b < last; b++) this.pmd.delete(b);
-    }
+    if (last > first) this.pmd.deleteRange(first, last);
   }
 
-  /** Number of blocks with PMD state (tests: bounded memory). */
+  /** Number of PMD-state intervals held (tests: bounded memory). */
   get pmdCount(): number {
     return this.pmd.size;
   }
