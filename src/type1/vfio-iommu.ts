@@ -605,16 +605,9 @@ export class VfioIommu {
    */
   vfioDmaHarvestHwDirty(dma: VfioDma, pgsize: bigint, bitmapPtr: number): void {
     if (!dma.iommuMapped || dma.size === 0n) return;
-    let ptr = bitmapPtr;
-    let scratch: Bitmap | null = null;
-    if (ptr === 0) {
-      scratch = Bitmap.create(this.core, Number(dma.size / pgsize));
-      if (!scratch) return;
-      ptr = scratch.ptr;
-    }
-    for (const d of this.domainList) d.domain.dirty?.readAndClearDirtyBitmap?.(dma.iova, dma.size, pgsize, ptr, 0);
-    scratch?.dispose();
+    for (const d of this.domainList) d.domain.dirty?.readAndClearDirtyBitmap?.(dma.iova, dma.size, pgsize, bitmapPtr, 0);
   }
+
 
   /** vfio_dma_bitmap_alloc_all(): allocate and populate every dma's bitmap, unwinding on failure. */
   vfioDmaBitmapAllocAll(pgsize: bigint): number {
