@@ -27,3 +27,4 @@ export { VfioIommu, VfioDma, VfioContainer, VfioGroupFile, installVfio, DEFAULT_
 export type { Type1Options, Type1Profile, VfioEmulatedDevice, PinPagesResult } from "./type1";
 export { replayTrace, parseTrace, TraceRunner, ARENA_BASE } from "./trace";
 export type { ReplayOptions, ReplayStep, TraceLine } from "./trace";
+export { IommufdCtx, installIommufd, iommufdUapi } from "./iommufd";

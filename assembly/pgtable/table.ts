@@ -212,7 +212,10 @@ function mapOne(pt: usize, iova: u64, pa: u64, size: u64, prot: u32): i32 {
   const idx = <usize>((iova >> <u64>(gs + 9 * lvl)) & 511) & ~(<usize>count - 1);
   const p = table + (idx << 3);
   for (let i: usize = 0; i < <usize>count; i++) if (load<u64>(p + (i << 3)) != 0) return -EEXIST;
-  const leaf = makeLeaf(fmt, pa, size, lvl, count, prot, flagsOf(pt));
+  // The 2 KiB-granule mock keeps output addresses in granule units in bits 51:12
+  // (bit 11 of a byte address would land in AMD's NextLevel field).
+  const paField = gs == 11 ? (pa >> 11) << 12 : pa;
+  const leaf = makeLeaf(fmt, paField, size, lvl, count, prot, flagsOf(pt));
   for (let i: usize = 0; i < <usize>count; i++) store<u64>(p + (i << 3), leaf);
   return 0;
 }
@@ -352,11 +355,17 @@ export function ptIovaToPhys(pt: usize, iovaF: f64): f64 {
   const iova = <u64>iovaF;
   const p = fetch(pt, iova);
   if (p == 0) return -1;
-  return <f64>(leafAddr(fmtOf(pt), load<u64>(p), gSize) + (iova & (gSize - 1)));
+  return <f64>(physOf(pt, load<u64>(p), gSize) + (iova & (gSize - 1)));
+}
+
+/** Output address of a leaf PTE (undoing the mock's granule-unit address field). */
+function physOf(pt: usize, pte: u64, size: u64): u64 {
+  if (gsOf(pt) == 11) return (((pte & 0x000f_ffff_ffff_f000) >> 12) << 11) & ~(size - 1);
+  return leafAddr(fmtOf(pt), pte, size);
 }
 
 function setOut(pt: usize, iova: u64, pte: u64, e: usize): void {
-  store<u64>(pt, leafAddr(fmtOf(pt), pte, gSize) + (iova & (gSize - 1)), 40);
+  store<u64>(pt, physOf(pt, pte, gSize) + (iova & (gSize - 1)), 40);
   store<u64>(pt, iova & ~(gSize - 1), 48);
   store<u64>(pt, gSize, 56);
   store<usize>(pt, e, 64);
