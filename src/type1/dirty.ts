@@ -54,7 +54,9 @@ export function updateUserBitmap(iommu: VfioIommu, current: Task, ubuf: bigint, 
   if (!bitmap) return 0;
   const g = geometry(dma, ubuf, baseIova, pgsize);
   if (iommu.numNonPinnedGroups && dma.iommuMapped) {
-    bitmap.set(0, g.nbits);
+    // Dirty-capable IOMMU (every domain has dirty ops): the pages devices wrote, harvested
+    // from the page tables; otherwise every mapped page, as Linux type1 reports.
+    if (!iommu.harvestHwDirty(dma, pgsize)) bitmap.set(0, g.nbits);
     dma.bitmapLowClean = false;
   }
   const core = iommu.core;

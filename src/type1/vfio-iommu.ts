@@ -557,6 +557,39 @@ export class VfioIommu {
     dma.bitmapLowClean = false;
   }
 
+  /** Whether every domain can report hardware dirty bits (a dirty-tracking platform). */
+  hwDirtyCapable(): boolean {
+    return this.domainList.length > 0 && this.domainList.every((d) => d.domain.dirty !== undefined);
+  }
+
+  /**
+   * Model extension (not in Linux type1): with a dirty-tracking IOMMU, ORs the dirty pages
+   * of `dma` from every domain's page tables into its bitmap and clears them. Returns false
+   * (nothing done) when some domain has no dirty ops.
+   */
+  harvestHwDirty(dma: VfioDma, pgsize: bigint): boolean {
+    if (!this.hwDirtyCapable() || !dma.bitmap) return false;
+    const bitmap = dma.bitmap;
+    const nbits = Number(dma.size / pgsize);
+    const rec = {
+      record(iova: bigint, length: bigint): void {
+        let first = iova < dma.iova ? 0n : (iova - dma.iova) / pgsize;
+        const end = (iova + length - dma.iova + pgsize - 1n) / pgsize;
+        if (first >= BigInt(nbits) || end <= 0n) return;
+        const last = end > BigInt(nbits) ? BigInt(nbits) : end;
+        if (first < 0n) first = 0n;
+        bitmap.set(Number(first), Number(last - first));
+      },
+    };
+    for (const d of this.domainList) if (d.domain.dirty!.readAndClearDirty(dma.iova, dma.size, rec, 0) < 0) return false;
+    return true;
+  }
+
+  /** Starts or stops hardware dirty tracking in every domain that has it. */
+  private setHwDirtyTracking(enable: boolean): void {
+    for (const d of this.domainList) d.domain.dirty?.setDirtyTracking(enable);
+  }
+
   /** vfio_iommu_populate_bitmap_full(): every page of every dma dirty. */
   private vfioIommuPopulateBitmapFull(): void {
     const pgsize = this.pgsize();
@@ -592,7 +625,10 @@ export class VfioIommu {
     try {
       if (this.dirtyPageTracking) return 0;
       const r = this.vfioDmaBitmapAllocAll(this.pgsize());
-      if (r === 0) this.dirtyPageTracking = true;
+      if (r === 0) {
+        this.dirtyPageTracking = true;
+        this.setHwDirtyTracking(true);
+      }
       return r;
     } finally {
       this.lock.unlock();
@@ -605,6 +641,7 @@ export class VfioIommu {
     try {
       if (this.dirtyPageTracking) {
         this.dirtyPageTracking = false;
+        this.setHwDirtyTracking(false);
         this.vfioDmaBitmapFreeAll();
       }
       return 0;
