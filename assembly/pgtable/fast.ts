@@ -4,7 +4,7 @@
 // per-leaf loop would record: the table is entirely inside the range, the bitmap's
 // page_size equals the leaf size, the 512 bits fit in the window, and (AMD) no entry is
 // a replicated NextLevel-7 leaf.
-import { FMT_AMD, FMT_INTEL, FMT_ARM, AMD_D, AMD_NL_MASK, VTD_D, ARM_AP_RDONLY, isPresent, isLeaf, isDirty, makeClean } from "./format";
+import { FMT_AMD, FMT_INTEL, FMT_ARM, AMD_D, AMD_NL_MASK, VTD_D, ARM_AP_RDONLY, ARM_DBM, isPresent, isLeaf, isDirty, makeClean } from "./format";
 import { setBits64 } from "./target";
 import { gatherAddRange } from "./gather";
 
@@ -17,7 +17,8 @@ const WORDS = memory.data(64, 16);
   // alone decides: AMD D (6), Intel D (9), ARM DBM (51) and not AP[2] (7).
   if (fmt == FMT_AMD) return i64x2.shl(v, 57);
   if (fmt == FMT_INTEL) return i64x2.shl(v, 54);
-  return v128.andnot(i64x2.shl(v, 12), i64x2.shl(v, 56));
+  // ARM: (pte & (DBM | AP[2])) == DBM, as a lane mask (all ones when dirty).
+  return i64x2.eq(v128.and(v, i64x2.splat(<i64>(ARM_DBM | ARM_AP_RDONLY))), i64x2.splat(<i64>ARM_DBM));
 }
 
 // @ts-ignore: decorator
@@ -25,13 +26,23 @@ const WORDS = memory.data(64, 16);
   return <u64>i64x2.bitmask(dirtyTopBit(fmt, v));
 }
 
+// @ts-ignore: decorator
+@inline function cleaned(fmt: u32, v: v128): v128 {
+  if (fmt == FMT_AMD) return v128.andnot(v, i64x2.splat(<i64>AMD_D));
+  if (fmt == FMT_INTEL) return v128.andnot(v, i64x2.splat(<i64>VTD_D));
+  // Writable-dirty → writable-clean: set AP[2] wherever DBM is set (a no-op on
+  // writable-clean entries; entries without DBM are untouched).
+  return v128.or(v, v128.and(i64x2.shr_u(v, 44), i64x2.splat(<i64>ARM_AP_RDONLY)));
+}
+
 /**
- * One pass over the table: the 8 dirty words into WORDS, plus the format's sanity
- * accumulator (AMD: OR of all entries, for NextLevel-7 replicas; ARM: AND, for holes).
- * Returns false when the fast path does not apply.
+ * One pass over the table: the 8 dirty words into WORDS and, when clearing, every entry
+ * written back clean in the same pass; plus the format's sanity accumulator (AMD: OR of
+ * all entries, for NextLevel-7 replicas; ARM: AND, for holes). Returns false when the fast
+ * path does not apply (the caller then undoes the clearing with `unclear`).
  */
 // @ts-ignore: decorator
-@inline function scanTable(fmt: u32, table: usize): bool {
+@inline function scanTable(fmt: u32, table: usize, clear: bool): bool {
   let orAcc = i64x2.splat(0);
   let andAcc = i64x2.splat(-1);
   let p = table;
@@ -45,6 +56,12 @@ const WORDS = memory.data(64, 16);
       if (fmt == FMT_AMD) orAcc = v128.or(orAcc, v128.or(v128.or(a, b), v128.or(c, d)));
       else if (fmt != FMT_INTEL) andAcc = v128.and(andAcc, v128.and(v128.and(a, b), v128.and(c, d)));
       word |= (bits2(fmt, a) | (bits2(fmt, b) << 2) | (bits2(fmt, c) << 4) | (bits2(fmt, d) << 6)) << j;
+      if (clear) {
+        v128.store(p, cleaned(fmt, a), 0);
+        v128.store(p, cleaned(fmt, b), 16);
+        v128.store(p, cleaned(fmt, c), 32);
+        v128.store(p, cleaned(fmt, d), 48);
+      }
       p += 64;
     }
     store<u64>(WORDS + (w << 3), word);
@@ -54,27 +71,27 @@ const WORDS = memory.data(64, 16);
   return (i64x2.extract_lane(andAcc, 0) & i64x2.extract_lane(andAcc, 1) & 1) != 0;
 }
 
-function computeWords(fmt: u32, table: usize): bool {
-  if (fmt == FMT_AMD) return scanTable(FMT_AMD, table);
-  if (fmt == FMT_INTEL) return scanTable(FMT_INTEL, table);
-  return scanTable(2, table);
+function computeWords(fmt: u32, table: usize, clear: bool): bool {
+  if (clear) {
+    if (fmt == FMT_AMD) return scanTable(FMT_AMD, table, true);
+    if (fmt == FMT_INTEL) return scanTable(FMT_INTEL, table, true);
+    return scanTable(2, table, true);
+  }
+  if (fmt == FMT_AMD) return scanTable(FMT_AMD, table, false);
+  if (fmt == FMT_INTEL) return scanTable(FMT_INTEL, table, false);
+  return scanTable(2, table, false);
 }
 
-function clearGroup(fmt: u32, p: usize): void {
-  // 64 PTEs = 32 v128
-  if (fmt == FMT_AMD) {
-    const m = i64x2.splat(<i64>AMD_D);
-    for (let i: usize = 0; i < 512; i += 16) v128.store(p + i, v128.andnot(v128.load(p + i), m));
-  } else if (fmt == FMT_INTEL) {
-    const m = i64x2.splat(<i64>VTD_D);
-    for (let i: usize = 0; i < 512; i += 16) v128.store(p + i, v128.andnot(v128.load(p + i), m));
-  } else {
-    // Writable-dirty → writable-clean: set AP[2] wherever DBM is set (a no-op on
-    // writable-clean entries, and entries without DBM are untouched).
-    const ro = i64x2.splat(<i64>ARM_AP_RDONLY);
-    for (let i: usize = 0; i < 512; i += 16) {
-      const v = v128.load(p + i);
-      v128.store(p + i, v128.or(v, v128.and(i64x2.shr_u(v, 44), ro)));
+/** Puts back the dirty state a clearing scan removed (the entries recorded in WORDS). */
+function unclear(fmt: u32, table: usize): void {
+  for (let w: usize = 0; w < 8; w++) {
+    let x = load<u64>(WORDS + (w << 3));
+    while (x != 0) {
+      const k = <usize>ctz<u64>(x);
+      x &= x - 1;
+      const q = table + (((w << 6) + k) << 3);
+      const pte = load<u64>(q);
+      store<u64>(q, fmt == FMT_AMD ? pte | AMD_D : fmt == FMT_INTEL ? pte | VTD_D : pte & ~ARM_AP_RDONLY);
     }
   }
 }
@@ -103,14 +120,16 @@ export function harvestLeafTable(fmt: u32, table: usize, iova: u64, gs: u32, cle
     if (iova < base || bit0 + 512 > load<u64>(t, 24)) return false;
   }
   // AMD replicas and ARM holes go to the per-leaf walk (which reports holes as EINVAL).
-  if (!computeWords(fmt, table)) return false;
+  if (!computeWords(fmt, table, clear)) {
+    if (clear) unclear(fmt, table);
+    return false;
+  }
   let first: u64 = 512;
   let last: u64 = 0;
   const bm = t != 0 ? load<usize>(t) : 0;
   for (let w: usize = 0; w < 8; w++) {
     const x = load<u64>(WORDS + (w << 3));
     if (x == 0) continue;
-    if (clear) clearGroup(fmt, table + (w << 9));
     if (bm != 0) orBits64(bm, bit0 + (<u64>w << 6), x);
     if (first == 512) first = (<u64>w << 6) + ctz<u64>(x);
     last = (<u64>w << 6) + 63 - clz<u64>(x);
