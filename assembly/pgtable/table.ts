@@ -6,6 +6,7 @@
 // Header layout (HEADER_BYTES):
 //   0 format u32 | 4 levels u32 | 8 granule shift u32 | 12 flags u32 | 16 root usize
 //  20 max levels u32 | 24 pgsize bitmap u64 | 32 table pages u32
+//  36 replicated (NextLevel-7) leaves at level 0, AMD: while 0 the harvest skips that check
 //  40 out phys u64 | 48 out leaf iova u64 | 56 out leaf size u64 | 64 out pte usize
 //  68 out "writes need no PTE update" u32 | 72 out level u32 | 76 out writable u32
 import {
@@ -217,6 +218,7 @@ function mapOne(pt: usize, iova: u64, pa: u64, size: u64, prot: u32): i32 {
   const paField = gs == 11 ? (pa >> 11) << 12 : pa;
   const leaf = makeLeaf(fmt, paField, size, lvl, count, prot, flagsOf(pt));
   for (let i: usize = 0; i < <usize>count; i++) store<u64>(p + (i << 3), leaf);
+  if (count > 1 && lvl == 0) store<u32>(pt, load<u32>(pt, 36) + 1, 36);
   return 0;
 }
 
@@ -297,6 +299,7 @@ function unmapRange(pt: usize, iova: u64, size: u64, g: usize, t: usize): u64 {
       if (d) record(t, iova, s);
     }
     for (let i: usize = 0; i < c; i++) store<u64>(p + (i << 3), 0);
+    if (c > 1 && gLevel == 0) store<u32>(pt, load<u32>(pt, 36) - 1, 36);
     const base = iova & ~(s - 1);
     gatherAddRange(g, base, s);
     gatherSetPgsize(g, s);
@@ -454,6 +457,8 @@ export function ptReadDirty(pt: usize, iovaF: f64, sizeF: f64, flags: u32, t: us
   const span0 = <u64>1 << <u64>(gs + 9);
   const fastOk = t == 0 || <u32>load<u32>(t, 4) == gs;
   const span1 = span0 << 9;
+  let l1Table: usize = 0;
+  let l1Base: u64 = <u64>-1;
   while (iova < end) {
     if (fastOk && (iova & (span1 - 1)) == 0 && end - iova >= span1) {
       const table = tableAt(pt, iova, 1);
@@ -464,8 +469,18 @@ export function ptReadDirty(pt: usize, iovaF: f64, sizeF: f64, flags: u32, t: us
       }
     }
     if (fastOk && (iova & (span0 - 1)) == 0 && end - iova >= span0) {
-      const table = tableAt(pt, iova, 0);
-      if (table != 0 && harvestLeafTable(fmt, table, iova, gs, clear, t, g)) {
+      // The level-1 table is looked up once per 512 last-level tables.
+      const base1 = iova & ~(span1 - 1);
+      if (base1 != l1Base) {
+        l1Table = tableAt(pt, iova, 1);
+        l1Base = base1;
+      }
+      let table: usize = 0;
+      if (l1Table != 0) {
+        const e = load<u64>(l1Table + (<usize>((iova >> <u64>(gs + 9)) & 511) << 3));
+        if (isPresent(fmt, e) && !isLeaf(fmt, e, 1) && (fmt != FMT_AMD || ((e & AMD_NL_MASK) >> AMD_NL_SHIFT) == 1)) table = tableAddr(fmt, e);
+      }
+      if (table != 0 && harvestLeafTable(fmt, table, iova, gs, clear, t, g, load<u32>(pt, 36) != 0)) {
         iova += span0;
         if (iova == 0) break;
         continue;
