@@ -13,7 +13,6 @@ const WORDS = memory.data(64, 16);
 const AMD_NOCHECK: u32 = 16;
 
 
-
 // @ts-ignore: decorator
 @inline function cleaned(fmt: u32, v: v128): v128 {
   if (fmt == FMT_AMD || fmt == AMD_NOCHECK) return v128.andnot(v, i64x2.splat(<i64>AMD_D));
