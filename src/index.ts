@@ -28,3 +28,39 @@ export type { Type1Options, Type1Profile, VfioEmulatedDevice, PinPagesResult } f
 export { replayTrace, parseTrace, TraceRunner, ARENA_BASE } from "./trace";
 export type { ReplayOptions, ReplayStep, TraceLine } from "./trace";
 export { IommufdCtx, installIommufd, iommufdUapi } from "./iommufd";
+export { VhostIotlb, VHOST_IOTLB_FLAG_RETIRE, VhostVdpa, vhostVdpaOpener, VdpaSimParent, VhostIotlbApi, fileWriter } from "./vhost";
+export type {
+  VhostIotlbMap,
+  VhostVdpaOptions,
+  VhostVma,
+  VmaSource,
+  VdpaMapFile,
+  SetMapCall,
+  DmaResult,
+  VhostMsgWriter,
+  IotlbResult,
+  IotlbUpdate,
+  IotlbInvalidate,
+  IotlbRemap,
+  IotlbLookupSource,
+} from "./vhost";
+export {
+  VHOST_SET_OWNER,
+  VHOST_NEW_OWNER,
+  VHOST_GET_BACKEND_FEATURES,
+  VHOST_SET_BACKEND_FEATURES,
+  VHOST_VDPA_GET_IOVA_RANGE,
+  VHOST_VDPA_GET_AS_NUM,
+  VHOST_IOTLB_MSG,
+  VHOST_IOTLB_MSG_V2,
+  VHOST_MSG_SIZE,
+  VhostIotlbType,
+  VhostAccess,
+  VhostBackendFeature,
+  backendFeatureMask,
+  encodeVhostMsgV2,
+  decodeIotlbMsg,
+} from "./uapi/vhost";
+export type { VhostIotlbMsg, VhostMsgV2, VhostVdpaIovaRange } from "./uapi/vhost";
+export { Type1Handle, createVfioProcess } from "./type1";
+export type { KernelResult, MapDmaRequest, UnmapDmaRequest, UserBitmap, Type1Info, OpenType1Options } from "./type1";
