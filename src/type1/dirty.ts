@@ -123,6 +123,7 @@ function reportAllDirtyFused(iommu: VfioIommu, current: Task, ubuf: bigint, dma:
   const mem = current.mm?.memory;
   if (!bitmap || !mem || mem.core !== iommu.core) return false;
   if (!(iommu.numNonPinnedGroups && dma.iommuMapped) || dma.pfnList.size > 0 || iommu.opts.bitmapCopy === "byte") return false;
+  if (iommu.hwDirtyCapable()) return false; // the page tables say which pages, not "all"
   const g = geometry(dma, ubuf, baseIova, pgsize);
   if (g.dst > BigInt(Number.MAX_SAFE_INTEGER)) return false;
   const dst = Number(g.dst);
