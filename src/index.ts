@@ -16,7 +16,7 @@ export {
   PTE_BITS, PGSIZES_4K_2M_1G, PGSIZES_AMD_V1, pgsizeRange, defaultPgsizes,
 } from "./iommu/pgtable";
 export type { PtFormat, PageTableOptions, LeafInfo } from "./iommu/pgtable";
-export { PgtableDomain, Iotlb, DmaDevice, DMA_OK, DMA_FAULT_NOT_PRESENT, DMA_FAULT_PERM } from "./iommu/hw";
+export { PgtableDomain, HwIommuDomain, withHardwareDirty, Iotlb, DmaDevice, DMA_OK, DMA_FAULT_NOT_PRESENT, DMA_FAULT_PERM } from "./iommu/hw";
 export type { PgtableDomainOptions, IotlbEntry, IotlbStats, DmaDeviceStats } from "./iommu/hw";
 export * as uapi from "./uapi";
 export { Process, UserMemory, MmStruct, isTask, RLIM_INFINITY, CAP_IPC_LOCK, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE } from "./process";
@@ -27,6 +27,7 @@ export { VfioIommu, VfioDma, VfioContainer, VfioGroupFile, installVfio, DEFAULT_
 export type { Type1Options, Type1Profile, VfioEmulatedDevice, PinPagesResult } from "./type1";
 export { replayTrace, parseTrace, TraceRunner, ARENA_BASE } from "./trace";
 export type { ReplayOptions, ReplayStep, TraceLine } from "./trace";
+export { IommufdCtx, installIommufd, iommufdUapi } from "./iommufd";
 export { VhostIotlb, VHOST_IOTLB_FLAG_RETIRE, VhostVdpa, vhostVdpaOpener, VdpaSimParent, VhostIotlbApi, fileWriter } from "./vhost";
 export type {
   VhostIotlbMap,

@@ -4,77 +4,132 @@
 // per-leaf loop would record: the table is entirely inside the range, the bitmap's
 // page_size equals the leaf size, the 512 bits fit in the window, and (AMD) no entry is
 // a replicated NextLevel-7 leaf.
-import { FMT_AMD, FMT_INTEL, FMT_ARM, AMD_D, AMD_NL_MASK, VTD_D, ARM_AP_RDONLY, isPresent, isLeaf, isDirty, makeClean } from "./format";
+import { FMT_AMD, FMT_INTEL, FMT_ARM, AMD_D, AMD_NL_MASK, VTD_D, ARM_AP_RDONLY, ARM_DBM, isPresent, isLeaf, isDirty, makeClean } from "./format";
 import { setBits64 } from "./target";
 import { gatherAddRange } from "./gather";
 
 const WORDS = memory.data(64, 16);
+/** Pseudo-format: AMD PTEs in a tree known to hold no replicated level-0 leaf. */
+const AMD_NOCHECK: u32 = 16;
+
 
 // @ts-ignore: decorator
-@inline function dirtyTopBit(fmt: u32, v: v128): v128 {
-  // Lane top bit = the PTE is dirty. In a last-level table that passed the checks
-  // (no AMD replicas, no ARM holes) a non-present entry is all zero, so the dirty bit
-  // alone decides: AMD D (6), Intel D (9), ARM DBM (51) and not AP[2] (7).
-  if (fmt == FMT_AMD) return i64x2.shl(v, 57);
-  if (fmt == FMT_INTEL) return i64x2.shl(v, 54);
-  return v128.andnot(i64x2.shl(v, 12), i64x2.shl(v, 56));
-}
-
-// @ts-ignore: decorator
-@inline function bits2(fmt: u32, v: v128): u64 {
-  return <u64>i64x2.bitmask(dirtyTopBit(fmt, v));
+@inline function cleaned(fmt: u32, v: v128): v128 {
+  if (fmt == FMT_AMD || fmt == AMD_NOCHECK) return v128.andnot(v, i64x2.splat(<i64>AMD_D));
+  if (fmt == FMT_INTEL) return v128.andnot(v, i64x2.splat(<i64>VTD_D));
+  // Writable-dirty → writable-clean: set AP[2] wherever DBM is set (a no-op on
+  // writable-clean entries; entries without DBM are untouched).
+  return v128.or(v, v128.and(i64x2.shr_u(v, 44), i64x2.splat(<i64>ARM_AP_RDONLY)));
 }
 
 /**
- * One pass over the table: the 8 dirty words into WORDS, plus the format's sanity
- * accumulator (AMD: OR of all entries, for NextLevel-7 replicas; ARM: AND, for holes).
- * Returns false when the fast path does not apply.
+ * AMD/Intel: 16 PTEs (8 vectors) → 16 dirty bits in PTE order: gather the byte holding
+ * the dirty bit (byte 0 for AMD D = bit 6, byte 1 for Intel D = bit 9) with shuffles,
+ * move the bit to the top of its byte with one 16-bit shift (bits cannot cross into a
+ * byte's top bit), bitmask.
  */
 // @ts-ignore: decorator
-@inline function scanTable(fmt: u32, table: usize): bool {
+@inline function bits16(fmt: u32, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128): u64 {
+  let s01: v128, s23: v128, s45: v128, s67: v128;
+  if (fmt == FMT_INTEL) {
+    s01 = i8x16.shuffle(v0, v1, 1, 9, 17, 25, 1, 9, 17, 25, 1, 9, 17, 25, 1, 9, 17, 25);
+    s23 = i8x16.shuffle(v2, v3, 1, 9, 17, 25, 1, 9, 17, 25, 1, 9, 17, 25, 1, 9, 17, 25);
+    s45 = i8x16.shuffle(v4, v5, 1, 9, 17, 25, 1, 9, 17, 25, 1, 9, 17, 25, 1, 9, 17, 25);
+    s67 = i8x16.shuffle(v6, v7, 1, 9, 17, 25, 1, 9, 17, 25, 1, 9, 17, 25, 1, 9, 17, 25);
+  } else {
+    s01 = i8x16.shuffle(v0, v1, 0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24);
+    s23 = i8x16.shuffle(v2, v3, 0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24);
+    s45 = i8x16.shuffle(v4, v5, 0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24);
+    s67 = i8x16.shuffle(v6, v7, 0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24);
+  }
+  const t0 = i32x4.shuffle(s01, s23, 0, 4, 0, 4);
+  const t1 = i32x4.shuffle(s45, s67, 0, 4, 0, 4);
+  let u = i64x2.shuffle(t0, t1, 0, 2);
+  u = fmt == FMT_INTEL ? i16x8.shl(u, 6) : i16x8.shl(u, 1);
+  return <u64>(<u32>i8x16.bitmask(u));
+}
+
+/** Two ARM PTEs → 2 dirty bits (writable-dirty: DBM set, AP[2] clear). */
+// @ts-ignore: decorator
+@inline function armBits(v: v128): u64 {
+  return <u64>i64x2.bitmask(v128.andnot(i64x2.shl(v, 12), i64x2.shl(v, 56)));
+}
+
+/**
+ * One pass over the table: the 8 dirty words into WORDS and, when clearing, every entry
+ * written back clean in the same pass; plus the format's sanity accumulator (AMD: OR of
+ * all entries, for NextLevel-7 replicas; ARM: AND, for holes). Returns false when the fast
+ * path does not apply (the caller then undoes the clearing with `unclear`).
+ */
+// @ts-ignore: decorator
+@inline function scanTable(fmt: u32, table: usize, clear: bool): bool {
   let orAcc = i64x2.splat(0);
   let andAcc = i64x2.splat(-1);
   let p = table;
   for (let w: usize = 0; w < 8; w++) {
     let word: u64 = 0;
-    for (let j: u64 = 0; j < 64; j += 8) {
+    for (let j: u64 = 0; j < 64; j += 16) {
       const a = v128.load(p, 0);
       const b = v128.load(p, 16);
       const c = v128.load(p, 32);
       const d = v128.load(p, 48);
-      if (fmt == FMT_AMD) orAcc = v128.or(orAcc, v128.or(v128.or(a, b), v128.or(c, d)));
-      else if (fmt != FMT_INTEL) andAcc = v128.and(andAcc, v128.and(v128.and(a, b), v128.and(c, d)));
-      word |= (bits2(fmt, a) | (bits2(fmt, b) << 2) | (bits2(fmt, c) << 4) | (bits2(fmt, d) << 6)) << j;
-      p += 64;
+      const e = v128.load(p, 64);
+      const f = v128.load(p, 80);
+      const g = v128.load(p, 96);
+      const h = v128.load(p, 112);
+      if (fmt == FMT_ARM) {
+        // Per vector: dirty = DBM (bit 51) and not AP[2] (bit 7) into the lane's top bit;
+        // every entry must be valid (bit 0): the walker fails on holes.
+        andAcc = v128.and(andAcc, v128.and(v128.and(v128.and(a, b), v128.and(c, d)), v128.and(v128.and(e, f), v128.and(g, h))));
+        word |= (armBits(a) | (armBits(b) << 2) | (armBits(c) << 4) | (armBits(d) << 6) | (armBits(e) << 8) | (armBits(f) << 10) | (armBits(g) << 12) | (armBits(h) << 14)) << j;
+      } else {
+        if (fmt == FMT_AMD) orAcc = v128.or(orAcc, v128.or(v128.or(v128.or(a, b), v128.or(c, d)), v128.or(v128.or(e, f), v128.or(g, h))));
+        word |= bits16(fmt == AMD_NOCHECK ? FMT_AMD : fmt, a, b, c, d, e, f, g, h) << j;
+      }
+      if (clear) {
+        v128.store(p, cleaned(fmt, a), 0);
+        v128.store(p, cleaned(fmt, b), 16);
+        v128.store(p, cleaned(fmt, c), 32);
+        v128.store(p, cleaned(fmt, d), 48);
+        v128.store(p, cleaned(fmt, e), 64);
+        v128.store(p, cleaned(fmt, f), 80);
+        v128.store(p, cleaned(fmt, g), 96);
+        v128.store(p, cleaned(fmt, h), 112);
+      }
+      p += 128;
     }
     store<u64>(WORDS + (w << 3), word);
   }
   if (fmt == FMT_AMD) return !v128.any_true(v128.and(orAcc, i64x2.splat(<i64>AMD_NL_MASK)));
-  if (fmt == FMT_INTEL) return true;
-  return (i64x2.extract_lane(andAcc, 0) & i64x2.extract_lane(andAcc, 1) & 1) != 0;
+  if (fmt == FMT_ARM) return (i64x2.extract_lane(andAcc, 0) & i64x2.extract_lane(andAcc, 1) & 1) != 0;
+  return true;
 }
 
-function computeWords(fmt: u32, table: usize): bool {
-  if (fmt == FMT_AMD) return scanTable(FMT_AMD, table);
-  if (fmt == FMT_INTEL) return scanTable(FMT_INTEL, table);
-  return scanTable(2, table);
+function computeWords(fmt: u32, table: usize, clear: bool, replicas: bool): bool {
+  // AMD without any replicated leaf in the whole table tree scans like Intel (no check).
+  if (fmt == FMT_AMD && !replicas) fmt = AMD_NOCHECK;
+  if (clear) {
+    if (fmt == AMD_NOCHECK) return scanTable(AMD_NOCHECK, table, true);
+    if (fmt == FMT_AMD) return scanTable(FMT_AMD, table, true);
+    if (fmt == FMT_INTEL) return scanTable(FMT_INTEL, table, true);
+    return scanTable(FMT_ARM, table, true);
+  }
+  if (fmt == AMD_NOCHECK) return scanTable(AMD_NOCHECK, table, false);
+  if (fmt == FMT_AMD) return scanTable(FMT_AMD, table, false);
+  if (fmt == FMT_INTEL) return scanTable(FMT_INTEL, table, false);
+  return scanTable(FMT_ARM, table, false);
 }
 
-function clearGroup(fmt: u32, p: usize): void {
-  // 64 PTEs = 32 v128
-  if (fmt == FMT_AMD) {
-    const m = i64x2.splat(<i64>AMD_D);
-    for (let i: usize = 0; i < 512; i += 16) v128.store(p + i, v128.andnot(v128.load(p + i), m));
-  } else if (fmt == FMT_INTEL) {
-    const m = i64x2.splat(<i64>VTD_D);
-    for (let i: usize = 0; i < 512; i += 16) v128.store(p + i, v128.andnot(v128.load(p + i), m));
-  } else {
-    // Writable-dirty → writable-clean: set AP[2] wherever DBM is set (a no-op on
-    // writable-clean entries, and entries without DBM are untouched).
-    const ro = i64x2.splat(<i64>ARM_AP_RDONLY);
-    for (let i: usize = 0; i < 512; i += 16) {
-      const v = v128.load(p + i);
-      v128.store(p + i, v128.or(v, v128.and(i64x2.shr_u(v, 44), ro)));
+/** Puts back the dirty state a clearing scan removed (the entries recorded in WORDS). */
+function unclear(fmt: u32, table: usize): void {
+  for (let w: usize = 0; w < 8; w++) {
+    let x = load<u64>(WORDS + (w << 3));
+    while (x != 0) {
+      const k = <usize>ctz<u64>(x);
+      x &= x - 1;
+      const q = table + (((w << 6) + k) << 3);
+      const pte = load<u64>(q);
+      store<u64>(q, fmt == FMT_AMD ? pte | AMD_D : fmt == FMT_INTEL ? pte | VTD_D : pte & ~ARM_AP_RDONLY);
     }
   }
 }
@@ -95,7 +150,7 @@ function clearGroup(fmt: u32, p: usize): void {
  * Harvests one last-level table whose first leaf maps `iova`. Returns false (having
  * changed nothing) when the fast path does not apply; the caller then walks per leaf.
  */
-export function harvestLeafTable(fmt: u32, table: usize, iova: u64, gs: u32, clear: bool, t: usize, g: usize): bool {
+export function harvestLeafTable(fmt: u32, table: usize, iova: u64, gs: u32, clear: bool, t: usize, g: usize, replicas: bool): bool {
   let bit0: u64 = 0;
   if (t != 0) {
     const base = load<u64>(t, 8);
@@ -103,15 +158,18 @@ export function harvestLeafTable(fmt: u32, table: usize, iova: u64, gs: u32, cle
     if (iova < base || bit0 + 512 > load<u64>(t, 24)) return false;
   }
   // AMD replicas and ARM holes go to the per-leaf walk (which reports holes as EINVAL).
-  if (!computeWords(fmt, table)) return false;
+  if (!computeWords(fmt, table, clear, replicas)) {
+    if (clear) unclear(fmt, table);
+    return false;
+  }
   let first: u64 = 512;
   let last: u64 = 0;
   const bm = t != 0 ? load<usize>(t) : 0;
   for (let w: usize = 0; w < 8; w++) {
     const x = load<u64>(WORDS + (w << 3));
     if (x == 0) continue;
-    if (clear) clearGroup(fmt, table + (w << 9));
     if (bm != 0) orBits64(bm, bit0 + (<u64>w << 6), x);
+    if (!clear) continue;
     if (first == 512) first = (<u64>w << 6) + ctz<u64>(x);
     last = (<u64>w << 6) + 63 - clz<u64>(x);
   }

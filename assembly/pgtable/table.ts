@@ -6,6 +6,7 @@
 // Header layout (HEADER_BYTES):
 //   0 format u32 | 4 levels u32 | 8 granule shift u32 | 12 flags u32 | 16 root usize
 //  20 max levels u32 | 24 pgsize bitmap u64 | 32 table pages u32
+//  36 replicated (NextLevel-7) leaves at level 0, AMD: while 0 the harvest skips that check
 //  40 out phys u64 | 48 out leaf iova u64 | 56 out leaf size u64 | 64 out pte usize
 //  68 out "writes need no PTE update" u32 | 72 out level u32 | 76 out writable u32
 import {
@@ -212,8 +213,12 @@ function mapOne(pt: usize, iova: u64, pa: u64, size: u64, prot: u32): i32 {
   const idx = <usize>((iova >> <u64>(gs + 9 * lvl)) & 511) & ~(<usize>count - 1);
   const p = table + (idx << 3);
   for (let i: usize = 0; i < <usize>count; i++) if (load<u64>(p + (i << 3)) != 0) return -EEXIST;
-  const leaf = makeLeaf(fmt, pa, size, lvl, count, prot, flagsOf(pt));
+  // The 2 KiB-granule mock keeps output addresses in granule units in bits 51:12
+  // (bit 11 of a byte address would land in AMD's NextLevel field).
+  const paField = gs == 11 ? (pa >> 11) << 12 : pa;
+  const leaf = makeLeaf(fmt, paField, size, lvl, count, prot, flagsOf(pt));
   for (let i: usize = 0; i < <usize>count; i++) store<u64>(p + (i << 3), leaf);
+  if (count > 1 && lvl == 0) store<u32>(pt, load<u32>(pt, 36) + 1, 36);
   return 0;
 }
 
@@ -294,6 +299,7 @@ function unmapRange(pt: usize, iova: u64, size: u64, g: usize, t: usize): u64 {
       if (d) record(t, iova, s);
     }
     for (let i: usize = 0; i < c; i++) store<u64>(p + (i << 3), 0);
+    if (c > 1 && gLevel == 0) store<u32>(pt, load<u32>(pt, 36) - 1, 36);
     const base = iova & ~(s - 1);
     gatherAddRange(g, base, s);
     gatherSetPgsize(g, s);
@@ -352,11 +358,17 @@ export function ptIovaToPhys(pt: usize, iovaF: f64): f64 {
   const iova = <u64>iovaF;
   const p = fetch(pt, iova);
   if (p == 0) return -1;
-  return <f64>(leafAddr(fmtOf(pt), load<u64>(p), gSize) + (iova & (gSize - 1)));
+  return <f64>(physOf(pt, load<u64>(p), gSize) + (iova & (gSize - 1)));
+}
+
+/** Output address of a leaf PTE (undoing the mock's granule-unit address field). */
+function physOf(pt: usize, pte: u64, size: u64): u64 {
+  if (gsOf(pt) == 11) return (((pte & 0x000f_ffff_ffff_f000) >> 12) << 11) & ~(size - 1);
+  return leafAddr(fmtOf(pt), pte, size);
 }
 
 function setOut(pt: usize, iova: u64, pte: u64, e: usize): void {
-  store<u64>(pt, leafAddr(fmtOf(pt), pte, gSize) + (iova & (gSize - 1)), 40);
+  store<u64>(pt, physOf(pt, pte, gSize) + (iova & (gSize - 1)), 40);
   store<u64>(pt, iova & ~(gSize - 1), 48);
   store<u64>(pt, gSize, 56);
   store<usize>(pt, e, 64);
@@ -445,6 +457,8 @@ export function ptReadDirty(pt: usize, iovaF: f64, sizeF: f64, flags: u32, t: us
   const span0 = <u64>1 << <u64>(gs + 9);
   const fastOk = t == 0 || <u32>load<u32>(t, 4) == gs;
   const span1 = span0 << 9;
+  let l1Table: usize = 0;
+  let l1Base: u64 = <u64>-1;
   while (iova < end) {
     if (fastOk && (iova & (span1 - 1)) == 0 && end - iova >= span1) {
       const table = tableAt(pt, iova, 1);
@@ -455,8 +469,18 @@ export function ptReadDirty(pt: usize, iovaF: f64, sizeF: f64, flags: u32, t: us
       }
     }
     if (fastOk && (iova & (span0 - 1)) == 0 && end - iova >= span0) {
-      const table = tableAt(pt, iova, 0);
-      if (table != 0 && harvestLeafTable(fmt, table, iova, gs, clear, t, g)) {
+      // The level-1 table is looked up once per 512 last-level tables.
+      const base1 = iova & ~(span1 - 1);
+      if (base1 != l1Base) {
+        l1Table = tableAt(pt, iova, 1);
+        l1Base = base1;
+      }
+      let table: usize = 0;
+      if (l1Table != 0) {
+        const e = load<u64>(l1Table + (<usize>((iova >> <u64>(gs + 9)) & 511) << 3));
+        if (isPresent(fmt, e) && !isLeaf(fmt, e, 1) && (fmt != FMT_AMD || ((e & AMD_NL_MASK) >> AMD_NL_SHIFT) == 1)) table = tableAddr(fmt, e);
+      }
+      if (table != 0 && harvestLeafTable(fmt, table, iova, gs, clear, t, g, load<u32>(pt, 36) != 0)) {
         iova += span0;
         if (iova == 0) break;
         continue;

@@ -203,3 +203,36 @@ describe("v128 harvest of whole 4 KiB tables against the reference", () => {
     }
   });
 });
+
+describe("fast-path fallbacks leave exactly the per-leaf result", () => {
+  test("AMD: a last-level table holding a replicated 8K leaf among 4K leaves", () => {
+    const core = new WasmCore();
+    const g = IotlbGather.create(core)!;
+    const t = DirtyTarget.create(core)!;
+    const pgsizes = pgsizeRange(12, 13);
+    const pt = IoPageTable.create(core, { format: "amd-v1", pgsizeBitmap: pgsizes })!;
+    const ref = new RefTable("amd-v1", pgsizes, () => pt.levels, false);
+    pt.setTracking(true);
+    ref.tracking = true;
+    // 4K at 0, then 8K-aligned 8K leaves: iova|pa alignment picks 8K where it can.
+    expect(pt.map(0, 0x1000, G, RW, g)).toBe(0);
+    ref.map(0, 0x1000, G, true);
+    expect(pt.map(G, 0x10_0000 + G, 2 ** 21 - G, RW, g)).toBe(0);
+    ref.map(G, 0x10_0000 + G, 2 ** 21 - G, true);
+    expect(pt.lookup(0x2000)!.leafSize).toBe(0x2000);
+    const rng = new Rng(5);
+    for (let round = 0; round < 4; round++) {
+      for (let p = 0; p < 2 ** 21; p += G) if (rng.chance(0.4)) expect(pt.deviceAccess(p, true)).toBe(ref.write(p));
+      const nbits = 512;
+      const bm = Bitmap.create(core, nbits)!;
+      t.setBitmap(bm, 0, G);
+      const want = new Uint8Array(bm.bytes);
+      const flags = round % 2 ? IOMMU_DIRTY_NO_CLEAR : 0;
+      ref.readDirty(0, 2 ** 21, flags !== 0, (i, n) => refRecord(want, nbits, 0, G, i, n));
+      expect(pt.readAndClearDirty(0, 2 ** 21, flags, t, g)).toBe(0);
+      expect(Buffer.from(core.u8.slice(bm.ptr, bm.ptr + bm.bytes)).equals(Buffer.from(want))).toBe(true);
+      g.release();
+      bm.dispose();
+    }
+  });
+});

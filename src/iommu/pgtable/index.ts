@@ -103,6 +103,11 @@ export class DirtyTarget {
     this.core.x.targetSet(this.ptr, bitmapPtr, pgshift, base, bitOffset, capBits);
   }
 
+  /** setWindow with the page size given as its shift (any page_size: its lowest set bit). */
+  setWindowShift(bitmapPtr: number, base: number, pgshift: number, bitOffset: number, capBits: number): void {
+    this.core.x.targetSet(this.ptr, bitmapPtr, pgshift, base, bitOffset, capBits);
+  }
+
   /** Points the target at a whole `Bitmap`: bit i = IOVA base + i*pageSize. */
   setBitmap(bitmap: Bitmap, base: number, pageSize: number): void {
     this.setWindow(bitmap.ptr, base, pageSize, 0, bitmap.nbits);
