@@ -7,3 +7,4 @@
 export { alloc, allocZeroed, free, copyBytes, fillBytes } from "./runtime/heap";
 export { setRange, clearRange, testRange, popcountRange, findNextSet } from "./bitmap/bits";
 export { packByte, packWord, packSimd } from "./bitmap/pack";
+export { orBits, andNotWords } from "./migrate/bitops";

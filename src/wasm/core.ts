@@ -26,6 +26,8 @@ export interface CoreExports {
   packByte(dst: number, dstBit: number, src: number, nbits: number): void;
   packWord(dst: number, dstBit: number, src: number, nbits: number): void;
   packSimd(dst: number, dstBit: number, src: number, nbits: number): void;
+  orBits(dst: number, dstBit: number, src: number, nbits: number): void;
+  andNotWords(dst: number, src: number, nwords: number): void;
 }
 
 /** Where the compiled core lives: build/ at the package root, two levels above src/wasm or dist/wasm. */

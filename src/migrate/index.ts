@@ -1,0 +1,15 @@
+/**
+ * migrate/: the main job. A pre-copy live migration of a guest whose devices DMA into its
+ * memory: guest layout, DMA workload, device backends that harvest dirty pages through the
+ * model's tracking interfaces, the round engine with its no-lost-page ledger, and the
+ * renderings of a result (text table, JSON, HTML report). The CLI front is
+ * src/cli/commands/migrate.ts.
+ */
+export * from "./units";
+export * from "./layout";
+export * from "./scenario";
+export * from "./workload";
+export * from "./backend";
+export { BACKENDS } from "./backends";
+export { StandInType1, StandInIommufd } from "./standin";
+export * from "./engine";
