@@ -11,3 +11,6 @@ export { Rng } from "./util/random";
 export { Errno, errnoName } from "./uapi/errno";
 export type { ErrnoName } from "./uapi/errno";
 export type { FileOps, UserAccess } from "./process/file";
+export { runMigration, defaultScenario, validateScenario, PRESETS, DEVICE_KINDS, BACKENDS, GuestLayout, DmaWorkload, renderHtmlReport } from "./migrate";
+export type { Scenario, DeviceSpec, DeviceKind, Workload, MigrationResult, RoundResult, MigrationOptions, MigrationObserver } from "./migrate";
+export type { DeviceBackend, DirtyHarvester, DmaWriter, HarvestSink, BackendFactory, BackendTable } from "./migrate";

@@ -112,6 +112,8 @@ export interface MigrationFailure {
 
 /** Callbacks for progress display; all optional, all synchronous. */
 export interface MigrationObserver {
+  /** Once the devices are set up, before round 1. */
+  begin?(info: Pick<MigrationResult, "regions" | "backends">): void;
   roundStart?(round: number, phase: RoundResult["phase"], sentPages: number, transferSeconds: number): void;
   /** Share of the round's DMA issued so far, 0..1. */
   progress?(round: number, fraction: number): void;
@@ -181,6 +183,16 @@ export function runMigration(scenario: Scenario, opts: MigrationOptions = {}): {
       const ret = backend.setup();
       if (ret < 0) return fail(spec.name, "setup (map guest RAM)", ret);
     }
+    const regions = layout.regions.map((r) => ({ name: r.name, gpa: r.iova, bytes: r.bytes }));
+    const backends = devices.map(({ backend: b }) => ({
+      device: b.spec.name,
+      kind: b.spec.kind,
+      fidelity: b.fidelity,
+      description: b.description,
+      harvestCall: b.harvester.call,
+      finalCall: b.harvester.finalCall,
+    }));
+    obs.begin?.({ regions, backends });
     for (const d of devices) {
       const ret = d.backend.harvester.start();
       if (ret < 0) return fail(d.backend.spec.name, "start dirty tracking", ret);
@@ -306,15 +318,8 @@ export function runMigration(scenario: Scenario, opts: MigrationOptions = {}): {
     const sent = rounds.reduce((a, r) => a + r.sentPages, 0);
     const result: MigrationResult = {
       scenario,
-      regions: layout.regions.map((r) => ({ name: r.name, gpa: r.iova, bytes: r.bytes })),
-      backends: devices.map(({ backend: b }) => ({
-        device: b.spec.name,
-        kind: b.spec.kind,
-        fidelity: b.fidelity,
-        description: b.description,
-        harvestCall: b.harvester.call,
-        finalCall: b.harvester.finalCall,
-      })),
+      regions,
+      backends,
       rounds,
       converged,
       stop,

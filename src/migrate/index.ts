@@ -13,3 +13,5 @@ export * from "./backend";
 export { BACKENDS } from "./backends";
 export { StandInType1, StandInIommufd } from "./standin";
 export * from "./engine";
+export { renderHeader, renderTable, renderVerdict, renderRoundRow, progressObserver } from "./render-text";
+export { renderHtmlReport } from "./render-html";

@@ -95,6 +95,18 @@ export function formatRate(bytesPerSecond: number): string {
   return `${Number(bits.toPrecision(3))} bit/s`;
 }
 
+/** Prints a byte rate with decimal prefixes: `800 MB/s`. */
+export function formatByteRate(bytesPerSecond: number): string {
+  const units: Array<[number, string]> = [
+    [1e12, "TB/s"],
+    [1e9, "GB/s"],
+    [1e6, "MB/s"],
+    [1e3, "kB/s"],
+  ];
+  for (const [mult, name] of units) if (bytesPerSecond >= mult) return `${Number((bytesPerSecond / mult).toPrecision(3))} ${name}`;
+  return `${Number(bytesPerSecond.toPrecision(3))} B/s`;
+}
+
 /** Prints seconds with a unit that keeps 3 significant digits: `312 ms`, `55.0 s`, `2.1 µs`. */
 export function formatSeconds(s: number): string {
   if (s === 0) return "0 s";

@@ -1,4 +1,5 @@
 /** The subcommands of `vfio-sim`, in the order `--help` lists them. */
 import type { Command } from "../command";
+import { migrateCommand } from "./migrate";
 
-export const COMMANDS: readonly Command[] = [];
+export const COMMANDS: readonly Command[] = [migrateCommand];
