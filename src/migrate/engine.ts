@@ -43,7 +43,7 @@ export interface RoundResult {
   readonly sentPages: number;
   /** Simulated seconds the send takes at the link bandwidth (downtime for stop-and-copy). */
   readonly transferSeconds: number;
-  /** DMA bursts issued during the round, all devices. */
+  /** DMA bursts issued during the round, all devices (stop-and-copy: during the stop latency). */
   readonly bursts: number;
   /** Ground truth: distinct pages written and not yet sent when the harvest ran. */
   readonly writtenPages: number;
@@ -91,7 +91,7 @@ export interface MigrationResult {
     readonly precopyRounds: number;
     readonly sentPages: number;
     readonly sentBytes: number;
-    /** Simulated migration time including downtime, seconds. */
+    /** Simulated migration time including stop latency and downtime, seconds. */
     readonly simulatedSeconds: number;
     readonly downtimeSeconds: number;
     /** Measured wall time of every harvest, milliseconds. */
@@ -226,6 +226,31 @@ export function runMigration(scenario: Scenario, opts: MigrationOptions = {}): {
 
     const rounds: RoundResult[] = [];
     const burst: DmaBurst = { page: 0, npages: 0 };
+    // Every device issues its bursts for `seconds` of simulated time; returns the count.
+    const writeFor = (round: number, seconds: number, report: boolean): number | MigrationFailure => {
+      const counts = devices.map((d) => d.workload.burstsIn(seconds));
+      const total = counts.reduce((a, b) => a + b, 0);
+      let done = 0;
+      for (let i = 0; i < devices.length; i++) {
+        const d = devices[i];
+        const w = d.backend.writer;
+        for (let k = 0; k < counts[i]; k++) {
+          d.workload.next(burst);
+          // A burst whose pages this device already wrote since its last harvest cannot
+          // change any dirty state, so the model is not asked again.
+          if (d.written.popcount(burst.page, burst.npages) !== burst.npages) {
+            const ret = w.write(burst.page, burst.npages);
+            if (ret < 0) return failure(d.backend.spec.name, `DMA write at RAM page ${burst.page}`, ret);
+            d.written.set(burst.page, burst.npages);
+            owed.set(burst.page, burst.npages);
+          }
+          if (++done % PROGRESS_STEP === 0 && report) obs.progress?.(round, done / total);
+        }
+        burstsOf.set(d, counts[i]);
+      }
+      if (report) obs.progress?.(round, 1);
+      return total;
+    };
     toSend.set(0, ram); // round 1: all of RAM
     let stop: StopCause = "max-rounds";
     let stalled = 0;
@@ -239,25 +264,9 @@ export function runMigration(scenario: Scenario, opts: MigrationOptions = {}): {
       toSend.clear();
 
       // The devices write while the round's pages are on the wire.
-      const counts = devices.map((d) => d.workload.burstsIn(seconds));
-      const totalBursts = counts.reduce((a, b) => a + b, 0);
-      let done = 0;
-      for (let i = 0; i < devices.length; i++) {
-        const d = devices[i];
-        const w = d.backend.writer;
-        for (let k = 0; k < counts[i]; k++) {
-          d.workload.next(burst);
-          if (d.written.popcount(burst.page, burst.npages) !== burst.npages) {
-            const ret = w.write(burst.page, burst.npages);
-            if (ret < 0) return fail(d.backend.spec.name, `DMA write at RAM page ${burst.page}`, ret);
-            d.written.set(burst.page, burst.npages);
-            owed.set(burst.page, burst.npages);
-          }
-          if (++done % PROGRESS_STEP === 0) obs.progress?.(round, done / totalBursts);
-        }
-        burstsOf.set(d, counts[i]);
-      }
-      obs.progress?.(round, 1);
+      const w = writeFor(round, seconds, true);
+      if (typeof w !== "number") return { failure: w };
+      const totalBursts = w;
 
       const writtenPages = owed.popcount();
       const h = harvestAll(false);
@@ -290,19 +299,23 @@ export function runMigration(scenario: Scenario, opts: MigrationOptions = {}): {
       if (round >= scenario.maxRounds) break;
     }
 
-    // Stop-and-copy: the devices are stopped (no more bursts), one final harvest, send.
-    for (const d of devices) burstsOf.set(d, 0);
+    // Stop-and-copy: the devices run on for the stop latency (the switch-over decision and
+    // stopping the guest), then stop; one final harvest; the rest is sent during downtime.
+    const stopRoundNo = rounds.length + 1;
+    const lateBursts = writeFor(stopRoundNo, scenario.stopLatency, false);
+    if (typeof lateBursts !== "number") return { failure: lateBursts };
+    const writtenLate = owed.popcount();
     const final = harvestAll(true);
     if ("errno" in final) return { failure: final };
     const finalPages = toSend.popcount();
     const downtime = (finalPages * PAGE_SIZE) / scenario.bandwidth;
     const stopRound: RoundResult = {
-      round: rounds.length + 1,
+      round: stopRoundNo,
       phase: "stop-and-copy",
       sentPages: finalPages,
       transferSeconds: downtime,
-      bursts: 0,
-      writtenPages: owed.popcount(),
+      bursts: lateBursts,
+      writtenPages: writtenLate,
       reportedPages: finalPages,
       harvestMs: final.ms,
       devices: final.devices,
@@ -328,7 +341,7 @@ export function runMigration(scenario: Scenario, opts: MigrationOptions = {}): {
         precopyRounds: rounds.length - 1,
         sentPages: sent,
         sentBytes: sent * PAGE_SIZE,
-        simulatedSeconds: rounds.reduce((a, r) => a + r.transferSeconds, 0),
+        simulatedSeconds: rounds.reduce((a, r) => a + r.transferSeconds, 0) + scenario.stopLatency,
         downtimeSeconds: downtime,
         harvestMs: rounds.reduce((a, r) => a + r.harvestMs, 0),
         wallMs: performance.now() - wall0,
@@ -382,17 +395,23 @@ function explain(s: Scenario, layout: GuestLayout, rounds: readonly RoundResult[
     return (
       `${names} reported every mapped page dirty on every harvest (type1 without dirty tracking: ` +
       `num_non_pinned_groups != 0), so each round re-sends all ${gib(layout.ramPages)} of RAM, ` +
-      `which needs ${ms(need(layout.ramPages))} > ${limit}; ${ending}`
+      `which needs ${ms(need(layout.ramPages))} > ${limit}; ${ending}.`
     );
   }
+  const amplification = last.writtenPages > 0 ? last.reportedPages / last.writtenPages : 1;
+  const leaves =
+    amplification >= 2 && s.mappingPageSize > PAGE_SIZE && s.devices.some((d) => d.kind === "iommufd" || d.kind === "hw-type1")
+      ? ` The harvests report ${amplification.toFixed(1)}x the pages actually written: hardware dirty bits cover whole ` +
+        `${s.mappingPageSize / 2 ** 20} MiB IOMMU leaves.`
+      : "";
   const dirtyRate = last.reportedPages / Math.max(last.transferSeconds, 1e-9);
   const sendRate = s.bandwidth / PAGE_SIZE;
   if (dirtyRate >= sendRate) {
     return (
       `the devices dirty ${Math.round(dirtyRate)} pages/s, at least as fast as the link sends them ` +
       `(${Math.round(sendRate)} pages/s); the remainder of ${gib(last.reportedPages)} needs ` +
-      `${ms(need(last.reportedPages))} > ${limit}; ${ending}`
+      `${ms(need(last.reportedPages))} > ${limit}; ${ending}.${leaves}`
     );
   }
-  return `the remainder of ${gib(last.reportedPages)} still needs ${ms(need(last.reportedPages))} > ${limit}; ${ending}`;
+  return `the remainder of ${gib(last.reportedPages)} still needs ${ms(need(last.reportedPages))} > ${limit}; ${ending}.${leaves}`;
 }

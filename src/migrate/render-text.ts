@@ -15,7 +15,8 @@ export function renderHeader(s: Scenario, result: Pick<MigrationResult, "regions
   const regions = result.regions.map((r) => `${r.name} ${formatBytes(r.bytes)} @ 0x${r.gpa.toString(16)}`).join(", ");
   const lines = [
     `Guest ${formatBytes(s.guestBytes)} (${regions}), ${formatBytes(s.mappingPageSize)} mappings`,
-    `Link ${formatRate(s.bandwidth)}, downtime limit ${formatSeconds(s.downtimeLimit)}, at most ${s.maxRounds} rounds, ` +
+    `Link ${formatRate(s.bandwidth)}, downtime limit ${formatSeconds(s.downtimeLimit)}, stop latency ${formatSeconds(s.stopLatency)}, ` +
+      `at most ${s.maxRounds} rounds, ` +
       `bitmap copy ${s.bitmapCopy}, seed ${s.seed}`,
   ];
   const width = Math.max(...s.devices.map((d) => d.name.length));
@@ -88,7 +89,7 @@ export function renderVerdict(result: MigrationResult): string {
     );
   } else {
     lines.push(`Did NOT converge: downtime would be ${formatSeconds(t.downtimeSeconds)} > limit ${formatSeconds(s.downtimeLimit)}.`);
-    lines.push(`  Why: ${result.reason}.`);
+    lines.push(`  Why: ${result.reason}`);
   }
   lines.push(
     `  Sent ${formatBytes(t.sentBytes)} in ${formatSeconds(t.simulatedSeconds)} of simulated time; ` +
@@ -121,7 +122,7 @@ export function progressObserver(out: (s: string) => void, isTTY: boolean): Migr
       label =
         phase === "pre-copy"
           ? `round ${String(round).padStart(2)}  sending ${pagesToBytes(sentPages).padStart(9)} (${formatSeconds(seconds)} simulated)`
-          : `round ${String(round).padStart(2)}  stop-and-copy: devices stopped, final harvest, ${pagesToBytes(sentPages)} in ${formatSeconds(seconds)} of downtime`;
+          : `round ${String(round).padStart(2)}  stop-and-copy: guest stopped, final harvest, ${pagesToBytes(sentPages)} in ${formatSeconds(seconds)} of downtime`;
       if (isTTY && phase === "pre-copy") out(`\r${bar(0)}  ${label}`);
     },
     progress(_round, f) {

@@ -62,6 +62,11 @@ export interface Scenario {
   readonly bandwidth: number;
   /** Largest acceptable stop-and-copy downtime, seconds. */
   readonly downtimeLimit: number;
+  /**
+   * Simulated seconds the devices keep writing after the last pre-copy harvest, while the
+   * VMM decides to switch over and stops the guest; the final harvest must catch them.
+   */
+  readonly stopLatency: number;
   /** Pre-copy rounds before stop-and-copy is forced (the first round sends all RAM). */
   readonly maxRounds: number;
   /** How type1 copies per-mapping bitmaps to the user bitmap (update_user_bitmap). */
@@ -137,6 +142,7 @@ export function defaultScenario(preset = "default"): Scenario {
     devices: PRESETS[preset].devices,
     bandwidth: 10e9 / 8,
     downtimeLimit: 0.3,
+    stopLatency: 0.01,
     maxRounds: 30,
     bitmapCopy: "word",
     seed: 1,
@@ -167,6 +173,7 @@ export function validateScenario(s: Scenario): string[] {
   }
   if (!(s.bandwidth > 0) || !Number.isFinite(s.bandwidth)) errs.push("bandwidth must be positive");
   if (!(s.downtimeLimit > 0)) errs.push("downtime limit must be positive");
+  if (!(s.stopLatency >= 0 && s.stopLatency <= 60)) errs.push("stop latency must be 0..60 s");
   if (!Number.isInteger(s.maxRounds) || s.maxRounds < 1 || s.maxRounds > 1000) errs.push("max rounds must be 1..1000");
   if (!Number.isInteger(s.seed) || s.seed < 0 || s.seed > 0xffff_ffff) errs.push("seed must be an integer 0..4294967295");
   return errs;

@@ -58,6 +58,8 @@ Workload (for every device; keys in --device override per device):
 Link and limits:
   --bandwidth RATE       link rate for guest pages (default 10Gbit; also 1.25GB/s)
   --downtime TIME        downtime limit (default 300ms)
+  --stop-latency TIME    devices keep writing this long after the last pre-copy harvest
+                         while the guest is being stopped (default 10ms)
   --max-rounds N         pre-copy rounds before stop-and-copy is forced (default 30)
   --stall-rounds N       stop pre-copy when the remainder has not shrunk for N rounds
                          (default ${DEFAULT_STALL_ROUNDS}; 0 = never)
@@ -157,6 +159,7 @@ function parse(argv: readonly string[]): Parsed | "help" {
     "--burst",
     "--bandwidth",
     "--downtime",
+    "--stop-latency",
     "--max-rounds",
     "--stall-rounds",
     "--bitmap-copy",
@@ -219,6 +222,7 @@ function parse(argv: readonly string[]): Parsed | "help" {
     devices: specs,
     bandwidth: get("--bandwidth", parseRate, "bandwidth", base.bandwidth),
     downtimeLimit: get("--downtime", parseDuration, "downtime", base.downtimeLimit),
+    stopLatency: get("--stop-latency", parseDuration, "stop latency", base.stopLatency),
     maxRounds: get("--max-rounds", parseInteger, "max rounds", base.maxRounds),
     bitmapCopy: copy as PackVariant,
     seed: get("--seed", parseInteger, "seed", base.seed),
