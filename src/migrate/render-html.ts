@@ -96,7 +96,7 @@ const CHART_SCRIPT = String.raw`
   try {
     var rounds = data.rounds;
     var labels = rounds.map(function (r) { return r.phase === "stop-and-copy" ? r.round + " (stop)" : String(r.round); });
-    chart(document.getElementById("chart-dirty"), "Dirty pages per round", labels, [
+    chart(document.getElementById("chart-dirty"), "Dirty pages per round (4 KiB pages, as bytes)", labels, [
       { name: "written by devices", color: COLORS[2], values: rounds.map(function (r) { return r.writtenPages; }) },
       { name: "reported by harvests", color: COLORS[3], values: rounds.map(function (r) { return r.reportedPages; }) }
     ], { stacked: false, allowLog: true, fmt: fmtPages });
