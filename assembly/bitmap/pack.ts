@@ -108,17 +108,29 @@ export function packSimd(dst: usize, dstBit: u32, src: usize, nbits: u32): void 
   const sh = <i32>s;
   const rsh = <i32>rs;
   store<u64>(d, load<u64>(d) | (load<u64>(src) << s));
-  // Vector body: words j and j+1 need S(j-1..j+1), all within the `full` unmasked words.
+  // Vector body: output words j, j+1 need S(j-1), S(j), S(j+1), all within the `full`
+  // unmasked words. The previous vector is carried in a register and the lane pairs
+  // (S(j-1), S(j)) are formed with one shuffle, so each source byte is loaded once.
   let j: usize = 1;
-  for (; j + 4 <= full; j += 4) {
-    const p = src + (j << 3);
-    const q = d + (j << 3);
-    const c0 = v128.load(p);
-    const p0 = v128.load(p - 8);
-    const c1 = v128.load(p, 16);
-    const p1 = v128.load(p + 8);
-    v128.store(q, v128.or(i64x2.shl(c0, sh), i64x2.shr_u(p0, rsh)));
-    v128.store(q, v128.or(i64x2.shl(c1, sh), i64x2.shr_u(p1, rsh)), 16);
+  if (full >= 5) {
+    let prevV = v128.load(src); // S(0), S(1): lane 1 is the predecessor of word 2
+    let head = load<u64>(src);  // S(0), predecessor of word 1
+    // Words 1 and 2 first, unaligned to the pairs below: (S(0), S(1)) / (S(1), S(2)).
+    const c = v128.load(src + 8);
+    const p = i64x2.replace_lane(i64x2.splat(head), 1, i64x2.extract_lane(c, 0));
+    v128.store(d + 8, v128.or(i64x2.shl(c, sh), i64x2.shr_u(p, rsh)));
+    prevV = c; // S(1), S(2)
+    j = 3;
+    for (; j + 4 <= full; j += 4) {
+      const q = d + (j << 3);
+      const c0 = v128.load(src + (j << 3));     // S(j), S(j+1)
+      const c1 = v128.load(src + (j << 3), 16); // S(j+2), S(j+3)
+      const p0 = i8x16.shuffle(prevV, c0, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+      const p1 = i8x16.shuffle(c0, c1, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+      v128.store(q, v128.or(i64x2.shl(c0, sh), i64x2.shr_u(p0, rsh)));
+      v128.store(q, v128.or(i64x2.shl(c1, sh), i64x2.shr_u(p1, rsh)), 16);
+      prevV = c1;
+    }
   }
   for (; j < full; j++) {
     store<u64>(d + (j << 3), (load<u64>(src + (j << 3)) << s) | (load<u64>(src + (j << 3) - 8) >> rs));

@@ -1,0 +1,14 @@
+/** The benchmark suites `npm run bench` knows, by name. Add a suite here once. */
+import type { BenchSuite } from "./harness";
+import bitmap from "../suites/bitmap";
+
+export const SUITES: Record<string, BenchSuite> = {
+  bitmap,
+};
+
+/** Looks a suite up by name; throws a message listing the names otherwise. */
+export function loadSuite(name: string): BenchSuite {
+  const s = SUITES[name];
+  if (!s) throw new Error(`unknown suite '${name}'; known: ${Object.keys(SUITES).join(", ")}`);
+  return s;
+}
