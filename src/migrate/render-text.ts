@@ -112,6 +112,7 @@ export function renderVerdict(result: MigrationResult): string {
  */
 export function progressObserver(out: (s: string) => void, isTTY: boolean): MigrationObserver {
   let label = "";
+  let shown = -1; // last percentage drawn: redraw only when it changes
   const bar = (f: number): string => {
     const width = 24;
     const full = Math.round(f * width);
@@ -123,10 +124,14 @@ export function progressObserver(out: (s: string) => void, isTTY: boolean): Migr
         phase === "pre-copy"
           ? `round ${String(round).padStart(2)}  sending ${pagesToBytes(sentPages).padStart(9)} (${formatSeconds(seconds)} simulated)`
           : `round ${String(round).padStart(2)}  stop-and-copy: guest stopped, final harvest, ${pagesToBytes(sentPages)} in ${formatSeconds(seconds)} of downtime`;
+      shown = 0;
       if (isTTY && phase === "pre-copy") out(`\r${bar(0)}  ${label}`);
     },
     progress(_round, f) {
-      if (isTTY) out(`\r${bar(f)}  ${label}`);
+      const pct = Math.floor(f * 100);
+      if (!isTTY || pct === shown) return;
+      shown = pct;
+      out(`\r${bar(f)}  ${label}`);
     },
     roundEnd(r) {
       const done =
