@@ -1,0 +1,16 @@
+/**
+ * process: the simulated user process: address space (VMAs with mmap/munmap/mprotect),
+ * sparse user memory in Wasm frames with copy_from_user/copy_to_user semantics,
+ * RLIMIT_MEMLOCK, CAP_IPC_LOCK, locked_vm, and a file table whose ioctls reach kernel
+ * objects through `FileOps`.
+ */
+export type { FileOps, UserAccess } from "./file";
+export type { Task } from "./task";
+export { isTask } from "./task";
+export { MmStruct, RLIM_INFINITY, CAP_IPC_LOCK } from "./mm";
+export { UserMemory, FRAME_SIZE } from "./memory";
+export type { UserSpan, PinnedRun } from "./memory";
+export { VmaList, PAGE_SIZE, PAGE_SHIFT, PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC, TASK_SIZE, protReadable, protWritable } from "./vma";
+export type { Vma } from "./vma";
+export { Process } from "./process";
+export type { SyscallResult, DeviceOpen, ProcessOptions } from "./process";

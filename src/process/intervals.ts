@@ -1,0 +1,73 @@
+/**
+ * A set of page numbers kept as sorted disjoint [start, end) intervals: which pages of an
+ * mm hold a real page (were written) rather than the shared zero page. Cost is per
+ * interval, never per page.
+ */
+export class IntervalSet {
+  private starts: number[] = [];
+  private ends: number[] = [];
+
+  /** Index of the first interval with end > x. */
+  private find(x: number): number {
+    let lo = 0;
+    let hi = this.ends.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.ends[mid] > x) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  /** Adds [s, e). */
+  add(s: number, e: number): void {
+    if (e <= s) return;
+    // Merge with every interval that overlaps or touches [s, e].
+    let i = this.find(s - 1);
+    if (i > 0 && this.ends[i - 1] === s) i--;
+    let j = i;
+    let ns = s;
+    let ne = e;
+    while (j < this.starts.length && this.starts[j] <= e) {
+      ns = Math.min(ns, this.starts[j]);
+      ne = Math.max(ne, this.ends[j]);
+      j++;
+    }
+    this.starts.splice(i, j - i, ns);
+    this.ends.splice(i, j - i, ne);
+  }
+
+  /** Removes [s, e). */
+  remove(s: number, e: number): void {
+    if (e <= s) return;
+    const i = this.find(s);
+    let j = i;
+    const ns: number[] = [];
+    const ne: number[] = [];
+    while (j < this.starts.length && this.starts[j] < e) {
+      if (this.starts[j] < s) {
+        ns.push(this.starts[j]);
+        ne.push(s);
+      }
+      if (this.ends[j] > e) {
+        ns.push(e);
+        ne.push(this.ends[j]);
+      }
+      j++;
+    }
+    this.starts.splice(i, j - i, ...ns);
+    this.ends.splice(i, j - i, ...ne);
+  }
+
+  /** Whether x is in the set, and how far (exclusive end) that state lasts, capped at `limit`. */
+  extent(x: number, limit: number): { inSet: boolean; end: number } {
+    const i = this.find(x);
+    if (i < this.starts.length && this.starts[i] <= x) return { inSet: true, end: Math.min(limit, this.ends[i]) };
+    return { inSet: false, end: Math.min(limit, i < this.starts.length ? this.starts[i] : limit) };
+  }
+
+  /** Number of intervals. */
+  get size(): number {
+    return this.starts.length;
+  }
+}

@@ -1,0 +1,255 @@
+/**
+ * User memory of one mm: the VMA list plus sparse backing frames in the Wasm core's
+ * linear memory. A 64 KiB frame is allocated on the first write into it; bytes of frames
+ * never written read as zero, so guests of 64 GiB to 1 TiB cost nothing until touched.
+ *
+ * Access checks follow the page protections: copy_from_user fails on any unreadable byte,
+ * copy_to_user writes up to the first unwritable byte and reports the rest as not copied.
+ */
+import { WasmCore } from "../wasm/core";
+import { Errno } from "../uapi/errno";
+import { PageBacking } from "./pages";
+import { PAGE_SIZE, TASK_SIZE, VmaList, protReadable, protWritable } from "./vma";
+
+/** Bytes per backing frame. */
+export const FRAME_SIZE = 0x10000;
+const FRAME_SHIFT = 16;
+
+/** A piece of a user range in linear memory: `ptr` is 0 for a never-written (zero) frame when not allocating. */
+export interface UserSpan {
+  /** Linear-memory address of the first byte, or 0 when the frame does not exist. */
+  ptr: number;
+  /** Bytes in this piece. */
+  len: number;
+  /** Offset of this piece from the start of the requested range. */
+  offset: number;
+}
+
+/** A physically contiguous, accessible run of pages starting at a user address. */
+export interface PinnedRun {
+  /** Pages in the run (>= 1). */
+  npages: number;
+  /** Synthetic physical address of the first page (ZERO_PAGE_PHYS for zero-page runs). */
+  phys: number;
+  /**
+   * The run is the shared zero page (a read-only pin of never-written anonymous memory):
+   * a reserved pfn, never charged to locked_vm. Linux sees one run per page there; the
+   * model keeps one run, which charges and maps the same.
+   */
+  reserved: boolean;
+}
+
+/** Synthetic physical address of the shared zero page. */
+export const ZERO_PAGE_PHYS = 0x1000;
+
+const toNum = (a: bigint): number => (a >= 0n && a < BigInt(TASK_SIZE) ? Number(a) : -1);
+
+/** The memory of one simulated address space. */
+export class UserMemory {
+  /** The address space layout. */
+  readonly vmas = new VmaList();
+  private readonly frames = new Map<number, number>();
+  /** Which pages are real, small-zero or huge-zero (decides what pinning charges). */
+  readonly backing = new PageBacking((start, end) => {
+    const v = this.vmas.find(start);
+    return v !== undefined && v.end >= end;
+  });
+
+  constructor(readonly core: WasmCore) {
+    this.vmas.onSplit = (addr) => this.backing.split(addr);
+  }
+
+  /** Number of backing frames currently allocated (for memory-bound tests). */
+  get frameCount(): number {
+    return this.frames.size;
+  }
+
+  /** Bytes from `addr` (up to `len`) before the first byte that is not readable (or writable). */
+  accessibleLength(addr: number, len: number, write: boolean): number {
+    if (addr < 0 || len <= 0) return 0;
+    let pos = addr;
+    const end = addr + len;
+    let i = this.vmas.findIndex(pos);
+    while (pos < end) {
+      const v = this.vmas.at(i);
+      if (!v || v.start > pos) break;
+      if (!(write ? protWritable(v.prot) : protReadable(v.prot))) break;
+      pos = Math.min(v.end, end);
+      i++;
+    }
+    return pos - addr;
+  }
+
+  /** Linear-memory address of the frame holding `addr`, allocating it (zeroed) when `allocate`. 0 = none / ENOMEM. */
+  private frame(index: number, allocate: boolean): number {
+    let p = this.frames.get(index);
+    if (p === undefined) {
+      if (!allocate) return 0;
+      p = this.core.alloc(FRAME_SIZE, true);
+      if (p === 0) return 0;
+      this.frames.set(index, p);
+    }
+    return p;
+  }
+
+  /**
+   * Visits [addr, addr+len) frame by frame. With `allocate`, missing frames are created
+   * (and a span with ptr 0 means linear memory is exhausted); without, ptr 0 means "zeros".
+   * No access check: callers check first.
+   */
+  spans(addr: number, len: number, allocate: boolean): UserSpan[] {
+    const out: UserSpan[] = [];
+    let pos = addr;
+    const end = addr + len;
+    while (pos < end) {
+      const index = Math.floor(pos / FRAME_SIZE);
+      const inFrame = pos - index * FRAME_SIZE;
+      const n = Math.min(FRAME_SIZE - inFrame, end - pos);
+      const f = this.frame(index, allocate);
+      out.push({ ptr: f === 0 ? 0 : f + inFrame, len: n, offset: pos - addr });
+      pos += n;
+    }
+    return out;
+  }
+
+  /** Reads [addr, addr+len) without access checks (zeros where never written). */
+  readRaw(addr: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    for (const s of this.spans(addr, len, false)) {
+      if (s.ptr !== 0) out.set(this.core.u8.subarray(s.ptr, s.ptr + s.len), s.offset);
+    }
+    return out;
+  }
+
+  /** Write faults on [addr, addr+len): those pages now hold real pages. */
+  private touch(addr: number, len: number): void {
+    this.backing.fault(addr, len, true);
+  }
+
+  /** Writes `data` at `addr` without access checks; returns false when linear memory ran out. */
+  writeRaw(addr: number, data: Uint8Array): boolean {
+    this.touch(addr, data.length);
+    const spans = this.spans(addr, data.length, true);
+    if (spans.some((s) => s.ptr === 0)) return false;
+    const u8 = this.core.u8;
+    for (const s of spans) u8.set(data.subarray(s.offset, s.offset + s.len), s.ptr);
+    return true;
+  }
+
+  /** memset without access checks; zero fills of absent frames allocate nothing. */
+  fillRaw(addr: number, len: number, byte: number): boolean {
+    this.touch(addr, len);
+    const spans = this.spans(addr, len, byte !== 0);
+    for (const s of spans) {
+      if (s.ptr === 0) {
+        if (byte !== 0) return false;
+        continue;
+      }
+      this.core.x.fillBytes(s.ptr, byte, s.len);
+    }
+    return true;
+  }
+
+  /** copy_from_user: the bytes, or null when any of them is not readable. */
+  copyFromUser(addr: bigint, len: number): Uint8Array | null {
+    const a = toNum(addr);
+    if (a < 0 || !Number.isSafeInteger(len) || len < 0) return null;
+    if (len === 0) return new Uint8Array(0);
+    if (this.accessibleLength(a, len, false) < len) return null;
+    this.backing.fault(a, len, false);
+    return this.readRaw(a, len);
+  }
+
+  /** copy_to_user: writes up to the first unwritable byte; returns the bytes not written. */
+  copyToUser(addr: bigint, data: Uint8Array): number {
+    const a = toNum(addr);
+    if (a < 0) return data.length;
+    const n = this.accessibleLength(a, data.length, true);
+    if (n > 0 && !this.writeRaw(a, data.subarray(0, n))) return data.length;
+    return data.length - n;
+  }
+
+  /**
+   * copy_to_user from linear memory of the same Wasm core (no JS copy): writes up to the
+   * first unwritable byte of [addr, addr+len) from `src` and returns the bytes not written.
+   */
+  copyToUserFromLinear(addr: bigint, src: number, len: number): number {
+    const a = toNum(addr);
+    if (a < 0) return len;
+    const n = this.accessibleLength(a, len, true);
+    this.touch(a, n);
+    const spans = this.spans(a, n, true);
+    if (spans.some((s) => s.ptr === 0)) return len;
+    for (const s of spans) this.core.x.copyBytes(s.ptr, src + s.offset, s.len);
+    return len - n;
+  }
+
+  /**
+   * Resolves the pages pin_user_pages() would pin from `vaddr`: up to `maxPages` pages that
+   * are accessible (writable when `write`) and physically contiguous. Returns the run, or
+   * -EFAULT when the first page cannot be pinned.
+   */
+  pinRun(vaddr: number, maxPages: number, write: boolean): PinnedRun | number {
+    const v = this.vmas.find(vaddr);
+    if (!v || !(write ? protWritable(v.prot) : protReadable(v.prot))) return -Errno.EFAULT;
+    const phys = v.phys + (vaddr - v.start);
+    let end = v.end;
+    let cur = v;
+    // Neighbouring VMAs split from the same mapping continue the physical range.
+    while ((end - vaddr) / PAGE_SIZE < maxPages) {
+      const next = this.vmas.find(end);
+      if (!next || next.phys !== cur.phys + (cur.end - cur.start)) break;
+      if (!(write ? protWritable(next.prot) : protReadable(next.prot))) break;
+      end = next.end;
+      cur = next;
+    }
+    const npages = Math.min(maxPages, (end - vaddr) / PAGE_SIZE);
+    const page = Math.floor(vaddr / PAGE_SIZE);
+    // GUP faults every page in first (FOLL_WRITE breaks COW from the zero pages).
+    this.backing.fault(vaddr, npages * PAGE_SIZE, write);
+    const b = this.backing.backing(page, npages);
+    return { npages: b.npages, phys: b.reserved ? ZERO_PAGE_PHYS : phys, reserved: b.reserved };
+  }
+
+  /** Drops the frames of [start, end) (page-aligned) after munmap: a later mapping there reads zeros. */
+  discard(start: number, end: number): void {
+    this.backing.unmap(start, end);
+    if ((end - start) / FRAME_SIZE > this.frames.size) {
+      // A big range with few frames: visit the frames, not the range.
+      for (const index of [...this.frames.keys()]) {
+        const fStart = index * FRAME_SIZE;
+        if (fStart + FRAME_SIZE > start && fStart < end) this.discardFrame(index, Math.max(start, fStart), Math.min(end, fStart + FRAME_SIZE));
+      }
+      return;
+    }
+    let pos = start;
+    while (pos < end) {
+      const index = Math.floor(pos / FRAME_SIZE);
+      const fStart = index * FRAME_SIZE;
+      const fEnd = fStart + FRAME_SIZE;
+      this.discardFrame(index, pos, Math.min(end, fEnd));
+      pos = Math.min(end, fEnd);
+    }
+  }
+
+  /** Drops frame `index` when [from, to) covers it, else zeroes that part. */
+  private discardFrame(index: number, from: number, to: number): void {
+    const p = this.frames.get(index);
+    if (p === undefined) return;
+    const fStart = index * FRAME_SIZE;
+    if (from === fStart && to === fStart + FRAME_SIZE) {
+      this.core.free(p);
+      this.frames.delete(index);
+    } else {
+      this.core.x.fillBytes(p + (from - fStart), 0, to - from);
+    }
+  }
+
+  /** Frees every frame (the mm is gone). */
+  dispose(): void {
+    for (const p of this.frames.values()) this.core.free(p);
+    this.frames.clear();
+  }
+}
+
+export { FRAME_SHIFT };

@@ -1,0 +1,59 @@
+/**
+ * The parts of struct mm_struct the model keeps: user memory and locked_vm (what
+ * /proc/PID/status shows as VmLck), with __account_locked_vm()'s charging rule.
+ */
+import { WasmCore } from "../wasm/core";
+import { Errno } from "../uapi/errno";
+import { UserMemory } from "./memory";
+import { PAGE_SHIFT } from "./vma";
+
+/** RLIM_INFINITY as a u64. */
+export const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
+
+/** Capability numbers the model knows (include/uapi/linux/capability.h). */
+export const CAP_IPC_LOCK = 14;
+
+/** One address space. */
+export class MmStruct {
+  /** Pages charged to this mm (mm->locked_vm). */
+  lockedVm = 0;
+  /** WARN_ON_ONCE hits: uncharges of more than was charged (a model bug if ever non-zero). */
+  underflowWarnings = 0;
+  /** Whether the mm still has users (mmget_not_zero succeeds). */
+  alive = true;
+  /** Its memory. */
+  readonly memory: UserMemory;
+
+  constructor(core: WasmCore) {
+    this.memory = new UserMemory(core);
+  }
+
+  /** VmLck in KiB. */
+  get vmLckKb(): number {
+    return this.lockedVm << (PAGE_SHIFT - 10);
+  }
+
+  /**
+   * __account_locked_vm(mm, pages, inc, task, bypass_rlim): on increase, -ENOMEM when
+   * locked_vm + pages exceeds the task's RLIMIT_MEMLOCK in pages (unless bypassed);
+   * on decrease, subtracts (Linux WARNs on underflow and wraps; the model clamps at 0 and
+   * counts the warning in `underflowWarnings`). Returns 0 or -ENOMEM.
+   */
+  accountLockedVm(pages: number, inc: boolean, rlimitMemlock: bigint, bypassRlim: boolean): number {
+    if (inc) {
+      if (!bypassRlim) {
+        const limit = rlimitMemlock >> BigInt(PAGE_SHIFT);
+        if (BigInt(this.lockedVm + pages) > limit) return -Errno.ENOMEM;
+      }
+      this.lockedVm += pages;
+      return 0;
+    }
+    if (pages > this.lockedVm) {
+      this.underflowWarnings++;
+      this.lockedVm = 0;
+      return 0;
+    }
+    this.lockedVm -= pages;
+    return 0;
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * What backs each page of anonymous memory, as far as pinning can tell: a real page, the
+ * 4 KiB shared zero page (a reserved pfn: pinned but never charged to locked_vm), or the
+ * huge zero page (not reserved: charged). Follows Linux 6.1 with THP "always" and
+ * use_zero_page, which is what the oracle's recordings show:
+ * - a read fault in a 2 MiB block that one VMA covers maps the huge zero page;
+ * - a write fault there allocates a THP (all 512 pages real);
+ * - in a block that already has a page table, or that no single VMA covers, read faults map
+ *   the small zero page and write faults allocate one page;
+ * - splitting a huge zero mapping (a VMA boundary inside the block) turns it into small
+ *   zero pages; a write to a huge zero block splits it the same way, then COWs one page.
+ * State is per interval of real pages and per touched 2 MiB block, never per page.
+ */
+import { IntervalSet } from "./intervals";
+import { PAGE_SIZE } from "./vma";
+
+/** Pages per PMD (2 MiB / 4 KiB). */
+export const HPAGE_PMD_NR = 512;
+const HPAGE_SIZE = HPAGE_PMD_NR * PAGE_SIZE;
+
+/** State of a 2 MiB block's PMD. Absent = pmd_none. */
+const enum Pmd {
+  HugeZero = 1,
+  Table = 2,
+}
+
+/** Page backing of one mm. */
+export class PageBacking {
+  /** Pages holding real (written) pages. */
+  private readonly real = new IntervalSet();
+  private readonly pmd = new Map<number, Pmd>();
+
+  constructor(private readonly coversBlock: (start: number, end: number) => boolean) {}
+
+  /** Faults [addr, addr+len) in for read or write, as the process, the kernel or GUP would. */
+  fault(addr: number, len: number, write: boolean): void {
+    if (len <= 0) return;
+    let page = Math.floor(addr / PAGE_SIZE);
+    const endPage = Math.ceil((addr + len) / PAGE_SIZE);
+    while (page < endPage) {
+      const block = Math.floor(page / HPAGE_PMD_NR);
+      const bEnd = Math.min(endPage, (block + 1) * HPAGE_PMD_NR);
+      this.faultInBlock(block, page, bEnd, write);
+      page = bEnd;
+    }
+  }
+
+  private faultInBlock(block: number, from: number, to: number, write: boolean): void {
+    let st = this.pmd.get(block);
+    if (st === undefined) {
+      const start = block * HPAGE_SIZE;
+      if (this.coversBlock(start, start + HPAGE_SIZE)) {
+        if (write) {
+          // do_huge_pmd_anonymous_page(): a whole THP of real pages.
+          this.real.add(block * HPAGE_PMD_NR, (block + 1) * HPAGE_PMD_NR);
+          this.pmd.set(block, Pmd.Table);
+        } else {
+          this.pmd.set(block, Pmd.HugeZero);
+        }
+        return;
+      }
+      st = Pmd.Table;
+      this.pmd.set(block, st);
+    }
+    if (!write) return;
+    if (st === Pmd.HugeZero) this.pmd.set(block, Pmd.Table); // split, then COW one page
+    this.real.add(from, to);
+  }
+
+  /** A VMA boundary appears at `addr` (split_vma, munmap): a huge zero PMD around it is split. */
+  split(addr: number): void {
+    if (addr % HPAGE_SIZE === 0) return;
+    const block = Math.floor(addr / HPAGE_SIZE);
+    if (this.pmd.get(block) === Pmd.HugeZero) this.pmd.set(block, Pmd.Table);
+  }
+
+  /** munmap of [start, end): pages are gone; blocks wholly inside lose their PMD. */
+  unmap(start: number, end: number): void {
+    this.split(start);
+    this.split(end);
+    this.real.remove(Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
+    const first = Math.ceil(start / HPAGE_SIZE);
+    const last = Math.floor(end / HPAGE_SIZE);
+    if (last - first > this.pmd.size) {
+      for (const b of [...this.pmd.keys()]) if (b >= first && b < last) this.pmd.delete(b);
+    } else {
+      for (let b = first; b < last; b++) this.pmd.delete(b);
+    }
+  }
+
+  /**
+   * After faulting: from `page`, how many pages (up to `limit`) share one backing kind, and
+   * whether that kind is the reserved small zero page.
+   */
+  backing(page: number, limit: number): { npages: number; reserved: boolean } {
+    const ext = this.real.extent(page, page + limit);
+    if (ext.inSet) return { npages: ext.end - page, reserved: false };
+    // Unwritten pages: huge zero blocks are not reserved, small zero pages are.
+    const kindOf = (p: number): boolean => this.pmd.get(Math.floor(p / HPAGE_PMD_NR)) !== Pmd.HugeZero;
+    const reserved = kindOf(page);
+    let end = page;
+    while (end < ext.end) {
+      const blockEnd = Math.min(ext.end, (Math.floor(end / HPAGE_PMD_NR) + 1) * HPAGE_PMD_NR);
+      if (kindOf(end) !== reserved) break;
+      end = blockEnd;
+    }
+    return { npages: end - page, reserved };
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * `current` as kernel objects see it: the user-memory access of file.ts plus what VFIO
+ * needs from a task: its mm (locked_vm, pinning), capabilities, RLIMIT_MEMLOCK and its
+ * file table (VFIO_GROUP_SET_CONTAINER passes a container fd).
+ */
+import type { FileOps, UserAccess } from "./file";
+import type { MmStruct } from "./mm";
+
+/** The calling task with everything kernel objects of this model may ask of it. */
+export interface Task extends UserAccess {
+  /** Process id (for messages). */
+  readonly pid: number;
+  /** The task's address space; null once the process has exited. */
+  readonly mm: MmStruct | null;
+  /** capable(cap) for the effective set. */
+  capable(cap: number): boolean;
+  /** rlimit(RLIMIT_MEMLOCK) in bytes (RLIM_INFINITY when unlimited). */
+  rlimitMemlock(): bigint;
+  /** The open file behind `fd`, or null (fdget). */
+  fdget(fd: number): FileOps | null;
+}
+
+/** Whether a UserAccess is a full Task of this model (kernel objects need one). */
+export function isTask(u: UserAccess): u is Task {
+  return typeof (u as Partial<Task>).capable === "function" && "mm" in u && typeof (u as Partial<Task>).fdget === "function";
+}

@@ -1,0 +1,179 @@
+/**
+ * The VFIO core around type1 (drivers/vfio/container.c, group.c): /dev/vfio/vfio container
+ * files, /dev/vfio/N group files, VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU, and
+ * pass-through of the remaining container ioctls to the type1 backend.
+ */
+import { WasmCore } from "../wasm/core";
+import { Errno } from "../uapi/errno";
+import {
+  VFIO_API_VERSION,
+  VFIO_CHECK_EXTENSION,
+  VFIO_GET_API_VERSION,
+  VFIO_GROUP_GET_STATUS,
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_GROUP_UNSET_CONTAINER,
+  VFIO_SET_IOMMU,
+} from "../uapi/vfio";
+import type { FileOps, UserAccess } from "../process/file";
+import { isTask } from "../process/task";
+import type { Process } from "../process/process";
+import type { Platform, PlatformGroup } from "../iommu/platform";
+import { VfioIommu } from "./vfio-iommu";
+import { vfioIommuType1CheckExtension, vfioIommuType1Ioctl } from "./ioctl";
+import { DEFAULT_TYPE1_OPTIONS, Type1Options } from "./options";
+
+/** VFIO_GROUP_FLAGS_VIABLE / _CONTAINER_SET. */
+const VFIO_GROUP_FLAGS_VIABLE = 1 << 0;
+const VFIO_GROUP_FLAGS_CONTAINER_SET = 1 << 1;
+
+/** A /dev/vfio/vfio file. */
+export class VfioContainer implements FileOps {
+  /** The groups attached to this container. */
+  readonly groups: VfioGroupFile[] = [];
+  /** The type1 backend once VFIO_SET_IOMMU succeeded. */
+  iommu: VfioIommu | null = null;
+
+  constructor(
+    readonly core: WasmCore,
+    readonly platform: Platform,
+    readonly opts: Type1Options,
+  ) {}
+
+  ioctl(task: UserAccess, cmd: number, arg: bigint): number {
+    switch (cmd) {
+      case VFIO_GET_API_VERSION:
+        return VFIO_API_VERSION;
+      case VFIO_CHECK_EXTENSION:
+        return vfioIommuType1CheckExtension(this.iommu, arg, this.opts.profile);
+      case VFIO_SET_IOMMU:
+        return this.setIommu(arg);
+      default:
+        if (!this.iommu) return -Errno.EINVAL;
+        if (!isTask(task)) return -Errno.EFAULT;
+        return vfioIommuType1Ioctl(this.iommu, task, cmd, arg);
+    }
+  }
+
+  /** vfio_ioctl_set_iommu(). */
+  private setIommu(arg: bigint): number {
+    if (this.groups.length === 0 || this.iommu) return -Errno.EINVAL;
+    if (vfioIommuType1CheckExtension(null, arg, this.opts.profile) <= 0) return -Errno.ENODEV;
+    const iommu = VfioIommu.open(this.core, this.platform, Number(arg), this.opts);
+    if (typeof iommu === "number") return iommu;
+    for (const g of this.groups) {
+      const r = iommu.attachGroup(g.group);
+      if (r) {
+        iommu.release();
+        return r;
+      }
+    }
+    this.iommu = iommu;
+    return 0;
+  }
+
+  /** Called by a group file: attach (and, if the driver is set, attach to type1). */
+  attach(g: VfioGroupFile): number {
+    if (this.iommu) {
+      const r = this.iommu.attachGroup(g.group);
+      if (r) return r;
+    }
+    this.groups.push(g);
+    return 0;
+  }
+
+  /** Called by a group file: detach; the last group takes the backend with it. */
+  detach(g: VfioGroupFile): void {
+    const i = this.groups.indexOf(g);
+    if (i < 0) return;
+    this.groups.splice(i, 1);
+    if (this.iommu) {
+      this.iommu.detachGroup(g.group);
+      if (this.groups.length === 0) {
+        this.iommu.release();
+        this.iommu = null;
+      }
+    }
+  }
+
+  release(): void {
+    for (const g of [...this.groups]) g.unsetContainer();
+  }
+}
+
+/** A /dev/vfio/N file. */
+export class VfioGroupFile implements FileOps {
+  container: VfioContainer | null = null;
+
+  constructor(readonly group: PlatformGroup) {}
+
+  ioctl(task: UserAccess, cmd: number, arg: bigint): number {
+    switch (cmd) {
+      case VFIO_GROUP_GET_STATUS: {
+        const flags = VFIO_GROUP_FLAGS_VIABLE | (this.container ? VFIO_GROUP_FLAGS_CONTAINER_SET : 0);
+        const b = new Uint8Array(8);
+        const dv = new DataView(b.buffer);
+        const hdr = task.copyFromUser(arg, 4);
+        if (!hdr) return -Errno.EFAULT;
+        dv.setUint32(0, new DataView(hdr.buffer, hdr.byteOffset).getUint32(0, true), true);
+        if (dv.getUint32(0, true) < 8) return -Errno.EINVAL;
+        dv.setUint32(4, flags, true);
+        return task.copyToUser(arg, b) ? -Errno.EFAULT : 0;
+      }
+      case VFIO_GROUP_SET_CONTAINER: {
+        const b = task.copyFromUser(arg, 4);
+        if (!b) return -Errno.EFAULT;
+        const fd = new DataView(b.buffer, b.byteOffset).getInt32(0, true);
+        if (this.container) return -Errno.EINVAL;
+        if (!isTask(task)) return -Errno.EBADF;
+        const f = task.fdget(fd);
+        if (!f) return -Errno.EBADF;
+        if (!(f instanceof VfioContainer)) return -Errno.EINVAL;
+        const r = f.attach(this);
+        if (r) return r;
+        this.container = f;
+        return 0;
+      }
+      case VFIO_GROUP_UNSET_CONTAINER:
+        if (!this.container) return -Errno.EINVAL;
+        this.unsetContainer();
+        return 0;
+      default:
+        return -Errno.ENOTTY;
+    }
+  }
+
+  /** Leaves the container (VFIO_GROUP_UNSET_CONTAINER or last close). */
+  unsetContainer(): void {
+    const c = this.container;
+    this.container = null;
+    c?.detach(this);
+  }
+
+  release(): void {
+    this.unsetContainer();
+  }
+}
+
+/**
+ * Makes /dev/vfio/vfio and /dev/vfio/<group id> of `platform` openable in `proc`. Every
+ * open of /dev/vfio/vfio is a new container; a group can be open once at a time (-EBUSY).
+ * Containers share the process's Wasm core so the dirty bitmap packs straight into its memory.
+ */
+export function installVfio(proc: Process, platform: Platform, opts: Partial<Type1Options> = {}): void {
+  const options: Type1Options = { ...DEFAULT_TYPE1_OPTIONS, ...opts };
+  proc.registerDevice("/dev/vfio/vfio", () => new VfioContainer(proc.core, platform, options));
+  for (const g of platform.groups) {
+    let open: VfioGroupFile | null = null;
+    proc.registerDevice(`/dev/vfio/${g.id}`, () => {
+      if (open) return -Errno.EBUSY;
+      const f = new VfioGroupFile(g);
+      const release = f.release.bind(f);
+      f.release = () => {
+        release();
+        if (open === f) open = null;
+      };
+      open = f;
+      return f;
+    });
+  }
+}

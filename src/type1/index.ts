@@ -1,0 +1,17 @@
+/**
+ * type1: the VFIO type1 IOMMU backend (vfio_iommu_type1.c) and the bits of the VFIO core
+ * around it: containers and groups as files, every type1 ioctl with Linux's argument
+ * checks, dma_entry_limit, pinning and locked-memory accounting, software dirty tracking
+ * with the kernel's bitmap word algorithm, the in-kernel interface for emulated devices
+ * (pin/unpin pages, dma_unmap notifier, dma_rw) and the explicit iommu->lock.
+ */
+export { VfioIommu } from "./vfio-iommu";
+export type { VfioDomain, VfioIommuGroup, VfioEmulatedDevice, DmaMapArgs, DmaUnmapArgs, VfioBitmapArgs, PinPagesResult } from "./vfio-iommu";
+export { VfioDma } from "./dma";
+export type { PinnedRun, VfioPfn } from "./dma";
+export { VfioContainer, VfioGroupFile, installVfio } from "./container";
+export { vfioIommuType1Ioctl, vfioIommuType1CheckExtension } from "./ioctl";
+export { updateUserBitmap, reportAndClear } from "./dirty";
+export { Mutex, LockingError } from "./lock";
+export { DEFAULT_TYPE1_OPTIONS } from "./options";
+export type { Type1Options, Type1Profile } from "./options";

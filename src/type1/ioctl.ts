@@ -1,0 +1,283 @@
+/**
+ * vfio_iommu_type1_ioctl(): the user-facing half of type1. Copies argument structs from
+ * user memory at their uAPI layouts, validates them in the kernel's order, calls the
+ * VfioIommu operation and copies results back (only on success, like Linux).
+ */
+import { Errno } from "../uapi/errno";
+import {
+  CapDmaAvail,
+  CapHeader,
+  CapIovaRange,
+  CapMigration,
+  DIRTY_BITMAP_SIZE_MAX,
+  DirtyBitmap,
+  DirtyBitmapGet,
+  DmaMap,
+  DmaUnmap,
+  Type1Info,
+  U64_MASK,
+  VFIO_CHECK_EXTENSION,
+  VFIO_DMA_CC_IOMMU,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_VADDR,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+  VFIO_DMA_UNMAP_FLAG_VADDR,
+  VFIO_IOMMU_DIRTY_PAGES,
+  VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP,
+  VFIO_IOMMU_DIRTY_PAGES_FLAG_START,
+  VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_INFO_CAPS,
+  VFIO_IOMMU_INFO_PGSIZES,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
+  VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
+  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_TYPE1_IOMMU,
+  VFIO_TYPE1_NESTING_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VFIO_UNMAP_ALL,
+  VFIO_UPDATE_VADDR,
+  VfioBitmap,
+  accessOk,
+  dirtyBitmapBytes,
+  ffs64,
+  fls64,
+} from "../uapi/vfio";
+import type { Task } from "../process/task";
+import type { DmaUnmapArgs, VfioBitmapArgs, VfioIommu } from "./vfio-iommu";
+
+const u64 = (x: bigint): bigint => x & U64_MASK;
+
+/** Little-endian field access on a copied struct. */
+class Struct {
+  readonly dv: DataView;
+  constructor(readonly bytes: Uint8Array) {
+    this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  u32(off: number): number {
+    return this.dv.getUint32(off, true);
+  }
+  u64(off: number): bigint {
+    return this.dv.getBigUint64(off, true);
+  }
+  setU32(off: number, v: number): void {
+    this.dv.setUint32(off, v >>> 0, true);
+  }
+  setU64(off: number, v: bigint): void {
+    this.dv.setBigUint64(off, u64(v), true);
+  }
+  setU16(off: number, v: number): void {
+    this.dv.setUint16(off, v, true);
+  }
+}
+
+function copyStruct(task: Task, addr: bigint, len: number): Struct | null {
+  const b = task.copyFromUser(u64(addr), len);
+  return b ? new Struct(b) : null;
+}
+
+/** verify_bitmap_size(). */
+function verifyBitmapSize(npages: bigint, bitmapSize: bigint): number {
+  if (npages === 0n || bitmapSize === 0n || bitmapSize > DIRTY_BITMAP_SIZE_MAX || bitmapSize < dirtyBitmapBytes(npages)) return -Errno.EINVAL;
+  return 0;
+}
+
+/** `x >> __ffs(pgsize)` as x86 computes it: shifts are taken mod 64, and __ffs(0) is treated as 0. */
+function shiftByFfs(x: bigint, pgsize: bigint): bigint {
+  const s = pgsize === 0n ? 0 : ffs64(pgsize) & 63;
+  return x >> BigInt(s);
+}
+
+/** vfio_iommu_type1_check_extension(); `iommu` is null before SET_IOMMU. */
+export function vfioIommuType1CheckExtension(iommu: VfioIommu | null, arg: bigint, profile: "linux-6.1" | "mainline"): number {
+  switch (arg) {
+    case BigInt(VFIO_TYPE1_IOMMU):
+    case BigInt(VFIO_TYPE1v2_IOMMU):
+    case BigInt(VFIO_UNMAP_ALL):
+      return 1;
+    case BigInt(VFIO_TYPE1_NESTING_IOMMU):
+      return profile === "mainline" ? 0 : 1;
+    case BigInt(VFIO_UPDATE_VADDR):
+      if (profile === "mainline") return iommu !== null && iommu.emulatedGroups.length === 0 ? 1 : 0;
+      return 1;
+    case BigInt(VFIO_DMA_CC_IOMMU):
+      return iommu ? iommu.domainsHaveEnforceCacheCoherency() : 0;
+    default:
+      return 0;
+  }
+}
+
+/** The capability chain of GET_INFO, built in the kernel's order: MIGRATION, DMA_AVAIL, IOVA_RANGE. */
+function buildCaps(iommu: VfioIommu): Uint8Array {
+  const pad = iommu.opts.profile === "mainline";
+  const caps: Array<{ id: number; body: (s: Struct) => void; size: number }> = [];
+  caps.push({
+    id: VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
+    size: CapMigration.SIZE,
+    body: (s) => {
+      s.setU32(CapMigration.flags, 0);
+      s.setU64(CapMigration.pgsize_bitmap, iommu.pgsize());
+      s.setU64(CapMigration.max_dirty_bitmap_size, DIRTY_BITMAP_SIZE_MAX);
+    },
+  });
+  caps.push({ id: VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, size: CapDmaAvail.SIZE, body: (s) => s.setU32(CapDmaAvail.avail, iommu.dmaAvail) });
+  if (iommu.iovaList.length > 0) {
+    const list = iommu.iovaList;
+    caps.push({
+      id: VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
+      size: CapIovaRange.HEADER_SIZE + CapIovaRange.RANGE_SIZE * list.length,
+      body: (s) => {
+        s.setU32(CapIovaRange.nr_iovas, list.length);
+        list.forEach((r, i) => {
+          s.setU64(CapIovaRange.iova_ranges + i * 16, r.start);
+          s.setU64(CapIovaRange.iova_ranges + i * 16 + 8, r.end);
+        });
+      },
+    });
+  }
+  const sizes = caps.map((c) => (pad ? Math.ceil(c.size / 8) * 8 : c.size));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const buf = new Struct(new Uint8Array(total));
+  let off = 0;
+  caps.forEach((c, i) => {
+    const s = new Struct(buf.bytes.subarray(off, off + c.size));
+    s.setU16(CapHeader.id, c.id);
+    s.setU16(CapHeader.version, 1);
+    // vfio_info_cap_shift() makes `next` relative to the whole buffer (info header first).
+    s.setU32(CapHeader.next, i + 1 < caps.length ? Type1Info.SIZE + off + sizes[i] : 0);
+    c.body(s);
+    off += sizes[i];
+  });
+  return buf.bytes;
+}
+
+/** vfio_iommu_type1_get_info(). */
+function getInfo(iommu: VfioIommu, task: Task, arg: bigint): number {
+  const mainline = iommu.opts.profile === "mainline";
+  let minsz: number = Type1Info.MINSZ;
+  const inStruct = copyStruct(task, arg, minsz);
+  if (!inStruct) return -Errno.EFAULT;
+  const info = new Struct(new Uint8Array(Type1Info.SIZE));
+  info.bytes.set(inStruct.bytes);
+  let argsz = info.u32(Type1Info.argsz);
+  if (argsz < minsz) return -Errno.EINVAL;
+  if (mainline) minsz = Math.min(argsz, Type1Info.SIZE);
+  else if (argsz >= Type1Info.CAPSZ) minsz = Type1Info.CAPSZ;
+  info.setU32(Type1Info.cap_offset, 0);
+
+  iommu.lock.lock();
+  let flags = VFIO_IOMMU_INFO_PGSIZES;
+  info.setU64(Type1Info.iova_pgsizes, iommu.pgsizeBitmap);
+  const caps = buildCaps(iommu);
+  iommu.lock.unlock();
+
+  if (caps.length) {
+    flags |= VFIO_IOMMU_INFO_CAPS;
+    if (argsz < Type1Info.SIZE + caps.length) {
+      argsz = Type1Info.SIZE + caps.length;
+    } else {
+      if (task.copyToUser(u64(arg + BigInt(Type1Info.SIZE)), caps)) return -Errno.EFAULT;
+      info.setU32(Type1Info.cap_offset, Type1Info.SIZE);
+    }
+  }
+  info.setU32(Type1Info.argsz, argsz);
+  info.setU32(Type1Info.flags, flags);
+  return task.copyToUser(arg, info.bytes.subarray(0, minsz)) ? -Errno.EFAULT : 0;
+}
+
+/** vfio_iommu_type1_map_dma(). */
+function mapDma(iommu: VfioIommu, task: Task, arg: bigint): number {
+  const s = copyStruct(task, arg, DmaMap.SIZE);
+  if (!s) return -Errno.EFAULT;
+  let mask = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE | VFIO_DMA_MAP_FLAG_VADDR;
+  if (iommu.opts.msiReservedIovaFlag !== null) mask |= iommu.opts.msiReservedIovaFlag;
+  const argsz = s.u32(DmaMap.argsz);
+  const flags = s.u32(DmaMap.flags);
+  if (argsz < DmaMap.SIZE || (flags & ~mask) !== 0) return -Errno.EINVAL;
+  return iommu.vfioDmaDoMap(task, { flags, vaddr: s.u64(DmaMap.vaddr), iova: s.u64(DmaMap.iova), size: s.u64(DmaMap.size) });
+}
+
+/** vfio_iommu_type1_unmap_dma(). */
+function unmapDma(iommu: VfioIommu, task: Task, arg: bigint): number {
+  const s = copyStruct(task, arg, DmaUnmap.SIZE);
+  if (!s) return -Errno.EFAULT;
+  const mask = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR;
+  const argsz = s.u32(DmaUnmap.argsz);
+  const flags = s.u32(DmaUnmap.flags);
+  if (argsz < DmaUnmap.SIZE || (flags & ~mask) !== 0) return -Errno.EINVAL;
+  if (flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP && flags & (VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR)) return -Errno.EINVAL;
+  const unmap: DmaUnmapArgs = { flags, iova: s.u64(DmaUnmap.iova), size: s.u64(DmaUnmap.size) };
+  let bitmap: VfioBitmapArgs | null = null;
+  if (flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) {
+    if (argsz < DmaUnmap.SIZE + VfioBitmap.SIZE) return -Errno.EINVAL;
+    const b = copyStruct(task, arg + BigInt(DmaUnmap.data), VfioBitmap.SIZE);
+    if (!b) return -Errno.EFAULT;
+    bitmap = { pgsize: b.u64(VfioBitmap.pgsize), size: b.u64(VfioBitmap.size), data: b.u64(VfioBitmap.data) };
+    if (!accessOk(bitmap.data, bitmap.size)) return -Errno.EINVAL;
+    if (bitmap.pgsize === 0n) return -Errno.EINVAL;
+    const r = verifyBitmapSize(shiftByFfs(unmap.size, bitmap.pgsize), bitmap.size);
+    if (r) return r;
+  }
+  const ret = iommu.vfioDmaDoUnmap(task, unmap, bitmap);
+  if (ret) return ret;
+  s.setU64(DmaUnmap.size, unmap.size);
+  return task.copyToUser(arg, s.bytes) ? -Errno.EFAULT : 0;
+}
+
+/** vfio_iommu_type1_dirty_pages(). */
+function dirtyPages(iommu: VfioIommu, task: Task, arg: bigint): number {
+  if (!iommu.v2) return -Errno.EACCES;
+  const s = copyStruct(task, arg, DirtyBitmap.SIZE);
+  if (!s) return -Errno.EFAULT;
+  const mask = VFIO_IOMMU_DIRTY_PAGES_FLAG_START | VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP | VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
+  const argsz = s.u32(DirtyBitmap.argsz);
+  const flags = s.u32(DirtyBitmap.flags);
+  if (argsz < DirtyBitmap.SIZE || (flags & ~mask) !== 0) return -Errno.EINVAL;
+  if (flags === 0 || ffs64(BigInt(flags)) !== fls64(BigInt(flags))) return -Errno.EINVAL;
+  if (flags & VFIO_IOMMU_DIRTY_PAGES_FLAG_START) return iommu.dirtyStart();
+  if (flags & VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP) return iommu.dirtyStop();
+  const dataSize = argsz - DirtyBitmap.SIZE;
+  if (dataSize === 0 || dataSize < DirtyBitmapGet.SIZE) return -Errno.EINVAL;
+  const g = copyStruct(task, arg + BigInt(DirtyBitmap.data), DirtyBitmapGet.SIZE);
+  if (!g) return -Errno.EFAULT;
+  const iova = g.u64(DirtyBitmapGet.iova);
+  const size = g.u64(DirtyBitmapGet.size);
+  const bitmap: VfioBitmapArgs = {
+    pgsize: g.u64(DirtyBitmapGet.bitmap + VfioBitmap.pgsize),
+    size: g.u64(DirtyBitmapGet.bitmap + VfioBitmap.size),
+    data: g.u64(DirtyBitmapGet.bitmap + VfioBitmap.data),
+  };
+  if (iommu.opts.profile === "mainline") {
+    if (size === 0n) return -Errno.EINVAL;
+    if (u64(iova + size - 1n) < iova) return -Errno.EOVERFLOW;
+  } else if (u64(iova + size) < iova) {
+    return -Errno.EINVAL;
+  }
+  if (!accessOk(bitmap.data, bitmap.size)) return -Errno.EINVAL;
+  if (bitmap.pgsize === 0n) return -Errno.EINVAL;
+  const r = verifyBitmapSize(shiftByFfs(size, bitmap.pgsize), bitmap.size);
+  if (r) return r;
+  return iommu.dirtyGetBitmap(task, iova, size, bitmap);
+}
+
+/** vfio_iommu_type1_ioctl(): CHECK_EXTENSION, GET_INFO, MAP_DMA, UNMAP_DMA, DIRTY_PAGES; else -ENOTTY. */
+export function vfioIommuType1Ioctl(iommu: VfioIommu, task: Task, cmd: number, arg: bigint): number {
+  switch (cmd) {
+    case VFIO_CHECK_EXTENSION:
+      return vfioIommuType1CheckExtension(iommu, arg, iommu.opts.profile);
+    case VFIO_IOMMU_GET_INFO:
+      return getInfo(iommu, task, arg);
+    case VFIO_IOMMU_MAP_DMA:
+      return mapDma(iommu, task, arg);
+    case VFIO_IOMMU_UNMAP_DMA:
+      return unmapDma(iommu, task, arg);
+    case VFIO_IOMMU_DIRTY_PAGES:
+      return dirtyPages(iommu, task, arg);
+    default:
+      return -Errno.ENOTTY;
+  }
+}

@@ -1,0 +1,985 @@
+/**
+ * struct vfio_iommu: the type1 backend of one container (drivers/vfio/vfio_iommu_type1.c).
+ * Methods are named after the kernel functions they model and follow their order of checks,
+ * so each errno comes out where Linux returns it. u64 values are bigint and wrap like C.
+ */
+import { WasmCore } from "../wasm/core";
+import { Errno } from "../uapi/errno";
+import {
+  IOMMU_CACHE,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  U64_MASK,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_VADDR,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+  VFIO_DMA_UNMAP_FLAG_VADDR,
+  DIRTY_BITMAP_PAGES_MAX,
+} from "../uapi/vfio";
+import type { IommuDomain, IovaRange } from "../iommu/domain";
+import {
+  Platform,
+  PlatformGroup,
+  allocDomain,
+  groupResvRegions,
+  vfioIommuAperConflict,
+  vfioIommuAperResize,
+  vfioIommuHasSwMsi,
+  vfioIommuResvConflict,
+  vfioIommuResvExclude,
+} from "../iommu/platform";
+import { Bitmap } from "../bitmap";
+import type { Task } from "../process/task";
+import { CAP_IPC_LOCK } from "../process/mm";
+import { PAGE_SHIFT, PAGE_SIZE } from "../process/vma";
+import { Mutex } from "./lock";
+import { ChunkedList } from "../util/sorted-list";
+import { VfioDma, VfioPfn } from "./dma";
+import { DEFAULT_TYPE1_OPTIONS, Type1Options } from "./options";
+import { reportAndClear, updateUserBitmap } from "./dirty";
+
+const PAGE = BigInt(PAGE_SIZE);
+const PSHIFT = BigInt(PAGE_SHIFT);
+const u64 = (x: bigint): bigint => x & U64_MASK;
+
+/** struct vfio_domain. */
+export interface VfioDomain {
+  domain: IommuDomain;
+  groups: VfioIommuGroup[];
+  enforceCacheCoherency: boolean;
+  /** Base of the SW_MSI window when iommu_get_msi_cookie() was called. */
+  msiCookie: bigint | null;
+}
+
+/** struct vfio_iommu_group. */
+export interface VfioIommuGroup {
+  group: PlatformGroup;
+  /** Whether the group's DMA is known only through pinned pages (emulated, or promoted by pin_pages). */
+  pinnedPageDirtyScope: boolean;
+}
+
+/** An emulated device registered for dma_unmap notifications (struct vfio_device with a dma_unmap op). */
+export interface VfioEmulatedDevice {
+  /** The group the device is in (an attached group of this container). */
+  readonly group: PlatformGroup;
+  /** Called with iommu->lock dropped: the device must vfio_unpin_pages() everything it pinned in the range. */
+  dmaUnmap(iova: bigint, length: bigint): void;
+}
+
+/** The arguments of MAP_DMA as the kernel reads them. */
+export interface DmaMapArgs {
+  flags: number;
+  vaddr: bigint;
+  iova: bigint;
+  size: bigint;
+}
+
+/** The arguments of UNMAP_DMA; `size` is written back with the bytes unmapped. */
+export interface DmaUnmapArgs {
+  flags: number;
+  iova: bigint;
+  size: bigint;
+}
+
+/** struct vfio_bitmap as copied from user space. */
+export interface VfioBitmapArgs {
+  pgsize: bigint;
+  size: bigint;
+  data: bigint;
+}
+
+/** Result of vfio_pin_pages(): the count pinned or -errno, and the physical address of each page. */
+export interface PinPagesResult {
+  ret: number;
+  phys: bigint[];
+}
+
+/** The type1 container state. */
+export class VfioIommu {
+  readonly lock = new Mutex("iommu->lock");
+  readonly domainList: VfioDomain[] = [];
+  iovaList: IovaRange[] = [];
+  /** dma_list, sorted by iova, disjoint. */
+  readonly dmaList = new ChunkedList<VfioDma>();
+  readonly deviceList: VfioEmulatedDevice[] = [];
+  readonly emulatedGroups: VfioIommuGroup[] = [];
+  dmaAvail: number;
+  vaddrInvalidCount = 0;
+  pgsizeBitmap: bigint;
+  numNonPinnedGroups = 0;
+  readonly v2: boolean;
+  readonly nesting: boolean;
+  dirtyPageTracking = false;
+  readonly opts: Type1Options;
+
+  /** vfio_iommu_type1_open(). Use `VfioIommu.open` to get the errno for a bad type. */
+  private constructor(
+    readonly core: WasmCore,
+    readonly platform: Platform,
+    type: number,
+    opts: Partial<Type1Options>,
+  ) {
+    this.opts = { ...DEFAULT_TYPE1_OPTIONS, ...opts };
+    this.v2 = type !== 1;
+    this.nesting = type === 6;
+    this.dmaAvail = this.opts.dmaEntryLimit;
+    this.pgsizeBitmap = u64(~(PAGE - 1n)); // PAGE_MASK
+  }
+
+  /** vfio_iommu_type1_open(arg): TYPE1 (1), TYPE1v2 (3) or the nesting value (6); else -EINVAL. */
+  static open(core: WasmCore, platform: Platform, type: number, opts: Partial<Type1Options> = {}): VfioIommu | number {
+    if (type !== 1 && type !== 3 && type !== 6) return -Errno.EINVAL;
+    return new VfioIommu(core, platform, type, opts);
+  }
+
+  /** The error for an address wrap: -EINVAL in 6.1, -EOVERFLOW in mainline. */
+  private get wrapErrno(): number {
+    return this.opts.profile === "mainline" ? -Errno.EOVERFLOW : -Errno.EINVAL;
+  }
+
+  /** 1 << __ffs(pgsize_bitmap). */
+  pgsize(): bigint {
+    return this.pgsizeBitmap & -this.pgsizeBitmap;
+  }
+
+  private pgshift(): number {
+    let s = 0;
+    for (let p = this.pgsize(); p > 1n; p >>= 1n) s++;
+    return s;
+  }
+
+  // ------------------------------------------------------------------ dma tree
+
+  /** Index of the first dma whose end is above `start` (the lowest dma that may overlap [start, ...)). */
+  private lowerBound(start: bigint): number {
+    return this.dmaList.lowerBound((d) => d.iova + d.size > start);
+  }
+
+  /**
+   * vfio_find_dma(): a dma overlapping [start, start+size). 6.1 compares with an exclusive
+   * end computed in u64 (a sum that wraps to 0 finds nothing); mainline uses inclusive ends.
+   */
+  vfioFindDma(start: bigint, size: bigint): VfioDma | null {
+    const end = this.opts.profile === "mainline" ? start + (size === 0n ? 0n : size - 1n) + 1n : u64(start + size);
+    const i = this.lowerBound(start);
+    const d = this.dmaList.at(i)!;
+    if (!d) return null;
+    if (size === 0n) return d.iova < start && start < d.iova + d.size ? d : null;
+    return d.iova < end ? d : null;
+  }
+
+  /** vfio_find_dma_first_node(): index of the lowest dma overlapping [start, start+size), or -1. */
+  private vfioFindDmaFirst(start: bigint, size: bigint): number {
+    const i = this.lowerBound(start);
+    const d = this.dmaList.at(i)!;
+    if (!d) return -1;
+    if (size !== 0n && d.iova >= u64(start + size)) return -1;
+    return i;
+  }
+
+  private vfioLinkDma(dma: VfioDma): void {
+    this.dmaList.insertAt(this.dmaList.lowerBound((d) => d.iova >= dma.iova), dma);
+  }
+
+  private vfioUnlinkDma(dma: VfioDma): void {
+    const i = this.dmaList.lowerBound((d) => d.iova >= dma.iova);
+    if (this.dmaList.at(i) === dma) this.dmaList.removeAt(i);
+  }
+
+  /** Whether some dma overlaps [lo, hi] (inclusive). */
+  private dmaIn(lo: bigint, hi: bigint): boolean {
+    const d = this.dmaList.at(this.lowerBound(lo))!;
+    return d !== undefined && d.iova <= hi;
+  }
+
+  /** vfio_iommu_iova_dma_valid(): [start, end] inside one window (an empty list accepts all). */
+  vfioIommuIovaDmaValid(start: bigint, end: bigint): boolean {
+    if (this.iovaList.length === 0) return true;
+    return this.iovaList.some((n) => n.start <= start && end <= n.end);
+  }
+
+  // ------------------------------------------------------------------ accounting and pinning
+
+  /** vfio_lock_acct(): charge (npage > 0) or uncharge the dma's task; 0, -ENOMEM or -ESRCH. */
+  vfioLockAcct(dma: VfioDma, npage: number, async: boolean): number {
+    if (npage === 0) return 0;
+    const mm = dma.mm;
+    if (async && !mm.alive) return -Errno.ESRCH;
+    const ret = mm.accountLockedVm(Math.abs(npage), npage > 0, dma.task.rlimitMemlock(), dma.lockCap);
+    if (ret === 0) dma.lockedVm += npage;
+    return ret;
+  }
+
+  /** vpfn_pages(): how many vfio_pfn entries lie in [iova, iova + npage pages). */
+  private vpfnPages(dma: VfioDma, iova: bigint, npage: number): number {
+    if (dma.pfnList.size === 0) return 0;
+    const end = iova + BigInt(npage) * PAGE;
+    let n = 0;
+    for (const k of dma.pfnList.keys()) if (k >= iova && k < end) n++;
+    return n;
+  }
+
+  /**
+   * vfio_pin_pages_remote(): pins the physically contiguous run at `vaddr` (at most `npage`
+   * pages) in the caller's mm and charges the pages no vfio_pfn already accounts for.
+   * Returns the run, or -errno with nothing left pinned or charged.
+   */
+  vfioPinPagesRemote(current: Task, dma: VfioDma, vaddr: bigint, npage: number, limit: bigint): { npages: number; phys: bigint; reserved: boolean } | number {
+    const mm = current.mm;
+    if (!mm) return -Errno.ENODEV;
+    const max = this.opts.disableHugepages ? 1 : npage;
+    if (vaddr > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT;
+    const run = mm.memory.pinRun(Number(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0);
+    if (typeof run === "number") return run;
+    const iova = vaddr - dma.vaddr + dma.iova;
+    // Reserved pfns (the zero page) are never charged; externally pinned pages already are.
+    const acct = run.reserved ? 0 : run.npages - this.vpfnPages(dma, iova, run.npages);
+    // The kernel checks page by page; the first page over the limit fails the whole run.
+    if (!dma.lockCap && BigInt(mm.lockedVm + acct) > limit) return -Errno.ENOMEM;
+    const r = this.vfioLockAcct(dma, acct, false);
+    if (r < 0) return r;
+    return { npages: run.npages, phys: BigInt(run.phys), reserved: run.reserved };
+  }
+
+  /** vfio_unpin_pages_remote(): unpins a run; with accounting, uncharges what no vfio_pfn holds. */
+  vfioUnpinPagesRemote(dma: VfioDma, iova: bigint, npage: number, reserved: boolean, doAccounting: boolean): number {
+    const unlocked = reserved ? 0 : npage;
+    const locked = this.vpfnPages(dma, iova, npage);
+    if (doAccounting) this.vfioLockAcct(dma, locked - unlocked, true);
+    return unlocked;
+  }
+
+  /** vfio_iommu_map(): maps a run into every domain, unwinding the ones done on failure. */
+  private vfioIommuMap(iova: bigint, phys: bigint, npage: number, prot: number): number {
+    const size = BigInt(npage) * PAGE;
+    for (let i = 0; i < this.domainList.length; i++) {
+      const r = this.domainList[i].domain.map(iova, phys, size, prot | IOMMU_CACHE);
+      if (r < 0) {
+        for (let j = i - 1; j >= 0; j--) this.domainList[j].domain.unmap(iova, size);
+        return r;
+      }
+    }
+    return 0;
+  }
+
+  /** vfio_pin_map_dma(): pin and map [dma.iova, +mapSize) run by run; all or nothing. */
+  private vfioPinMapDma(current: Task, dma: VfioDma, mapSize: bigint): number {
+    const limit = current.rlimitMemlock() >> PSHIFT;
+    let size = mapSize;
+    let ret = 0;
+    while (size > 0n) {
+      const r = this.vfioPinPagesRemote(current, dma, dma.vaddr + dma.size, Number(size >> PSHIFT), limit);
+      if (typeof r === "number") {
+        ret = r;
+        break;
+      }
+      const m = this.vfioIommuMap(dma.iova + dma.size, r.phys, r.npages, dma.prot);
+      if (m < 0) {
+        this.vfioUnpinPagesRemote(dma, dma.iova + dma.size, r.npages, r.reserved, true);
+        ret = m;
+        break;
+      }
+      dma.runs.push({ offset: dma.size, phys: r.phys, npages: r.npages, reserved: r.reserved });
+      const bytes = BigInt(r.npages) * PAGE;
+      size -= bytes;
+      dma.size += bytes;
+    }
+    dma.iommuMapped = true;
+    if (ret) this.vfioRemoveDma(dma);
+    return ret;
+  }
+
+  /** vfio_unmap_unpin(): unmap every run from every domain and unpin it. */
+  private vfioUnmapUnpin(dma: VfioDma, doAccounting: boolean): number {
+    if (dma.size === 0n || this.domainList.length === 0) return 0;
+    let unlocked = 0;
+    for (const run of dma.runs) {
+      const iova = dma.iova + run.offset;
+      for (const d of this.domainList) d.domain.unmap(iova, BigInt(run.npages) * PAGE);
+      unlocked += this.vfioUnpinPagesRemote(dma, iova, run.npages, run.reserved, false);
+    }
+    dma.runs = [];
+    dma.iommuMapped = false;
+    if (doAccounting) {
+      this.vfioLockAcct(dma, -unlocked, true);
+      return 0;
+    }
+    return unlocked;
+  }
+
+  /** vfio_remove_dma(). */
+  vfioRemoveDma(dma: VfioDma): void {
+    this.vfioUnmapUnpin(dma, true);
+    this.vfioUnlinkDma(dma);
+    this.vfioDmaBitmapFree(dma);
+    if (dma.vaddrInvalid) this.vaddrInvalidCount--;
+    this.dmaAvail++;
+  }
+
+  // ------------------------------------------------------------------ MAP_DMA
+
+  /** vfio_dma_do_map(). `current` is the calling task. */
+  vfioDmaDoMap(current: Task, map: DmaMapArgs): number {
+    const msiFlag = this.opts.msiReservedIovaFlag;
+    if (msiFlag !== null && (map.flags & msiFlag) !== 0) return this.vfioRegisterMsiIova(current, map);
+    const setVaddr = (map.flags & VFIO_DMA_MAP_FLAG_VADDR) !== 0;
+    const { iova, vaddr, size } = map;
+    let prot = 0;
+    if (map.flags & VFIO_DMA_MAP_FLAG_WRITE) prot |= IOMMU_WRITE;
+    if (map.flags & VFIO_DMA_MAP_FLAG_READ) prot |= IOMMU_READ;
+    const mainline = this.opts.profile === "mainline";
+    if (mainline) {
+      if (size === 0n) return -Errno.EINVAL;
+      if (u64(iova + size - 1n) < iova || u64(vaddr + size - 1n) < vaddr) return -Errno.EOVERFLOW;
+    }
+    if ((prot && setVaddr) || (!prot && !setVaddr)) return -Errno.EINVAL;
+
+    this.lock.lock();
+    try {
+      const pgsize = this.pgsize();
+      if (size === 0n || ((size | iova | vaddr) & (pgsize - 1n)) !== 0n) return -Errno.EINVAL;
+      if (!mainline && (u64(iova + size - 1n) < iova || u64(vaddr + size - 1n) < vaddr)) return this.wrapErrno;
+
+      const found = this.vfioFindDma(iova, size);
+      if (setVaddr) {
+        if (!found) return -Errno.ENOENT;
+        if (!found.vaddrInvalid || found.iova !== iova || found.size !== size) return -Errno.EINVAL;
+        if (mainline) {
+          const r = this.vfioChangeDmaOwner(current, found);
+          if (r < 0) return r;
+        }
+        found.vaddr = vaddr;
+        found.vaddrInvalid = false;
+        this.vaddrInvalidCount--;
+        return 0;
+      }
+      if (found) return -Errno.EEXIST;
+      if (this.dmaAvail === 0) return -Errno.ENOSPC;
+      if (!this.vfioIommuIovaDmaValid(iova, iova + size - 1n)) return -Errno.EINVAL;
+      const mm = current.mm;
+      if (!mm) return -Errno.ENODEV;
+
+      const dma = new VfioDma(iova, vaddr, prot, current, mm, current.capable(CAP_IPC_LOCK));
+      this.dmaAvail--;
+      this.vfioLinkDma(dma);
+      let ret = 0;
+      if (this.domainList.length === 0) dma.size = size;
+      else ret = this.vfioPinMapDma(current, dma, size);
+      if (ret === 0 && this.dirtyPageTracking) {
+        ret = this.vfioDmaBitmapAlloc(dma, pgsize);
+        if (ret) this.vfioRemoveDma(dma);
+      }
+      return ret;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /** vfio_change_dma_owner() (mainline, v6.3+): move the charge to the remapping task's mm. */
+  private vfioChangeDmaOwner(current: Task, dma: VfioDma): number {
+    const newMm = current.mm;
+    if (!newMm) return -Errno.ENODEV;
+    if (newMm === dma.mm) return 0;
+    const lockCap = current.capable(CAP_IPC_LOCK);
+    const r = newMm.accountLockedVm(dma.lockedVm, true, current.rlimitMemlock(), lockCap);
+    if (r < 0) return r;
+    if (dma.mm.alive) dma.mm.accountLockedVm(dma.lockedVm, false, 0n, true);
+    dma.task = current;
+    dma.mm = newMm;
+    dma.lockCap = lockCap;
+    return 0;
+  }
+
+  /**
+   * The 2016 RFC's MAP_DMA(MSI_RESERVED_IOVA) (opt-in): registers [iova, iova+size) as the
+   * MSI doorbell window. Needs a domain that wants an MSI cookie (a SW_MSI platform); the
+   * window is a dma without memory, removed by UNMAP_DMA like any other.
+   */
+  private vfioRegisterMsiIova(current: Task, map: DmaMapArgs): number {
+    const { iova, size } = map;
+    this.lock.lock();
+    try {
+      const pgsize = this.pgsize();
+      if (size === 0n || ((size | iova) & (pgsize - 1n)) !== 0n) return -Errno.EINVAL;
+      if (u64(iova + size - 1n) < iova) return this.wrapErrno;
+      if (this.dmaList.toArray().some((d) => d.msiReserved)) return -Errno.EEXIST;
+      if (this.vfioFindDma(iova, size)) return -Errno.EEXIST;
+      if (!this.domainList.some((d) => d.msiCookie !== null)) return -Errno.EINVAL;
+      if (this.dmaAvail === 0) return -Errno.ENOSPC;
+      if (!current.mm) return -Errno.ENODEV;
+      const dma = new VfioDma(iova, 0n, 0, current, current.mm, current.capable(CAP_IPC_LOCK));
+      dma.size = size;
+      dma.msiReserved = true;
+      this.dmaAvail--;
+      this.vfioLinkDma(dma);
+      for (const d of this.domainList) if (d.msiCookie !== null) d.msiCookie = iova;
+      return 0;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  // ------------------------------------------------------------------ UNMAP_DMA
+
+  /** vfio_notify_dma_unmap(): drops iommu->lock around the devices' dma_unmap callbacks. */
+  private vfioNotifyDmaUnmap(dma: VfioDma): void {
+    this.lock.assertHeld();
+    if (this.deviceList.length === 0) return;
+    const iova = dma.iova;
+    const size = dma.size;
+    this.lock.unlock();
+    try {
+      for (const dev of [...this.deviceList]) dev.dmaUnmap(iova, size);
+    } finally {
+      this.lock.lock();
+    }
+  }
+
+  /**
+   * vfio_dma_do_unmap(): removes (or, with VADDR, invalidates) whole mappings in the range.
+   * `unmap.size` is set to the bytes unmapped; the caller copies it out only on success.
+   */
+  vfioDmaDoUnmap(current: Task, unmap: DmaUnmapArgs, bitmap: VfioBitmapArgs | null): number {
+    const unmapAll = (unmap.flags & VFIO_DMA_UNMAP_FLAG_ALL) !== 0;
+    const invalidateVaddr = (unmap.flags & VFIO_DMA_UNMAP_FLAG_VADDR) !== 0;
+    const getBitmap = (unmap.flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
+    const iova = unmap.iova;
+    let size = unmap.size;
+    let unmapped = 0n;
+    let ret = -Errno.EINVAL;
+
+    this.lock.lock();
+    try {
+      outer: {
+        if (invalidateVaddr && this.emulatedGroups.length > 0) {
+          ret = -Errno.EBUSY;
+          break outer;
+        }
+        const pgsize = this.pgsize();
+        if ((iova & (pgsize - 1n)) !== 0n) break outer;
+        if (unmapAll) {
+          if (iova !== 0n || size !== 0n) break outer;
+          size = U64_MASK;
+        } else if (size === 0n || (size & (pgsize - 1n)) !== 0n) {
+          break outer;
+        } else if (u64(iova + size - 1n) < iova) {
+          ret = this.wrapErrno;
+          break outer;
+        }
+        if (getBitmap && (!this.dirtyPageTracking || bitmap === null || bitmap.pgsize !== pgsize)) break outer;
+
+        let dmaLast: VfioDma | null = null;
+        let retries = 0;
+        again: for (;;) {
+          if (this.v2 && !unmapAll) {
+            const d1 = this.vfioFindDma(iova, 1n);
+            if (d1 && d1.iova !== iova) break outer;
+            const d2 = this.vfioFindDma(u64(iova + size - 1n), 0n);
+            if (d2 && u64(d2.iova + d2.size) !== u64(iova + size)) break outer;
+          }
+          ret = 0;
+          const first = this.vfioFindDmaFirst(iova, size);
+          if (first < 0) break outer;
+          let n = first;
+          const end = u64(iova + size);
+          while (n < this.dmaList.length) {
+            const dma = this.dmaList.at(n)!;
+            if (unmapAll ? false : dma.iova >= end) break;
+            if (!this.v2 && iova > dma.iova) break;
+            if (invalidateVaddr) {
+              if (dma.vaddrInvalid) {
+                for (let k = first; k < n; k++) {
+                  this.dmaList.at(k)!.vaddrInvalid = false;
+                  this.vaddrInvalidCount--;
+                }
+                ret = -Errno.EINVAL;
+                unmapped = 0n;
+                break;
+              }
+              dma.vaddrInvalid = true;
+              this.vaddrInvalidCount++;
+              unmapped += dma.size;
+              n++;
+              continue;
+            }
+            if (dma.pfnList.size > 0) {
+              if (dmaLast === dma) {
+                if (++retries > 10) throw new Error("BUG: vfio_dma_do_unmap: dma_unmap notifier left pages pinned after 10 retries");
+              } else {
+                dmaLast = dma;
+                retries = 0;
+              }
+              this.vfioNotifyDmaUnmap(dma);
+              continue again;
+            }
+            if (getBitmap && bitmap) {
+              ret = updateUserBitmap(this, current, bitmap.data, dma, iova, pgsize);
+              if (ret) break;
+            }
+            unmapped += dma.size;
+            this.vfioRemoveDma(dma); // removal shifts the next dma into slot n
+          }
+          break;
+        }
+      }
+    } finally {
+      this.lock.unlock();
+    }
+    unmap.size = unmapped;
+    return ret;
+  }
+
+  // ------------------------------------------------------------------ dirty tracking
+
+  /** vfio_dma_bitmap_alloc(): a zeroed bitmap of dma.size / pgsize bits (+1 spare u64). */
+  vfioDmaBitmapAlloc(dma: VfioDma, pgsize: bigint): number {
+    const npages = dma.size / pgsize;
+    if (npages > DIRTY_BITMAP_PAGES_MAX) return -Errno.EINVAL;
+    const b = Bitmap.create(this.core, Number(npages));
+    if (!b) return -Errno.ENOMEM;
+    dma.bitmap = b;
+    dma.bitmapLowClean = true;
+    return 0;
+  }
+
+  /** vfio_dma_bitmap_free(). */
+  vfioDmaBitmapFree(dma: VfioDma): void {
+    if (dma.bitmap) dma.bitmap.dispose();
+    dma.bitmap = null;
+  }
+
+  /** vfio_dma_populate_bitmap(): set the bits of externally pinned pages. */
+  vfioDmaPopulateBitmap(dma: VfioDma, pgsize: bigint): void {
+    if (!dma.bitmap || dma.pfnList.size === 0) return;
+    for (const vpfn of dma.pfnList.values()) dma.bitmap.set(Number((vpfn.iova - dma.iova) / pgsize), 1);
+    dma.bitmapLowClean = false;
+  }
+
+  /** vfio_iommu_populate_bitmap_full(): every page of every dma dirty. */
+  private vfioIommuPopulateBitmapFull(): void {
+    const pgsize = this.pgsize();
+    for (const dma of this.dmaList) {
+      if (!dma.bitmap) continue;
+      dma.bitmap.set(0, Number(dma.size / pgsize));
+      dma.bitmapLowClean = false;
+    }
+  }
+
+  /** vfio_dma_bitmap_alloc_all(): allocate and populate every dma's bitmap, unwinding on failure. */
+  vfioDmaBitmapAllocAll(pgsize: bigint): number {
+    for (let i = 0; i < this.dmaList.length; i++) {
+      const dma = this.dmaList.at(i)!;
+      const r = this.vfioDmaBitmapAlloc(dma, pgsize);
+      if (r) {
+        for (let j = i - 1; j >= 0; j--) this.vfioDmaBitmapFree(this.dmaList.at(j)!);
+        return r;
+      }
+      this.vfioDmaPopulateBitmap(dma, pgsize);
+    }
+    return 0;
+  }
+
+  /** vfio_dma_bitmap_free_all(). */
+  vfioDmaBitmapFreeAll(): void {
+    for (const dma of this.dmaList) this.vfioDmaBitmapFree(dma);
+  }
+
+  /** DIRTY_PAGES START under the lock. */
+  dirtyStart(): number {
+    this.lock.lock();
+    try {
+      if (this.dirtyPageTracking) return 0;
+      const r = this.vfioDmaBitmapAllocAll(this.pgsize());
+      if (r === 0) this.dirtyPageTracking = true;
+      return r;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /** DIRTY_PAGES STOP under the lock. */
+  dirtyStop(): number {
+    this.lock.lock();
+    try {
+      if (this.dirtyPageTracking) {
+        this.dirtyPageTracking = false;
+        this.vfioDmaBitmapFreeAll();
+      }
+      return 0;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /**
+   * The locked part of GET_BITMAP: page-size and alignment checks, then
+   * vfio_iova_dirty_bitmap() when tracking.
+   */
+  dirtyGetBitmap(current: Task, iova: bigint, size: bigint, bitmap: VfioBitmapArgs): number {
+    this.lock.lock();
+    try {
+      const pgsize = this.pgsize();
+      if (bitmap.pgsize !== pgsize) return -Errno.EINVAL;
+      if ((iova & (pgsize - 1n)) !== 0n) return -Errno.EINVAL;
+      if (size === 0n || (size & (pgsize - 1n)) !== 0n) return -Errno.EINVAL;
+      if (!this.dirtyPageTracking) return -Errno.EINVAL;
+      return this.vfioIovaDirtyBitmap(current, bitmap.data, iova, size, pgsize);
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /** vfio_iova_dirty_bitmap(): report and clear every whole dma in [iova, iova+size). */
+  vfioIovaDirtyBitmap(current: Task, ubuf: bigint, iova: bigint, size: bigint, pgsize: bigint): number {
+    this.lock.assertHeld();
+    const d1 = this.vfioFindDma(iova, 1n);
+    if (d1 && d1.iova !== iova) return -Errno.EINVAL;
+    const last = u64(iova + size - 1n);
+    const d2 = this.vfioFindDma(last, 0n);
+    if (d2 && u64(d2.iova + d2.size) !== u64(iova + size)) return -Errno.EINVAL;
+    for (const dma of [...this.dmaList.from(this.lowerBound(iova))]) {
+      if (dma.iova < iova) continue;
+      if (dma.iova > last) break;
+      const r = reportAndClear(this, current, ubuf, dma, iova, pgsize);
+      if (r) return r;
+    }
+    return 0;
+  }
+
+  // ------------------------------------------------------------------ groups and domains
+
+  /** Whether a group is attached (as IOMMU-backed or emulated). */
+  private findGroup(g: PlatformGroup): VfioIommuGroup | null {
+    for (const d of this.domainList) for (const x of d.groups) if (x.group === g) return x;
+    return this.emulatedGroups.find((x) => x.group === g) ?? null;
+  }
+
+  /** vfio_update_pgsize_bitmap(). */
+  private vfioUpdatePgsizeBitmap(): void {
+    let bitmap = U64_MASK;
+    for (const d of this.domainList) bitmap &= d.domain.pgsizeBitmap;
+    if (bitmap & (PAGE - 1n)) {
+      bitmap &= ~(PAGE - 1n);
+      bitmap |= PAGE;
+    }
+    this.pgsizeBitmap = bitmap;
+  }
+
+  /** vfio_iommu_type1_attach_group(). */
+  attachGroup(g: PlatformGroup): number {
+    this.lock.lock();
+    try {
+      if (this.vaddrInvalidCount) return -Errno.EBUSY;
+      if (this.findGroup(g)) return -Errno.EINVAL;
+      if (g.emulated) {
+        this.emulatedGroups.push({ group: g, pinnedPageDirtyScope: true });
+        return 0;
+      }
+      const domain = allocDomain(this.platform);
+      const geo = domain.aperture;
+      if (vfioIommuAperConflict(this.iovaList, geo.start, geo.end, (lo, hi) => this.dmaIn(lo, hi))) return -Errno.EINVAL;
+      const resv = groupResvRegions(g);
+      if (vfioIommuResvConflict(resv, (lo, hi) => this.dmaIn(lo, hi))) return -Errno.EINVAL;
+      const list = vfioIommuResvExclude(vfioIommuAperResize(this.iovaList, geo.start, geo.end), resv);
+      if (typeof list === "number") return list;
+      const swMsi = vfioIommuHasSwMsi(resv);
+      if (!this.opts.allowUnsafeInterrupts && !this.platform.iommu.msiIsolated) return -Errno.EPERM;
+      const vg: VfioIommuGroup = { group: g, pinnedPageDirtyScope: false };
+      const same = this.domainList.find((d) => d.enforceCacheCoherency === domain.enforceCacheCoherency);
+      if (same) {
+        same.groups.push(vg);
+      } else {
+        const vd: VfioDomain = { domain, groups: [vg], enforceCacheCoherency: domain.enforceCacheCoherency, msiCookie: swMsi };
+        const r = this.vfioIommuReplay(vd);
+        if (r) return r;
+        this.domainList.push(vd);
+        this.vfioUpdatePgsizeBitmap();
+      }
+      this.iovaList = list;
+      this.numNonPinnedGroups++;
+      return 0;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /** vfio_iommu_replay(): map every existing dma into a new domain (pinning the ones never mapped). */
+  private vfioIommuReplay(vd: VfioDomain): number {
+    const done: Array<[bigint, bigint]> = [];
+    const mappedBefore = this.domainList.length > 0;
+    for (const dma of this.dmaList) {
+      if (dma.msiReserved) continue;
+      if (mappedBefore || dma.iommuMapped) {
+        for (const run of dma.runs) {
+          const iova = dma.iova + run.offset;
+          const size = BigInt(run.npages) * PAGE;
+          const r = vd.domain.map(iova, run.phys, size, dma.prot | IOMMU_CACHE);
+          if (r < 0) {
+            for (const [i, s] of done) vd.domain.unmap(i, s);
+            return r;
+          }
+          done.push([iova, size]);
+        }
+        continue;
+      }
+      // Never pinned (emulated-only container until now): pin from the dma's own mm.
+      let off = 0n;
+      const limit = dma.task.rlimitMemlock() >> PSHIFT;
+      while (off < dma.size) {
+        const r = this.vfioPinPagesRemote(dma.task, dma, dma.vaddr + off, Number((dma.size - off) >> PSHIFT), limit);
+        if (typeof r === "number") return r;
+        const size = BigInt(r.npages) * PAGE;
+        const m = vd.domain.map(dma.iova + off, r.phys, size, dma.prot | IOMMU_CACHE);
+        if (m < 0) {
+          this.vfioUnpinPagesRemote(dma, dma.iova + off, r.npages, r.reserved, true);
+          return m;
+        }
+        dma.runs.push({ offset: off, phys: r.phys, npages: r.npages, reserved: r.reserved });
+        off += size;
+      }
+      dma.iommuMapped = true;
+    }
+    return 0;
+  }
+
+  /** vfio_iommu_type1_detach_group() (simplified iova-list refresh: rebuilt from the remaining groups). */
+  detachGroup(g: PlatformGroup): number {
+    this.lock.lock();
+    try {
+      const ei = this.emulatedGroups.findIndex((x) => x.group === g);
+      if (ei >= 0) {
+        this.emulatedGroups.splice(ei, 1);
+        return 0;
+      }
+      for (let di = 0; di < this.domainList.length; di++) {
+        const d = this.domainList[di];
+        const gi = d.groups.findIndex((x) => x.group === g);
+        if (gi < 0) continue;
+        const vg = d.groups[gi];
+        d.groups.splice(gi, 1);
+        if (!vg.pinnedPageDirtyScope) {
+          this.numNonPinnedGroups--;
+          if (this.dirtyPageTracking) this.vfioIommuPopulateBitmapFull();
+        }
+        if (d.groups.length === 0) {
+          if (this.domainList.length === 1) {
+            if (this.emulatedGroups.length === 0) {
+              while (this.dmaList.length) this.vfioRemoveDma(this.dmaList.at(0)!);
+            } else {
+              for (const dma of this.dmaList) this.vfioUnmapUnpin(dma, true);
+            }
+          } else {
+            for (const dma of this.dmaList) for (const run of dma.runs) d.domain.unmap(dma.iova + run.offset, BigInt(run.npages) * PAGE);
+          }
+          this.domainList.splice(di, 1);
+          this.vfioUpdatePgsizeBitmap();
+        }
+        this.iovaList = this.rebuildIovaList();
+        return 0;
+      }
+      return -Errno.EINVAL;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  private rebuildIovaList(): IovaRange[] {
+    let list: IovaRange[] = [];
+    for (const d of this.domainList) {
+      list = vfioIommuAperResize(list, d.domain.aperture.start, d.domain.aperture.end);
+      for (const vg of d.groups) {
+        const r = vfioIommuResvExclude(list, groupResvRegions(vg.group));
+        if (typeof r !== "number") list = r;
+      }
+    }
+    return list;
+  }
+
+  // ------------------------------------------------------------------ emulated devices
+
+  /** vfio_register_emulated_iommu_dev()'s type1 part: list a device with a dma_unmap op. */
+  registerDevice(dev: VfioEmulatedDevice): number {
+    this.lock.lock();
+    try {
+      if (!this.findGroup(dev.group)) return -Errno.EINVAL;
+      this.deviceList.push(dev);
+      return 0;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /** vfio_iommu_type1_unregister_device(). */
+  unregisterDevice(dev: VfioEmulatedDevice): void {
+    this.lock.lock();
+    const i = this.deviceList.indexOf(dev);
+    if (i >= 0) this.deviceList.splice(i, 1);
+    this.lock.unlock();
+  }
+
+  /** vfio_pin_page_external(): pin one page of the dma's mm, charging it without a domain. */
+  private vfioPinPageExternal(dma: VfioDma, vaddr: bigint, doAccounting: boolean): bigint | number {
+    if (!dma.mm.alive) return -Errno.ENODEV;
+    if (vaddr > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT;
+    const run = dma.mm.memory.pinRun(Number(vaddr), 1, (dma.prot & IOMMU_WRITE) !== 0);
+    if (typeof run === "number") return run;
+    if (doAccounting && !run.reserved) {
+      const r = this.vfioLockAcct(dma, 1, true);
+      if (r) return r;
+    }
+    return BigInt(run.phys);
+  }
+
+  /** vfio_iommu_type1_pin_pages() with the container layer's E2BIG / EINVAL checks in front. */
+  pinPages(dev: VfioEmulatedDevice, userIova: bigint, npage: number, prot: number): PinPagesResult {
+    const fail = (ret: number): PinPagesResult => ({ ret, phys: [] });
+    if (!Number.isInteger(npage) || npage <= 0) return fail(-Errno.EINVAL);
+    if (npage > PAGE_SIZE / 8) return fail(-Errno.E2BIG);
+    if (!this.v2) return fail(-Errno.EACCES);
+    if (this.opts.profile === "mainline" && u64(userIova + BigInt(npage) * PAGE - 1n) < userIova) return fail(-Errno.EOVERFLOW);
+    this.lock.lock();
+    try {
+      if (this.vaddrInvalidCount) return fail(-Errno.EBUSY);
+      if (this.deviceList.length === 0) return fail(-Errno.EINVAL);
+      const doAccounting = this.domainList.length === 0;
+      const phys: bigint[] = [];
+      const pgsize = this.pgsize();
+      let ret = 0;
+      let i = 0;
+      for (; i < npage; i++) {
+        const iova = u64(userIova + BigInt(i) * PAGE);
+        const dma = this.vfioFindDma(iova, PAGE);
+        if (!dma) {
+          ret = -Errno.EINVAL;
+          break;
+        }
+        if ((dma.prot & prot) !== prot) {
+          ret = -Errno.EPERM;
+          break;
+        }
+        const vpfn = dma.pfnList.get(iova);
+        if (vpfn) {
+          vpfn.refCount++;
+          phys.push(vpfn.phys);
+          continue;
+        }
+        const p = this.vfioPinPageExternal(dma, dma.vaddr + (iova - dma.iova), doAccounting);
+        if (typeof p === "number") {
+          ret = p;
+          break;
+        }
+        dma.pfnList.set(iova, { iova, phys: p, refCount: 1 });
+        phys.push(p);
+        if (this.dirtyPageTracking && dma.bitmap) {
+          dma.bitmap.set(Number((iova - dma.iova) / pgsize), 1);
+          dma.bitmapLowClean = false;
+        }
+      }
+      if (ret) {
+        for (let j = 0; j < i; j++) this.vfioUnpinPageExternal(u64(userIova + BigInt(j) * PAGE), doAccounting);
+        return fail(ret);
+      }
+      const vg = this.findGroup(dev.group);
+      if (vg && !vg.pinnedPageDirtyScope) {
+        vg.pinnedPageDirtyScope = true;
+        this.numNonPinnedGroups--;
+      }
+      return { ret: npage, phys };
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /** vfio_unpin_page_external(): drop one reference; at zero, unpin and (without a domain) uncharge. */
+  private vfioUnpinPageExternal(iova: bigint, doAccounting: boolean): boolean {
+    const dma = this.vfioFindDma(iova, PAGE);
+    if (!dma) return false;
+    const vpfn: VfioPfn | undefined = dma.pfnList.get(iova);
+    if (!vpfn) return true;
+    vpfn.refCount--;
+    if (vpfn.refCount === 0) {
+      dma.pfnList.delete(iova);
+      if (doAccounting) this.vfioLockAcct(dma, -1, true);
+    }
+    return true;
+  }
+
+  /** vfio_iommu_type1_unpin_pages(): returns the pages processed (the kernel WARNs when < npage). */
+  unpinPages(userIova: bigint, npage: number): number {
+    if (!this.v2 || !Number.isInteger(npage) || npage <= 0) return 0;
+    this.lock.lock();
+    try {
+      const doAccounting = this.domainList.length === 0;
+      let i = 0;
+      for (; i < npage; i++) if (!this.vfioUnpinPageExternal(u64(userIova + BigInt(i) * PAGE), doAccounting)) break;
+      return i;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /**
+   * vfio_iommu_type1_dma_rw(): an emulated device reads (write=false: from guest memory into
+   * `data`) or writes `data` at `userIova`. Returns 0 or -errno; writes set dirty bits.
+   */
+  dmaRw(current: Task | null, userIova: bigint, data: Uint8Array, write: boolean): number {
+    this.lock.lock();
+    try {
+      if (this.vaddrInvalidCount) return -Errno.EBUSY;
+      let done = 0;
+      while (done < data.length) {
+        const iova = userIova + BigInt(done);
+        const dma = this.vfioFindDma(iova, 1n);
+        if (!dma) return -Errno.EINVAL;
+        if ((write && !(dma.prot & IOMMU_WRITE)) || !(dma.prot & IOMMU_READ)) return -Errno.EPERM;
+        if (!dma.mm.alive) return -Errno.EPERM;
+        if (current && current.mm !== dma.mm) return -Errno.EFAULT;
+        const offset = iova - dma.iova;
+        const n = Number(BigInt(data.length - done) < dma.size - offset ? BigInt(data.length - done) : dma.size - offset);
+        const vaddr = dma.vaddr + offset;
+        if (write) {
+          if (dma.mm.memory.copyToUser(vaddr, data.subarray(done, done + n)) !== 0) return -Errno.EFAULT;
+          if (this.dirtyPageTracking && dma.bitmap) {
+            const pgsize = this.pgsize();
+            const first = offset / pgsize;
+            const lastPage = (offset + BigInt(n) - 1n) / pgsize;
+            dma.bitmap.set(Number(first), Number(lastPage - first + 1n));
+            dma.bitmapLowClean = false;
+          }
+        } else {
+          const bytes = dma.mm.memory.copyFromUser(vaddr, n);
+          if (!bytes) return -Errno.EFAULT;
+          data.set(bytes, done);
+        }
+        done += n;
+      }
+      return 0;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /** vfio_iommu_type1_release(): remove every dma (container closed). */
+  release(): void {
+    this.lock.lock();
+    try {
+      while (this.dmaList.length) {
+        const dma = this.dmaList.at(0)!;
+        dma.pfnList.clear();
+        this.vfioRemoveDma(dma);
+      }
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /** vfio_domains_have_enforce_cache_coherency(). */
+  domainsHaveEnforceCacheCoherency(): number {
+    this.lock.lock();
+    const r = this.domainList.every((d) => d.enforceCacheCoherency) ? 1 : 0;
+    this.lock.unlock();
+    return r;
+  }
+}

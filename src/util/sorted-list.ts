@@ -1,0 +1,97 @@
+/**
+ * An ordered list in chunks (at most CHUNK items each): insertion and removal anywhere cost
+ * O(sqrt n) instead of an O(n) splice, so 65535-entry containers (dma_entry_limit) and their
+ * UNMAP_ALL stay fast. Order is the caller's: it inserts at the index lowerBound() found.
+ */
+const CHUNK = 256;
+
+/** A list of T ordered by the caller. */
+export class ChunkedList<T> {
+  private chunks: T[][] = [];
+  private count = 0;
+
+  /** Number of items. */
+  get length(): number {
+    return this.count;
+  }
+
+  private locate(i: number): [number, number] {
+    let c = 0;
+    while (c < this.chunks.length && i >= this.chunks[c].length) {
+      i -= this.chunks[c].length;
+      c++;
+    }
+    return [c, i];
+  }
+
+  /** The item at index `i`, or undefined. */
+  at(i: number): T | undefined {
+    if (i < 0 || i >= this.count) return undefined;
+    const [c, k] = this.locate(i);
+    return this.chunks[c][k];
+  }
+
+  /** The first index whose item satisfies the monotone predicate `pred` (false...false true...true), or length. */
+  lowerBound(pred: (v: T) => boolean): number {
+    let base = 0;
+    for (const ch of this.chunks) {
+      if (pred(ch[ch.length - 1])) {
+        let lo = 0;
+        let hi = ch.length - 1;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (pred(ch[mid])) hi = mid;
+          else lo = mid + 1;
+        }
+        return base + lo;
+      }
+      base += ch.length;
+    }
+    return this.count;
+  }
+
+  /** Inserts `v` before index `i`. */
+  insertAt(i: number, v: T): void {
+    if (this.chunks.length === 0) {
+      this.chunks.push([v]);
+      this.count = 1;
+      return;
+    }
+    let [c, k] = this.locate(i);
+    if (c === this.chunks.length) {
+      c--;
+      k = this.chunks[c].length;
+    }
+    const ch = this.chunks[c];
+    ch.splice(k, 0, v);
+    if (ch.length > 2 * CHUNK) this.chunks.splice(c + 1, 0, ch.splice(CHUNK));
+    this.count++;
+  }
+
+  /** Removes and returns the item at index `i`. */
+  removeAt(i: number): T | undefined {
+    if (i < 0 || i >= this.count) return undefined;
+    const [c, k] = this.locate(i);
+    const ch = this.chunks[c];
+    const [v] = ch.splice(k, 1);
+    if (ch.length === 0) this.chunks.splice(c, 1);
+    this.count--;
+    return v;
+  }
+
+  /** Items in order. */
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (const ch of this.chunks) yield* ch;
+  }
+
+  /** Items from index `i` on, in order (stable only while the list is not modified). */
+  *from(i: number): IterableIterator<T> {
+    let [c, k] = this.locate(i);
+    for (; c < this.chunks.length; c++, k = 0) for (let j = k; j < this.chunks[c].length; j++) yield this.chunks[c][j];
+  }
+
+  /** A plain array copy. */
+  toArray(): T[] {
+    return this.chunks.flat();
+  }
+}

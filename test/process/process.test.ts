@@ -1,0 +1,162 @@
+import { Process, PROT_NONE, PROT_READ, PROT_WRITE, PAGE_SIZE, FRAME_SIZE } from "../../src/process";
+import { Errno } from "../../src/uapi/errno";
+import { Rng } from "../../src/util/random";
+
+/**
+ * An independent naive model: one entry per page (prot or undefined) and a byte Map.
+ * Only for small address windows.
+ */
+class NaiveMem {
+  prot = new Map<number, number>();
+  bytes = new Map<number, number>();
+  readable(a: number): boolean {
+    const p = this.prot.get(Math.floor(a / PAGE_SIZE));
+    return p !== undefined && p !== PROT_NONE;
+  }
+  writable(a: number): boolean {
+    const p = this.prot.get(Math.floor(a / PAGE_SIZE));
+    return p !== undefined && (p & PROT_WRITE) !== 0;
+  }
+}
+
+const BASE = 0x7000_0000_0000;
+const PAGES = 64;
+
+describe("process memory against a per-page reference", () => {
+  for (const seed of [1, 2, 3, 4, 5]) {
+    it(`seed ${seed}: mmap/munmap/mprotect/copy_{from,to}_user/fill agree`, () => {
+      const rng = new Rng(seed);
+      const p = new Process();
+      const ref = new NaiveMem();
+      expect(p.mmap(BASE, PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE).ret).toBe(BASE);
+      for (let i = 0; i < PAGES; i++) ref.prot.set(BASE / PAGE_SIZE + i, PROT_READ | PROT_WRITE);
+      for (let step = 0; step < 400; step++) {
+        const a = BASE + rng.int(PAGES * PAGE_SIZE + 2 * PAGE_SIZE) - PAGE_SIZE;
+        const len = rng.int(3 * PAGE_SIZE) + 1;
+        const op = rng.int(6);
+        if (op === 0) {
+          const pa = Math.floor(a / PAGE_SIZE) * PAGE_SIZE;
+          const prot = [PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE][rng.int(3)];
+          const r = p.mprotect(pa, len, prot);
+          // Reference: apply page by page until a hole (ENOMEM), like do_mprotect_pkey.
+          let want = 0;
+          for (let pg = pa / PAGE_SIZE; pg < Math.ceil((pa + len) / PAGE_SIZE); pg++) {
+            if (!ref.prot.has(pg)) {
+              want = Errno.ENOMEM;
+              break;
+            }
+            ref.prot.set(pg, prot);
+          }
+          expect(r.errno).toBe(want);
+        } else if (op === 1 && rng.chance(0.3)) {
+          const pa = Math.floor(a / PAGE_SIZE) * PAGE_SIZE;
+          expect(p.munmap(pa, len).errno).toBe(0);
+          for (let pg = pa / PAGE_SIZE; pg < Math.ceil((pa + len) / PAGE_SIZE); pg++) {
+            ref.prot.delete(pg);
+            for (let b = 0; b < PAGE_SIZE; b++) ref.bytes.delete(pg * PAGE_SIZE + b);
+          }
+        } else if (op === 1) {
+          const pa = Math.floor(a / PAGE_SIZE) * PAGE_SIZE;
+          const r = p.mmap(pa, len, PROT_READ | PROT_WRITE);
+          let free = true;
+          for (let pg = pa / PAGE_SIZE; pg < Math.ceil((pa + len) / PAGE_SIZE); pg++) if (ref.prot.has(pg)) free = false;
+          expect(r.errno).toBe(free ? 0 : Errno.EEXIST);
+          if (free) for (let pg = pa / PAGE_SIZE; pg < Math.ceil((pa + len) / PAGE_SIZE); pg++) ref.prot.set(pg, PROT_READ | PROT_WRITE);
+        } else if (op === 2) {
+          const data = rng.fill(new Uint8Array(len));
+          const notCopied = p.copyToUser(BigInt(a), data);
+          let n = 0;
+          while (n < len && ref.writable(a + n)) n++;
+          expect(notCopied).toBe(len - n);
+          for (let i = 0; i < n; i++) ref.bytes.set(a + i, data[i]);
+        } else if (op === 3) {
+          const got = p.copyFromUser(BigInt(a), len);
+          let readable = true;
+          for (let i = 0; i < len; i++) if (!ref.readable(a + i)) readable = false;
+          if (!readable) expect(got).toBeNull();
+          else {
+            const want = new Uint8Array(len);
+            for (let i = 0; i < len; i++) want[i] = ref.bytes.get(a + i) ?? 0;
+            expect(got).toEqual(want);
+          }
+        } else if (op === 4) {
+          const byte = rng.int(256);
+          const r = p.fill(a, len, byte);
+          let writable = true;
+          for (let i = 0; i < len; i++) if (!ref.writable(a + i)) writable = false;
+          expect(r.errno).toBe(writable ? 0 : Errno.EFAULT);
+          if (writable) for (let i = 0; i < len; i++) ref.bytes.set(a + i, byte);
+        } else {
+          const write = rng.chance(0.5);
+          const pa = Math.floor(a / PAGE_SIZE) * PAGE_SIZE;
+          const max = rng.int(8) + 1;
+          const run = p.mm!.memory.pinRun(pa, max, write);
+          const ok = (pg: number): boolean => (write ? ref.writable(pg * PAGE_SIZE) : ref.readable(pg * PAGE_SIZE));
+          if (!ok(pa / PAGE_SIZE)) expect(run).toBe(-Errno.EFAULT);
+          else {
+            expect(typeof run).toBe("object");
+            const n = (run as { npages: number }).npages;
+            expect(n).toBeGreaterThanOrEqual(1);
+            expect(n).toBeLessThanOrEqual(max);
+            for (let i = 0; i < n; i++) expect(ok(pa / PAGE_SIZE + i)).toBe(true);
+          }
+        }
+      }
+    });
+  }
+});
+
+describe("process syscalls", () => {
+  it("returns Linux errnos for bad munmap/mprotect arguments", () => {
+    const p = new Process();
+    expect(p.munmap(0x1001, 0x1000).errno).toBe(Errno.EINVAL);
+    expect(p.munmap(0x1000, 0).errno).toBe(Errno.EINVAL);
+    expect(p.mprotect(0x1001, 0x1000, PROT_READ).errno).toBe(Errno.EINVAL);
+    expect(p.mprotect(0x1000, 0, PROT_READ).errno).toBe(0);
+    expect(p.mprotect(0x1000, 0x1000, PROT_READ).errno).toBe(Errno.ENOMEM);
+    expect(p.mprotect(0x1000, 0x1000, 0x100).errno).toBe(Errno.EINVAL);
+    expect(p.ioctl(3, 0).errno).toBe(Errno.EBADF);
+    expect(p.open("/dev/nothing").errno).toBe(Errno.ENOENT);
+  });
+
+  it("keeps a 1 TiB mapping sparse: only written frames exist, untouched bytes read zero", () => {
+    const p = new Process();
+    const a = p.mmap(undefined, 2 ** 40).ret;
+    expect(a).toBeGreaterThan(0);
+    expect(p.fill(a + 2 ** 39, 10, 0x5a).errno).toBe(0);
+    expect(p.mm!.memory.frameCount).toBe(1);
+    expect(p.read(a + 2 ** 39 - 2, 4)).toEqual(new Uint8Array([0, 0, 0x5a, 0x5a]));
+    expect(p.read(a + 12345 * FRAME_SIZE, 8)).toEqual(new Uint8Array(8));
+    expect(p.mm!.memory.frameCount).toBe(1);
+    // munmap drops the frame; a new mapping there reads zero.
+    expect(p.munmap(a, 2 ** 40).errno).toBe(0);
+    expect(p.mm!.memory.frameCount).toBe(0);
+    expect(p.mmap(a, 2 ** 40).ret).toBe(a);
+    expect(p.read(a + 2 ** 39, 4)).toEqual(new Uint8Array(4));
+  });
+
+  it("dispatches ioctls to FileOps and releases on last close", () => {
+    const p = new Process();
+    let released = 0;
+    p.registerDevice("/dev/x", () => ({ ioctl: (_t, cmd, arg) => (cmd === 7 ? Number(arg) : -Errno.ENOTTY), release: () => released++ }));
+    const fd = p.open("/dev/x").ret;
+    expect(fd).toBe(3);
+    expect(p.ioctl(fd, 7, 42n)).toEqual({ ret: 42, errno: 0 });
+    expect(p.ioctl(fd, 8)).toEqual({ ret: -1, errno: Errno.ENOTTY });
+    expect(p.close(fd).errno).toBe(0);
+    expect(released).toBe(1);
+    expect(p.close(fd).errno).toBe(Errno.EBADF);
+  });
+
+  it("charges locked_vm against RLIMIT_MEMLOCK unless bypassed", () => {
+    const p = new Process();
+    const mm = p.mm!;
+    expect(mm.accountLockedVm(8, true, 0x8000n, false)).toBe(0);
+    expect(mm.accountLockedVm(1, true, 0x8000n, false)).toBe(-Errno.ENOMEM);
+    expect(mm.accountLockedVm(1, true, 0x8000n, true)).toBe(0);
+    expect(p.vmLckKb()).toBe(36);
+    expect(mm.accountLockedVm(9, false, 0n, false)).toBe(0);
+    expect(p.vmLckKb()).toBe(0);
+    expect(mm.underflowWarnings).toBe(0);
+  });
+});
