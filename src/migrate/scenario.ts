@@ -75,6 +75,9 @@ export interface Scenario {
   readonly seed: number;
 }
 
+/** Largest working set of an emulated device: vfio_dma_rw writes real bytes into the VMM's memory. */
+export const MAX_EMULATED_WORKING_SET = 2 ** 30;
+
 /** Largest guest the command accepts. */
 export const MAX_GUEST_BYTES = 2 ** 40;
 
@@ -87,10 +90,14 @@ export const NIC_WORKLOAD: Workload = {
   burst: 64 * 2 ** 10,
 };
 
-/** A vGPU-like emulated device workload: smaller, with pinned command rings. */
+/**
+ * A vGPU-like emulated device workload: smaller, with pinned command rings. Its writes go
+ * through vfio_dma_rw into the VMM process's memory, which is backed on first write, so
+ * its working set is also what it costs in memory.
+ */
 export const EMULATED_WORKLOAD: Workload = {
   rate: 200e6,
-  workingSet: 2 * 2 ** 30,
+  workingSet: 512 * 2 ** 20,
   hotSet: 64 * 2 ** 20,
   hotFraction: 0.8,
   burst: 16 * 2 ** 10,
@@ -168,6 +175,8 @@ export function validateScenario(s: Scenario): string[] {
     if (!(w.hotFraction >= 0 && w.hotFraction <= 1)) errs.push(`${d.name}: hot fraction must be in [0, 1]`);
     if (!(w.burst >= 4096 && w.burst <= 2 ** 21) || w.burst % 4096 !== 0)
       errs.push(`${d.name}: burst must be a multiple of 4K, at most 2M`);
+    if (d.kind === "emulated" && w.workingSet > MAX_EMULATED_WORKING_SET)
+      errs.push(`${d.name}: an emulated device's working set must be at most 1G (its dma_rw writes are backed by real memory)`);
     if (d.kind === "emulated" && (d.pinned < 0 || d.pinned % 4096 !== 0 || d.pinned > Math.max(w.hotSet, 0)))
       errs.push(`${d.name}: pinned must be a multiple of 4K within the hot set`);
   }

@@ -46,6 +46,20 @@ describe("vfio-sim migrate", () => {
     expect(doc.totals.downtimeSeconds).toBe(rounds[rounds.length - 1].transferSeconds);
     expect(doc.converged).toBe(doc.totals.downtimeSeconds <= doc.scenario.downtimeLimit && doc.stop === "fits-downtime");
     expect(doc.backends.map((b: { harvestCall: string }) => b.harvestCall)).toEqual(["IOMMU_HWPT_GET_DIRTY_BITMAP", "VFIO_IOMMU_DIRTY_PAGES GET_BITMAP"]);
+    expect(doc.backends.map((b: { fidelity: string }) => b.fidelity)).toEqual(["stand-in", "model"]);
+  });
+
+  test("--stand-ins runs every device on its stand-in and reports the same rounds", async () => {
+    const model = capture();
+    const stand = capture();
+    expect(await main(["migrate", ...SMALL, "--scenario", "all-kinds", "--json"], model)).toBe(0);
+    expect(await main(["migrate", ...SMALL, "--scenario", "all-kinds", "--json", "--stand-ins"], stand)).toBe(0);
+    const a = JSON.parse(model.stdout);
+    const b = JSON.parse(stand.stdout);
+    expect(b.backends.every((x: { fidelity: string }) => x.fidelity === "stand-in")).toBe(true);
+    expect(a.backends.filter((x: { fidelity: string }) => x.fidelity === "model").map((x: { kind: string }) => x.kind).sort()).toEqual(["emulated", "type1"]);
+    const pages = (d: { rounds: Array<{ sentPages: number; reportedPages: number }> }) => d.rounds.map((r) => [r.sentPages, r.reportedPages]);
+    expect(pages(a)).toEqual(pages(b));
   });
 
   test("the same seed gives the same --json rounds; the plain type1 line-up reports why it cannot converge", async () => {

@@ -1,4 +1,4 @@
-import { BACKENDS, defaultScenario, device, runMigration, validateScenario, type MigrationResult, type RoundResult, type Scenario } from "../../src/migrate";
+import { BACKENDS, STAND_IN_BACKENDS, defaultScenario, device, runMigration, validateScenario, type MigrationResult, type RoundResult, type Scenario } from "../../src/migrate";
 import { REFERENCE_BACKENDS, droppingBits } from "./reference";
 
 function run(s: Scenario, backends = BACKENDS): MigrationResult {
@@ -67,14 +67,26 @@ describe("the round engine", () => {
     [4096, 2],
     [2 ** 21, 3],
     [2 ** 21, 4],
-  ])("stand-in backends agree round by round with a naive JS reference (page size %d, seed %d)", (pageSize, seed) => {
+  ])("model-backed and stand-in backends agree round by round with a naive JS reference (page size %d, seed %d)", (pageSize, seed) => {
     for (const copy of ["byte", "word", "simd"] as const) {
       const s = { ...small(pageSize, seed), bitmapCopy: copy };
-      const got = run(s);
-      const want = run(s, REFERENCE_BACKENDS);
-      expect(simulated(got.rounds)).toEqual(simulated(want.rounds));
-      expect(got.check.ok).toBe(true);
+      const want = simulated(run(s, REFERENCE_BACKENDS).rounds);
+      for (const table of [BACKENDS, STAND_IN_BACKENDS]) {
+        const got = run(s, table);
+        expect(simulated(got.rounds)).toEqual(want);
+        expect(got.check.ok).toBe(true);
+      }
     }
+  });
+
+  test("type1 and emulated devices harvest through the model's type1 container", () => {
+    const r = run(small(4096, 11));
+    const byDevice = new Map(r.backends.map((b) => [b.device, b]));
+    expect(byDevice.get("d")).toMatchObject({ kind: "type1", fidelity: "model", harvestCall: "VFIO_IOMMU_DIRTY_PAGES GET_BITMAP", finalCall: "VFIO_IOMMU_UNMAP_DMA + GET_DIRTY_BITMAP" });
+    expect(byDevice.get("c")).toMatchObject({ kind: "emulated", fidelity: "model" });
+    // The emulated device's 64 pinned pages are reported on every read, the final one too.
+    for (const round of r.rounds) expect(round.devices.find((d) => d.device === "c")!.reportedPages).toBeGreaterThanOrEqual(64);
+    expect(r.rounds[r.rounds.length - 1].devices.find((d) => d.device === "d")!.reportedPages).toBe(r.scenario.guestBytes / 4096);
   });
 
   test("2 MiB leaves: hardware dirty bits report whole leaves, more than was written", () => {
@@ -87,7 +99,7 @@ describe("the round engine", () => {
   });
 
   test("a harvest that drops bits is caught by the no-lost-page check", () => {
-    const s = defaultScenario();
+    const s = { ...defaultScenario(), guestBytes: 16 * 2 ** 30 };
     const r = run(s, droppingBits(BACKENDS, 97));
     expect(r.check.ok).toBe(false);
     expect(r.check.lostPages).toBeGreaterThan(0);
@@ -95,7 +107,7 @@ describe("the round engine", () => {
   });
 
   test("dropping bits only in the final (post-stop) harvest is caught too", () => {
-    const r = run(defaultScenario(), droppingBits(BACKENDS, 5, true));
+    const r = run({ ...defaultScenario(), guestBytes: 16 * 2 ** 30 }, droppingBits(BACKENDS, 5, true));
     expect(r.check.ok).toBe(false);
   });
 
@@ -134,5 +146,6 @@ describe("the round engine", () => {
     expect(validateScenario({ ...s, mappingPageSize: 8192 }).join()).toMatch(/4K, 2M or 1G/);
     expect(validateScenario({ ...s, devices: [] }).join()).toMatch(/at least one device/);
     expect(validateScenario({ ...s, maxRounds: 0 }).join()).toMatch(/max rounds/);
+    expect(validateScenario({ ...s, devices: [device("emulated", "e", { workingSet: 2 ** 31 })] }).join()).toMatch(/at most 1G/);
   });
 });

@@ -6,7 +6,9 @@
 import { writeFileSync } from "node:fs";
 import { PACK_VARIANTS, type PackVariant } from "../../bitmap";
 import {
+  BACKENDS,
   DEFAULT_STALL_ROUNDS,
+  STAND_IN_BACKENDS,
   DEVICE_KINDS,
   PRESETS,
   defaultScenario,
@@ -67,6 +69,8 @@ Link and limits:
 Harvest and output:
   --bitmap-copy V        type1 user-bitmap copy: byte, word (Linux, default) or simd
   --seed N               workload seed (default 1)
+  --stand-ins            use the interim stand-in backend for every device kind instead of
+                         the model's subsystems (faster; same dirty pages, see README)
   --json                 print the result as JSON on stdout (no progress, no table)
   --report FILE.html     also write a self-contained HTML report with charts
   -h, --help             show this help
@@ -82,6 +86,7 @@ class UsageError extends Error {}
 interface Parsed {
   scenario: Scenario;
   json: boolean;
+  standIns: boolean;
   report: string | null;
   stallRounds: number;
 }
@@ -147,6 +152,7 @@ function parse(argv: readonly string[]): Parsed | "help" {
   const opts = new Map<string, string>();
   const devices: string[] = [];
   let json = false;
+  let standIns = false;
   const valued = new Set([
     "--scenario",
     "--guest",
@@ -171,6 +177,10 @@ function parse(argv: readonly string[]): Parsed | "help" {
     if (arg === "-h" || arg === "--help") return "help";
     if (arg === "--json") {
       json = true;
+      continue;
+    }
+    if (arg === "--stand-ins") {
+      standIns = true;
       continue;
     }
     const eq = arg.indexOf("=");
@@ -230,7 +240,7 @@ function parse(argv: readonly string[]): Parsed | "help" {
   const errs = validateScenario(scenario);
   if (errs.length > 0) throw new UsageError(errs.join("; "));
   const stallRounds = get("--stall-rounds", parseInteger, "stall rounds", DEFAULT_STALL_ROUNDS);
-  return { scenario, json, report: opts.get("--report") ?? null, stallRounds };
+  return { scenario, json, standIns, report: opts.get("--report") ?? null, stallRounds };
 }
 
 /** The JSON document `--json` prints. */
@@ -255,10 +265,10 @@ export function runMigrateCommand(argv: readonly string[], io: CliIo, backends?:
     io.out(HELP);
     return 0;
   }
-  const { scenario, json, report, stallRounds } = parsed;
+  const { scenario, json, report, stallRounds, standIns } = parsed;
   const progress = progressObserver(io.out, io.isTTY);
   const run = runMigration(scenario, {
-    backends,
+    backends: backends ?? (standIns ? STAND_IN_BACKENDS : BACKENDS),
     stallRounds,
     observer: json
       ? undefined
