@@ -130,6 +130,18 @@ describe("vfio-sim migrate", () => {
     expect(io.stdout).toBe("");
   });
 
+  test.each([["4K"], ["64M"], ["1G"]])("default workloads shrink to fit a %s guest", async (g) => {
+    const io = capture();
+    expect(await main(["migrate", "--guest", g, "--json"], io)).toBe(0);
+    const doc = JSON.parse(io.stdout);
+    for (const d of doc.scenario.devices) {
+      expect(d.workload.workingSet).toBeLessThanOrEqual(Math.max(4096, doc.scenario.guestBytes / 2));
+      expect(d.workload.hotSet).toBeLessThanOrEqual(d.workload.workingSet);
+      expect(d.pinned).toBeLessThanOrEqual(d.workload.hotSet);
+    }
+    expect(doc.check.ok).toBe(true);
+  });
+
   test("--help lists every option and kind and exits 0", async () => {
     const io = capture();
     expect(await main(["migrate", "--help"], io)).toBe(0);

@@ -147,6 +147,20 @@ function parseDevice(spec: string, index: number): { kind: DeviceKind; name: str
   return { kind, name, over, pinned };
 }
 
+/**
+ * Shrinks the defaults a user did not set so they fit a small guest: a working set of at
+ * most half the guest (in whole 2 MiB chunks), a hot set inside it, pinned rings inside
+ * that. Values the user gave are left alone (validation reports them).
+ */
+function fitDefaults(d: DeviceSpec, explicit: Partial<Workload>, pinnedGiven: boolean, guestBytes: number | null): DeviceSpec {
+  if (guestBytes === null || !(guestBytes > 0)) return d;
+  const w = { ...d.workload };
+  if (explicit.workingSet === undefined && w.workingSet > guestBytes / 2) w.workingSet = Math.max(4096, Math.floor(guestBytes / 2 / 2 ** 21) * 2 ** 21);
+  if (explicit.hotSet === undefined && w.hotSet > w.workingSet) w.hotSet = w.workingSet;
+  const pinned = !pinnedGiven && d.pinned > w.hotSet ? Math.floor(w.hotSet / 4096) * 4096 : d.pinned;
+  return { ...d, workload: w, pinned };
+}
+
 /** Parses argv into a scenario; throws UsageError on anything malformed. */
 function parse(argv: readonly string[]): Parsed | "help" {
   const opts = new Map<string, string>();
@@ -212,22 +226,22 @@ function parse(argv: readonly string[]): Parsed | "help" {
   if (opts.has("--hot-fraction")) global.hotFraction = get("--hot-fraction", parseFraction, "hot fraction", 0);
   if (opts.has("--burst")) global.burst = get("--burst", parseSize, "burst", 0);
 
+  const guestBytes = get("--guest", parseSize, "guest size", base.guestBytes);
   let specs: DeviceSpec[];
   if (devices.length > 0) {
     specs = devices.map((d, i) => {
       const p = parseDevice(d, i);
-      return device(p.kind, p.name, { ...global, ...p.over }, p.pinned);
+      const explicit = { ...global, ...p.over };
+      return fitDefaults(device(p.kind, p.name, explicit, p.pinned), explicit, p.pinned !== undefined, guestBytes);
     });
   } else {
-    specs = base.devices.map((d) => ({ ...d, workload: { ...d.workload, ...global } }));
+    specs = base.devices.map((d) => fitDefaults({ ...d, workload: { ...d.workload, ...global } }, global, false, guestBytes));
   }
-  // A smaller hot set also shrinks the default pinned rings that live inside it.
-  specs = specs.map((d) => (d.kind === "emulated" && d.pinned > d.workload.hotSet && !devices.some((s) => s.includes("pinned=")) ? { ...d, pinned: Math.floor(d.workload.hotSet / 4096) * 4096 } : d));
 
   const copy = opts.get("--bitmap-copy") ?? base.bitmapCopy;
   if (!(PACK_VARIANTS as readonly string[]).includes(copy)) throw new UsageError(`bad --bitmap-copy '${copy}' (byte, word or simd)`);
   const scenario: Scenario = {
-    guestBytes: get("--guest", parseSize, "guest size", base.guestBytes),
+    guestBytes,
     mappingPageSize: get("--page-size", parseSize, "page size", base.mappingPageSize),
     devices: specs,
     bandwidth: get("--bandwidth", parseRate, "bandwidth", base.bandwidth),
