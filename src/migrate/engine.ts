@@ -202,7 +202,11 @@ export function runMigration(scenario: Scenario, opts: MigrationOptions = {}): {
     // Merges one harvested region into the migration bitmap; counts what it reported.
     let reportedByDevice = 0;
     const sink: HarvestSink = (ramPage, bits, nbits) => {
-      core.u8.set(bits.subarray(0, bitmapBytes(nbits)), scratch.ptr);
+      const need = bitmapBytes(nbits);
+      const u8 = core.u8;
+      u8.set(bits.subarray(0, need), scratch.ptr);
+      // A short buffer must not let the previous region's bits through.
+      if (bits.length < need) u8.fill(0, scratch.ptr + bits.length, scratch.ptr + need);
       reportedByDevice += core.x.popcountRange(scratch.ptr, 0, nbits) >>> 0;
       core.x.orBits(toSend.ptr, ramPage, scratch.ptr, nbits);
     };
@@ -387,6 +391,13 @@ function explain(s: Scenario, layout: GuestLayout, rounds: readonly RoundResult[
   const ms = (sec: number): string => `${Math.round(sec * 1000)} ms`;
   const gib = (pages: number): string => `${((pages * PAGE_SIZE) / 2 ** 30).toFixed(2)} GiB`;
   const limit = `the ${ms(s.downtimeLimit)} downtime limit`;
+  if (stop === "fits-downtime") {
+    const fin = rounds[rounds.length - 1];
+    return (
+      `the remainder fit the limit when pre-copy ended (${ms(need(last.reportedPages))}), but the devices kept ` +
+      `writing for the ${ms(s.stopLatency)} stop latency and the final harvest brought it to ${ms(fin.transferSeconds)} > ${limit}.`
+    );
+  }
   const allDirty = s.devices.filter((d) => pre.every((r) => r.devices.find((x) => x.device === d.name)!.reportedPages >= layout.ramPages));
   const ending =
     stop === "stalled" ? `pre-copy stopped after ${pre.length} rounds without progress` : `pre-copy stopped at the round limit (${s.maxRounds})`;

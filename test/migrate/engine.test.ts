@@ -139,6 +139,17 @@ describe("the round engine", () => {
     expect(r.check.ok).toBe(true);
   });
 
+  test("writes during a long stop latency can push the downtime past the limit, and the reason says so", () => {
+    const r = run({ ...small(4096, 6), devices: small(4096, 6).devices.slice(0, 3), stopLatency: 2 });
+    const last = r.rounds[r.rounds.length - 1];
+    expect(r.stop).toBe("fits-downtime");
+    expect(last.bursts).toBeGreaterThan(0);
+    expect(last.transferSeconds).toBeGreaterThan(r.scenario.downtimeLimit);
+    expect(r.converged).toBe(false);
+    expect(r.reason).toMatch(/stop latency/);
+    expect(r.check.ok).toBe(true);
+  });
+
   test("validateScenario rejects what the layout and workload cannot model", () => {
     const s = defaultScenario();
     expect(validateScenario({ ...s, guestBytes: 2 * 2 ** 40 })).toContain("guest size must be at most 1T");
