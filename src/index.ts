@@ -23,3 +23,10 @@ export type { ReplayOptions, ReplayStep, TraceLine } from "./trace";
 export { runMigration, defaultScenario, validateScenario, PRESETS, DEVICE_KINDS, BACKENDS, GuestLayout, DmaWorkload, renderHtmlReport } from "./migrate";
 export type { Scenario, DeviceSpec, DeviceKind, Workload, MigrationResult, RoundResult, MigrationOptions, MigrationObserver } from "./migrate";
 export type { DeviceBackend, DirtyHarvester, DmaWriter, HarvestSink, BackendFactory, BackendTable } from "./migrate";
+export {
+  IoPageTable, IotlbGather, DirtyTarget, MAX_ADDR, PT_FORMATS, IOMMU_READ, IOMMU_WRITE,
+  PTE_BITS, PGSIZES_4K_2M_1G, PGSIZES_AMD_V1, pgsizeRange, defaultPgsizes,
+} from "./iommu/pgtable";
+export type { PtFormat, PageTableOptions, LeafInfo } from "./iommu/pgtable";
+export { PgtableDomain, Iotlb, DmaDevice, DMA_OK, DMA_FAULT_NOT_PRESENT, DMA_FAULT_PERM } from "./iommu/hw";
+export type { PgtableDomainOptions, IotlbEntry, IotlbStats, DmaDeviceStats } from "./iommu/hw";

@@ -28,6 +28,42 @@ export interface CoreExports {
   packSimd(dst: number, dstBit: number, src: number, nbits: number): void;
   orBits(dst: number, dstBit: number, src: number, nbits: number): void;
   andNotWords(dst: number, src: number, nwords: number): void;
+  // I/O page tables (assembly/pgtable): addresses and sizes are f64 integers < 2^53.
+  ptPagesInUse(): number;
+  ptPagesFree(): number;
+  ptSetPageLimit(limit: number): void;
+  gatherInit(g: number): void;
+  gatherRelease(g: number): void;
+  gatherStart(g: number): number;
+  gatherEnd(g: number): number;
+  targetSet(t: number, bitmap: number, pgshift: number, base: number, bitOff: number, cap: number): void;
+  targetSpillStart(t: number): number;
+  targetSpillEnd(t: number): number;
+  targetRecord(t: number, iova: number, len: number): void;
+  ptCreate(fmt: number, levels: number, maxLevels: number, gs: number, flags: number, pgsizeLo: number, pgsizeHi: number): number;
+  ptDestroy(pt: number): void;
+  ptSetFlags(pt: number, flags: number): void;
+  ptTables(pt: number): number;
+  ptLevels(pt: number): number;
+  ptMap(pt: number, iova: number, pa: number, size: number, prot: number, gather: number): number;
+  ptUnmap(pt: number, iova: number, size: number, gather: number, target: number): number;
+  ptIovaToPhys(pt: number, iova: number): number;
+  ptLookup(pt: number, iova: number): number;
+  ptDeviceAccess(pt: number, iova: number, write: number): number;
+  ptDeviceDirtyUpdate(pt: number, pte: number): number;
+  ptSetDirty(pt: number, iova: number): number;
+  ptReadDirty(pt: number, iova: number, size: number, flags: number, target: number, gather: number): number;
+  ptWriteProtect(pt: number, iova: number, size: number, target: number, gather: number): number;
+  ptOutPhys(pt: number): number;
+  ptOutLeafIova(pt: number): number;
+  ptOutLeafSize(pt: number): number;
+  ptOutPte(pt: number): number;
+  ptOutNoUpdate(pt: number): number;
+  ptOutLevel(pt: number): number;
+  ptOutWritable(pt: number): number;
+  pteLo(pte: number): number;
+  pteHi(pte: number): number;
+  scanXor(ptr: number, bytes: number): number;
 }
 
 /** Where the compiled core lives: build/ at the package root, two levels above src/wasm or dist/wasm. */

@@ -1,0 +1,77 @@
+// Table pages for I/O page tables: 4 KiB-aligned, zeroed, recycled through a free list.
+//
+// Pages are carved from linear memory obtained with memory.grow (64 KiB Wasm pages are
+// naturally 4 KiB aligned, so no space is lost to alignment). heap.alloc is not used
+// because it traps when memory cannot grow, and a trap in the middle of a map would leave
+// a half-written table: here running out is a 0 return that the walker turns into
+// -ENOMEM and unwinds. TLSF tolerates memory.grow calls it did not make (it only adds the
+// region it grew itself), so both allocators share the instance.
+//
+// Freed tables are not reused at once: like Linux's iommu_iotlb_gather freelist they wait
+// on a gather until the IOTLB has been flushed (gatherRelease), because a device may still
+// hold a cached pointer to a PTE inside them. The link word of a waiting or free page is
+// its slot 0; a page-aligned pointer has bit 0 and bits 1..11 clear, so it reads as "not
+// present" in every format modelled.
+
+const PAGE: usize = 4096;
+const REFILL_WASM_PAGES: i32 = 16; // 1 MiB = 256 table pages per refill
+
+let freeHead: usize = 0;
+let freeCount: u32 = 0;
+let inUse: u32 = 0;
+let pageLimit: u32 = 0xffff_ffff;
+
+function carve(firstWasmPage: i32, wasmPages: i32): void {
+  const start = <usize>firstWasmPage << 16;
+  const end = start + (<usize>wasmPages << 16);
+  // Push in reverse so pages come out in ascending address order.
+  for (let p = end - PAGE; p >= start; p -= PAGE) {
+    store<usize>(p, freeHead);
+    freeHead = p;
+    freeCount++;
+    if (p == start) break;
+  }
+}
+
+/** A zeroed, 4 KiB-aligned table page, or 0 when memory (or the test limit) is exhausted. */
+export function tablePageAlloc(): usize {
+  if (inUse >= pageLimit) return 0;
+  if (freeHead == 0) {
+    let first = memory.grow(REFILL_WASM_PAGES);
+    if (first >= 0) carve(first, REFILL_WASM_PAGES);
+    else {
+      first = memory.grow(1);
+      if (first < 0) return 0;
+      carve(first, 1);
+    }
+  }
+  const p = freeHead;
+  freeHead = load<usize>(p);
+  freeCount--;
+  inUse++;
+  memory.fill(p, 0, PAGE);
+  return p;
+}
+
+/** Returns a page to the free list immediately (only when no device can reference it). */
+export function tablePageFree(p: usize): void {
+  store<usize>(p, freeHead);
+  freeHead = p;
+  freeCount++;
+  inUse--;
+}
+
+/** Table pages currently allocated (live tables plus tables waiting on a gather). */
+export function ptPagesInUse(): u32 {
+  return inUse;
+}
+
+/** Table pages on the free list. */
+export function ptPagesFree(): u32 {
+  return freeCount;
+}
+
+/** Caps the table pages in use (tests use it to provoke ENOMEM); 0xffffffff = no cap. */
+export function ptSetPageLimit(limit: u32): void {
+  pageLimit = limit;
+}
