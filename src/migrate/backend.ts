@@ -49,15 +49,21 @@ export interface DirtyHarvester {
   collect(sink: HarvestSink): void;
 }
 
+/**
+ * How much of a backend is the model itself:
+ * - `model`: the calls go to the library's subsystems through the interface the kind
+ *   names (e.g. type1 ioctls on the model's container);
+ * - `partial`: the data path runs on the model's subsystem (page tables, IOTLB, the
+ *   driver's dirty walk) but the ioctl layer the kind names is not modelled yet;
+ * - `stand-in`: an interim implementation in this folder that follows the same kernel
+ *   rules on plain Wasm bitmaps.
+ */
+export type Fidelity = "model" | "partial" | "stand-in";
+
 /** One device wired to a tracking backend. */
 export interface DeviceBackend {
   readonly spec: DeviceSpec;
-  /**
-   * `model`: the calls go to the library's real subsystems (type1 container, page tables,
-   * iommufd). `stand-in`: an interim implementation in this folder that follows the same
-   * kernel rules on plain Wasm bitmaps, until the model's subsystem lands.
-   */
-  readonly fidelity: "model" | "stand-in";
+  readonly fidelity: Fidelity;
   /** What the backend is, in one line (shown in reports). */
   readonly description: string;
   /** Maps the guest's RAM regions for the device (MAP_DMA / IOAS_MAP, attach, pin). 0 or -errno. */

@@ -16,7 +16,7 @@
 import { Bitmap, bitmapBytes } from "../bitmap";
 import { Errno, errnoName } from "../uapi/errno";
 import { WasmCore } from "../wasm/core";
-import type { BackendTable, DeviceBackend, HarvestSink } from "./backend";
+import type { BackendTable, DeviceBackend, Fidelity, HarvestSink } from "./backend";
 import { BACKENDS } from "./backends";
 import { GuestLayout, PAGE_SIZE } from "./layout";
 import type { DeviceKind, Scenario } from "./scenario";
@@ -70,7 +70,7 @@ export interface LedgerCheck {
 export interface BackendInfo {
   readonly device: string;
   readonly kind: DeviceKind;
-  readonly fidelity: "model" | "stand-in";
+  readonly fidelity: Fidelity;
   readonly description: string;
   readonly harvestCall: string;
   readonly finalCall: string;

@@ -28,7 +28,8 @@ export function renderHeader(s: Scenario, result: Pick<MigrationResult, "regions
       `  ${d.name.padEnd(width)}  ${d.kind.padEnd(8)}  DMA ${formatByteRate(w.rate)} into ${formatBytes(w.workingSet)} ` +
         `(hot ${formatBytes(w.hotSet)} takes ${Math.round(w.hotFraction * 100)}%), ${formatBytes(w.burst)} bursts${pinned}`,
     );
-    if (b) lines.push(`  ${"".padEnd(width)}  harvest: ${b.harvestCall}${b.fidelity === "stand-in" ? "  [stand-in backend]" : ""}`);
+    const tag = b?.fidelity === "stand-in" ? "  [stand-in backend]" : b?.fidelity === "partial" ? "  [model page tables; ioctl layer not modelled yet]" : "";
+    if (b) lines.push(`  ${"".padEnd(width)}  harvest: ${b.harvestCall}${tag}`);
   }
   return lines.join("\n") + "\n";
 }
@@ -102,7 +103,9 @@ export function renderVerdict(result: MigrationResult): string {
     lines.push(`  No-lost-page check FAILED: ${result.check.lostPages} written pages were never sent after their last write (e.g. GPA ${ex}).`);
   }
   const standIns = result.backends.filter((b) => b.fidelity === "stand-in").map((b) => b.device);
-  if (standIns.length > 0) lines.push(`  Stand-in backends (not yet the model's subsystems): ${standIns.join(", ")}.`);
+  if (standIns.length > 0) lines.push(`  Stand-in backends (not the model's subsystems): ${standIns.join(", ")}.`);
+  const partial = result.backends.filter((b) => b.fidelity === "partial").map((b) => b.device);
+  if (partial.length > 0) lines.push(`  Harvested from the model's page tables without the ioctl layer of their kind (not modelled yet): ${partial.join(", ")}.`);
   return lines.join("\n") + "\n";
 }
 

@@ -1,5 +1,6 @@
 import { BACKENDS, STAND_IN_BACKENDS, defaultScenario, device, runMigration, validateScenario, type MigrationResult, type RoundResult, type Scenario } from "../../src/migrate";
 import { REFERENCE_BACKENDS, droppingBits } from "./reference";
+import { ModelPageTable, type DeviceSpec, type GuestLayout } from "../../src/migrate";
 
 function run(s: Scenario, backends = BACKENDS): MigrationResult {
   const r = runMigration(s, { backends });
@@ -87,6 +88,21 @@ describe("the round engine", () => {
     // The emulated device's 64 pinned pages are reported on every read, the final one too.
     for (const round of r.rounds) expect(round.devices.find((d) => d.device === "c")!.reportedPages).toBeGreaterThanOrEqual(64);
     expect(r.rounds[r.rounds.length - 1].devices.find((d) => d.device === "d")!.reportedPages).toBe(r.scenario.guestBytes / 4096);
+  });
+
+  test("hardware kinds harvest from the model's page tables; skipping the IOTLB sync loses pages and is caught", () => {
+    // 32 pages: they all fit in the 64-entry IOTLB.
+    const w = { rate: 10e6, workingSet: 128 * 1024, hotSet: 128 * 1024, hotFraction: 1, burst: 4096 };
+    const s = { ...small(4096, 12), downtimeLimit: 1e-6, maxRounds: 4, devices: [device("iommufd", "nic0", w)] };
+    const good = run(s);
+    expect(good.backends[0]).toMatchObject({ fidelity: "partial" });
+    expect(good.check.ok).toBe(true);
+    const forgetful = { ...BACKENDS, iommufd: (spec: DeviceSpec, layout: GuestLayout, sc: Scenario) => new ModelPageTable(spec, layout, sc, true) };
+    const bad = run(s, forgetful);
+    // Hot pages stay cached in the IOTLB with their dirty state: after the clear they are
+    // written again without setting D, so the harvest misses them.
+    expect(bad.check.ok).toBe(false);
+    expect(bad.check.lostPages).toBeGreaterThan(0);
   });
 
   test("2 MiB leaves: hardware dirty bits report whole leaves, more than was written", () => {
