@@ -120,6 +120,7 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 980p
 h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; }
 .ok { color: #1a7f37; } .bad { color: #b42318; }
 pre { background: #f6f8fa; padding: 12px; overflow-x: auto; font-size: 12.5px; }
+pre.wrap { white-space: pre-wrap; }
 svg.chart { display: block; margin: 8px 0 20px; background: #fff; border: 1px solid #ddd; }
 svg .title { font-weight: 600; font-size: 14px; } svg .tick, svg .legend, svg .axis { font-size: 11px; fill: #444; }
 svg .grid { stroke: #e5e5e5; }
@@ -143,7 +144,7 @@ export function renderHtmlReport(result: MigrationResult): string {
 </head>
 <body>
 <h1>vfio-sim migrate: <span class="${verdictClass}">${esc(verdict)}</span></h1>
-<pre>${esc(renderVerdict(result))}</pre>
+<pre class="wrap">${esc(renderVerdict(result))}</pre>
 <h2>Charts</h2>
 <div id="chart-dirty"></div>
 <div id="chart-harvest"></div>
