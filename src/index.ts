@@ -30,3 +30,37 @@ export {
 export type { PtFormat, PageTableOptions, LeafInfo } from "./iommu/pgtable";
 export { PgtableDomain, Iotlb, DmaDevice, DMA_OK, DMA_FAULT_NOT_PRESENT, DMA_FAULT_PERM } from "./iommu/hw";
 export type { PgtableDomainOptions, IotlbEntry, IotlbStats, DmaDeviceStats } from "./iommu/hw";
+export { VhostIotlb, VHOST_IOTLB_FLAG_RETIRE, VhostVdpa, vhostVdpaOpener, VdpaSimParent, VhostIotlbApi, fileWriter } from "./vhost";
+export type {
+  VhostIotlbMap,
+  VhostVdpaOptions,
+  VhostVma,
+  VmaSource,
+  VdpaMapFile,
+  SetMapCall,
+  DmaResult,
+  VhostMsgWriter,
+  IotlbResult,
+  IotlbUpdate,
+  IotlbInvalidate,
+  IotlbRemap,
+  IotlbLookupSource,
+} from "./vhost";
+export {
+  VHOST_SET_OWNER,
+  VHOST_NEW_OWNER,
+  VHOST_GET_BACKEND_FEATURES,
+  VHOST_SET_BACKEND_FEATURES,
+  VHOST_VDPA_GET_IOVA_RANGE,
+  VHOST_VDPA_GET_AS_NUM,
+  VHOST_IOTLB_MSG,
+  VHOST_IOTLB_MSG_V2,
+  VHOST_MSG_SIZE,
+  VhostIotlbType,
+  VhostAccess,
+  VhostBackendFeature,
+  backendFeatureMask,
+  encodeVhostMsgV2,
+  decodeIotlbMsg,
+} from "./uapi/vhost";
+export type { VhostIotlbMsg, VhostMsgV2, VhostVdpaIovaRange } from "./uapi/vhost";

@@ -1,9 +1,11 @@
 /** The benchmark suites `npm run bench` knows, by name. Add a suite here once. */
 import type { BenchSuite } from "./harness";
 import bitmap from "../suites/bitmap";
+import vhost from "../suites/vhost";
 
 export const SUITES: Record<string, BenchSuite> = {
   bitmap,
+  vhost,
 };
 
 /** Looks a suite up by name; throws a message listing the names otherwise. */
