@@ -4,59 +4,64 @@
 // per-leaf loop would record: the table is entirely inside the range, the bitmap's
 // page_size equals the leaf size, the 512 bits fit in the window, and (AMD) no entry is
 // a replicated NextLevel-7 leaf.
-import { FMT_AMD, FMT_INTEL, AMD_D, AMD_NL_MASK, VTD_D, ARM_AP_RDONLY } from "./format";
+import { FMT_AMD, FMT_INTEL, FMT_ARM, AMD_D, AMD_NL_MASK, VTD_D, ARM_AP_RDONLY, isPresent, isLeaf, isDirty, makeClean } from "./format";
+import { setBits64 } from "./target";
 import { gatherAddRange } from "./gather";
 
 const WORDS = memory.data(64, 16);
 
 // @ts-ignore: decorator
 @inline function dirtyTopBit(fmt: u32, v: v128): v128 {
-  // Lane top bit = the PTE is present and dirty.
-  if (fmt == FMT_AMD) return v128.and(i64x2.shl(v, 57), i64x2.shl(v, 63));
-  if (fmt == FMT_INTEL) return v128.and(i64x2.shl(v, 54), v128.or(i64x2.shl(v, 63), i64x2.shl(v, 62)));
-  return v128.andnot(v128.and(i64x2.shl(v, 63), i64x2.shl(v, 12)), i64x2.shl(v, 56));
+  // Lane top bit = the PTE is dirty. In a last-level table that passed the checks
+  // (no AMD replicas, no ARM holes) a non-present entry is all zero, so the dirty bit
+  // alone decides: AMD D (6), Intel D (9), ARM DBM (51) and not AP[2] (7).
+  if (fmt == FMT_AMD) return i64x2.shl(v, 57);
+  if (fmt == FMT_INTEL) return i64x2.shl(v, 54);
+  return v128.andnot(i64x2.shl(v, 12), i64x2.shl(v, 56));
 }
 
 // @ts-ignore: decorator
-@inline function wordAt(fmt: u32, p: usize): u64 {
-  let word: u64 = 0;
-  for (let j: u32 = 0; j < 32; j += 4) {
-    const a = <u64>i64x2.bitmask(dirtyTopBit(fmt, v128.load(p, 0)));
-    const b = <u64>i64x2.bitmask(dirtyTopBit(fmt, v128.load(p, 16)));
-    const c = <u64>i64x2.bitmask(dirtyTopBit(fmt, v128.load(p, 32)));
-    const d = <u64>i64x2.bitmask(dirtyTopBit(fmt, v128.load(p, 48)));
-    word |= (a | (b << 2) | (c << 4) | (d << 6)) << (<u64>j * 2);
-    p += 64;
-  }
-  return word;
+@inline function bits2(fmt: u32, v: v128): u64 {
+  return <u64>i64x2.bitmask(dirtyTopBit(fmt, v));
 }
 
-function computeWords(fmt: u32, table: usize): u64 {
-  let any: u64 = 0;
-  if (fmt == FMT_AMD) {
-    for (let w: usize = 0; w < 8; w++) {
-      const x = wordAt(FMT_AMD, table + (w << 9));
-      store<u64>(WORDS + (w << 3), x);
-      any |= x;
+/**
+ * One pass over the table: the 8 dirty words into WORDS, plus the format's sanity
+ * accumulator (AMD: OR of all entries, for NextLevel-7 replicas; ARM: AND, for holes).
+ * Returns false when the fast path does not apply.
+ */
+// @ts-ignore: decorator
+@inline function scanTable(fmt: u32, table: usize): bool {
+  let orAcc = i64x2.splat(0);
+  let andAcc = i64x2.splat(-1);
+  let p = table;
+  for (let w: usize = 0; w < 8; w++) {
+    let word: u64 = 0;
+    for (let j: u64 = 0; j < 64; j += 8) {
+      const a = v128.load(p, 0);
+      const b = v128.load(p, 16);
+      const c = v128.load(p, 32);
+      const d = v128.load(p, 48);
+      if (fmt == FMT_AMD) orAcc = v128.or(orAcc, v128.or(v128.or(a, b), v128.or(c, d)));
+      else if (fmt != FMT_INTEL) andAcc = v128.and(andAcc, v128.and(v128.and(a, b), v128.and(c, d)));
+      word |= (bits2(fmt, a) | (bits2(fmt, b) << 2) | (bits2(fmt, c) << 4) | (bits2(fmt, d) << 6)) << j;
+      p += 64;
     }
-  } else if (fmt == FMT_INTEL) {
-    for (let w: usize = 0; w < 8; w++) {
-      const x = wordAt(FMT_INTEL, table + (w << 9));
-      store<u64>(WORDS + (w << 3), x);
-      any |= x;
-    }
-  } else {
-    for (let w: usize = 0; w < 8; w++) {
-      const x = wordAt(2, table + (w << 9));
-      store<u64>(WORDS + (w << 3), x);
-      any |= x;
-    }
+    store<u64>(WORDS + (w << 3), word);
   }
-  return any;
+  if (fmt == FMT_AMD) return !v128.any_true(v128.and(orAcc, i64x2.splat(<i64>AMD_NL_MASK)));
+  if (fmt == FMT_INTEL) return true;
+  return (i64x2.extract_lane(andAcc, 0) & i64x2.extract_lane(andAcc, 1) & 1) != 0;
+}
+
+function computeWords(fmt: u32, table: usize): bool {
+  if (fmt == FMT_AMD) return scanTable(FMT_AMD, table);
+  if (fmt == FMT_INTEL) return scanTable(FMT_INTEL, table);
+  return scanTable(2, table);
 }
 
 function clearGroup(fmt: u32, p: usize): void {
-  // 64 PTEs = 32 v128 lanes pairs
+  // 64 PTEs = 32 v128
   if (fmt == FMT_AMD) {
     const m = i64x2.splat(<i64>AMD_D);
     for (let i: usize = 0; i < 512; i += 16) v128.store(p + i, v128.andnot(v128.load(p + i), m));
@@ -64,28 +69,14 @@ function clearGroup(fmt: u32, p: usize): void {
     const m = i64x2.splat(<i64>VTD_D);
     for (let i: usize = 0; i < 512; i += 16) v128.store(p + i, v128.andnot(v128.load(p + i), m));
   } else {
+    // Writable-dirty → writable-clean: set AP[2] wherever DBM is set (a no-op on
+    // writable-clean entries, and entries without DBM are untouched).
     const ro = i64x2.splat(<i64>ARM_AP_RDONLY);
     for (let i: usize = 0; i < 512; i += 16) {
       const v = v128.load(p + i);
-      v128.store(p + i, v128.or(v, v128.and(i64x2.shr_s(dirtyTopBit(2, v), 63), ro)));
+      v128.store(p + i, v128.or(v, v128.and(i64x2.shr_u(v, 44), ro)));
     }
   }
-}
-
-function hasReplicas(table: usize): bool {
-  let acc = i64x2.splat(0);
-  for (let i: usize = 0; i < 4096; i += 64) {
-    acc = v128.or(acc, v128.or(v128.or(v128.load(table + i), v128.load(table + i, 16)), v128.or(v128.load(table + i, 32), v128.load(table + i, 48))));
-  }
-  return v128.any_true(v128.and(acc, i64x2.splat(<i64>AMD_NL_MASK)));
-}
-
-function allValid(table: usize): bool {
-  let acc = i64x2.splat(-1);
-  for (let i: usize = 0; i < 4096; i += 64) {
-    acc = v128.and(acc, v128.and(v128.and(v128.load(table + i), v128.load(table + i, 16)), v128.and(v128.load(table + i, 32), v128.load(table + i, 48))));
-  }
-  return (i64x2.extract_lane(acc, 0) & i64x2.extract_lane(acc, 1) & 1) != 0;
 }
 
 // @ts-ignore: decorator
@@ -111,10 +102,8 @@ export function harvestLeafTable(fmt: u32, table: usize, iova: u64, gs: u32, cle
     bit0 = ((iova - base) >> <u64>gs) + load<u64>(t, 16);
     if (iova < base || bit0 + 512 > load<u64>(t, 24)) return false;
   }
-  if (fmt == FMT_AMD && hasReplicas(table)) return false;
-  if (fmt == 2 && !allValid(table)) return false; // the ARM walker fails on holes: let it
-  const any = computeWords(fmt, table);
-  if (any == 0) return true;
+  // AMD replicas and ARM holes go to the per-leaf walk (which reports holes as EINVAL).
+  if (!computeWords(fmt, table)) return false;
   let first: u64 = 512;
   let last: u64 = 0;
   const bm = t != 0 ? load<usize>(t) : 0;
@@ -126,6 +115,41 @@ export function harvestLeafTable(fmt: u32, table: usize, iova: u64, gs: u32, cle
     if (first == 512) first = (<u64>w << 6) + ctz<u64>(x);
     last = (<u64>w << 6) + 63 - clz<u64>(x);
   }
-  if (clear) gatherAddRange(g, iova + (first << gs), (last - first + 1) << gs);
+  if (clear && first != 512) gatherAddRange(g, iova + (first << gs), (last - first + 1) << gs);
+  return true;
+}
+
+/**
+ * The same for a level-1 table whose entries are all default-size block leaves (2 MiB,
+ * or 1 MiB in the mock) or empty (AMD/Intel): each dirty leaf sets 512 bits. Returns
+ * false, having changed nothing, when any entry is a table, an AMD replica, or (ARM) empty.
+ */
+export function harvestBlockTable(fmt: u32, table: usize, iova: u64, gs: u32, clear: bool, t: usize, g: usize): bool {
+  let bit0: u64 = 0;
+  if (t != 0) {
+    const base = load<u64>(t, 8);
+    bit0 = ((iova - base) >> <u64>gs) + load<u64>(t, 16);
+    if (iova < base || bit0 + 512 * 512 > load<u64>(t, 24)) return false;
+  }
+  for (let i: usize = 0; i < 4096; i += 8) {
+    const pte = load<u64>(table + i);
+    if (!isPresent(fmt, pte)) {
+      if (fmt == FMT_ARM) return false;
+      continue;
+    }
+    if (!isLeaf(fmt, pte, 1) || (fmt == FMT_AMD && (pte & AMD_NL_MASK) != 0)) return false;
+  }
+  const bm = t != 0 ? load<usize>(t) : 0;
+  const leaf = <u64>1 << <u64>(gs + 9);
+  for (let i: usize = 0; i < 512; i++) {
+    const q = table + (i << 3);
+    const pte = load<u64>(q);
+    if (!isPresent(fmt, pte) || !isDirty(fmt, pte)) continue;
+    if (clear) {
+      store<u64>(q, makeClean(fmt, pte));
+      gatherAddRange(g, iova + (<u64>i << <u64>(gs + 9)), leaf);
+    }
+    if (bm != 0) setBits64(bm, bit0 + (<u64>i << 9), 512);
+  }
   return true;
 }

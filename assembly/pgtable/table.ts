@@ -16,7 +16,7 @@ import {
 import { tablePageAlloc, tablePageFree } from "./pages";
 import { gatherAddRange, gatherSetPgsize, gatherDeferFree } from "./gather";
 import { record } from "./target";
-import { harvestLeafTable } from "./fast";
+import { harvestLeafTable, harvestBlockTable } from "./fast";
 
 const HEADER_BYTES: usize = 80;
 const EINVAL: i32 = 22;
@@ -91,15 +91,16 @@ function fetch(pt: usize, iova: u64): usize {
   }
 }
 
-/** The last-level table holding `iova`'s leaf entry, or 0 when the path has a leaf or hole above. */
-function leafTable(pt: usize, iova: u64): usize {
+/** The table at `stop` level holding `iova`'s entry, or 0 when the path has a leaf or hole above. */
+function tableAt(pt: usize, iova: u64, stop: u32): usize {
   const fmt = fmtOf(pt);
   const gs = gsOf(pt);
   const cov = coverageBits(pt);
   if (cov < 64 && (iova >> <u64>cov) != 0) return 0;
   let level = levelsOf(pt) - 1;
+  if (stop > level) return 0;
   let table = rootOf(pt);
-  while (level > 0) {
+  while (level > stop) {
     const pte = load<u64>(table + (<usize>((iova >> <u64>(gs + 9 * level)) & 511) << 3));
     if (!isPresent(fmt, pte) || isLeaf(fmt, pte, level)) return 0;
     if (fmt == FMT_AMD && <u32>((pte & AMD_NL_MASK) >> AMD_NL_SHIFT) != level) return 0;
@@ -443,9 +444,18 @@ export function ptReadDirty(pt: usize, iovaF: f64, sizeF: f64, flags: u32, t: us
   const clear = (flags & DIRTY_NO_CLEAR) == 0;
   const span0 = <u64>1 << <u64>(gs + 9);
   const fastOk = t == 0 || <u32>load<u32>(t, 4) == gs;
+  const span1 = span0 << 9;
   while (iova < end) {
+    if (fastOk && (iova & (span1 - 1)) == 0 && end - iova >= span1) {
+      const table = tableAt(pt, iova, 1);
+      if (table != 0 && harvestBlockTable(fmt, table, iova, gs, clear, t, g)) {
+        iova += span1;
+        if (iova == 0) break;
+        continue;
+      }
+    }
     if (fastOk && (iova & (span0 - 1)) == 0 && end - iova >= span0) {
-      const table = leafTable(pt, iova);
+      const table = tableAt(pt, iova, 0);
       if (table != 0 && harvestLeafTable(fmt, table, iova, gs, clear, t, g)) {
         iova += span0;
         if (iova == 0) break;

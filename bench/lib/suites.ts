@@ -1,10 +1,12 @@
 /** The benchmark suites `npm run bench` knows, by name. Add a suite here once. */
 import type { BenchSuite } from "./harness";
 import bitmap from "../suites/bitmap";
+import pgtable from "../suites/pgtable";
 import vhost from "../suites/vhost";
 
 export const SUITES: Record<string, BenchSuite> = {
   bitmap,
+  pgtable,
   vhost,
 };
 

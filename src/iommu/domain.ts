@@ -38,6 +38,12 @@ export interface IommuDirtyOps {
    * unless `flags & IOMMU_DIRTY_NO_CLEAR`, clears it. Returns 0 or -errno.
    */
   readAndClearDirty(iova: bigint, size: bigint, into: DirtyRecorder, flags: number): number;
+  /**
+   * Optional fast path: read_and_clear_dirty() straight into a Linux-layout bitmap at
+   * `bitmapPtr` in the domain's Wasm linear memory, bit i = [iova + i*pgsize, +pgsize), ORed
+   * in. 0 or -errno.
+   */
+  readAndClearDirtyBitmap?(iova: bigint, size: bigint, pgsize: bigint, bitmapPtr: number, flags: number): number;
 }
 
 /** One IOMMU translation domain. */

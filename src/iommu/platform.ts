@@ -6,6 +6,7 @@
 import { Errno } from "../uapi/errno";
 import type { IommuDomain, IovaRange } from "./domain";
 import { RangeDomain } from "./range-domain";
+import type { WasmCore } from "../wasm/core";
 
 /** enum iommu_resv_type. */
 export enum IommuResvType {
@@ -60,8 +61,12 @@ export interface Platform {
   name: string;
   iommu: IommuParams;
   groups: PlatformGroup[];
-  /** Allocates a paging domain (default: a RangeDomain with `iommu`'s parameters). */
-  createDomain?: (p: IommuParams) => IommuDomain;
+  /**
+   * Allocates a paging domain (default: a RangeDomain with `iommu`'s parameters). `core` is
+   * the container's Wasm core, for domains whose page tables live in linear memory. Null
+   * means the allocation failed (ENOMEM).
+   */
+  createDomain?: (p: IommuParams, core?: WasmCore) => IommuDomain | null;
 }
 
 /** The oracle's machine: QEMU q35 with intel-iommu (39-bit), one edu device alone in group 0. */
@@ -99,9 +104,9 @@ export function smmuPlatform(): Platform {
 /** The named presets. */
 export const PLATFORMS: Readonly<Record<string, () => Platform>> = { vtd: vtdPlatform, smmu: smmuPlatform };
 
-/** iommu_domain_alloc() for a platform. */
-export function allocDomain(p: Platform): IommuDomain {
-  return p.createDomain ? p.createDomain(p.iommu) : new RangeDomain(p.iommu);
+/** iommu_domain_alloc() for a platform; null when it fails (ENOMEM). */
+export function allocDomain(p: Platform, core?: WasmCore): IommuDomain | null {
+  return p.createDomain ? p.createDomain(p.iommu, core) : new RangeDomain(p.iommu);
 }
 
 /** iommu_get_group_resv_regions(): the union of the group's devices' regions, sorted by start. */

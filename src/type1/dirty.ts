@@ -53,7 +53,12 @@ export function updateUserBitmap(iommu: VfioIommu, current: Task, ubuf: bigint, 
   const bitmap = dma.bitmap;
   if (!bitmap) return 0;
   const g = geometry(dma, ubuf, baseIova, pgsize);
-  if (iommu.numNonPinnedGroups && dma.iommuMapped) {
+  if (iommu.hwDirty && dma.iommuMapped) {
+    // Dirty-capable hardware (a model extension): IOMMU-backed devices report what they
+    // actually wrote, harvested from the page tables, instead of "every mapped page".
+    iommu.vfioDmaHarvestHwDirty(dma, pgsize, bitmap.ptr);
+    dma.bitmapLowClean = false;
+  } else if (iommu.numNonPinnedGroups && dma.iommuMapped) {
     bitmap.set(0, g.nbits);
     dma.bitmapLowClean = false;
   }

@@ -567,6 +567,53 @@ export class VfioIommu {
     }
   }
 
+  /**
+   * Not in Linux (type1 never used IOMMU dirty bits; iommufd does): whether every domain of
+   * the container tracks dirty bits in its page tables. Then IOMMU-backed groups can report
+   * what they wrote, and GET_BITMAP harvests the page tables instead of marking every
+   * mapped page dirty.
+   */
+  get hwDirty(): boolean {
+    return this.domainList.length > 0 && this.domainList.every((d) => d.domain.dirty?.readAndClearDirtyBitmap !== undefined);
+  }
+
+  /**
+   * Starts or stops hardware dirty tracking on every domain (dirty-capable platforms only).
+   * Starting first clears stale dirty bits, as iommufd's iopt_set_dirty_tracking() does, so
+   * only writes after START are reported. 0 or -errno; a failed start is undone.
+   */
+  private vfioIommuSetHwDirtyTracking(enable: boolean): number {
+    if (!this.hwDirty) return 0;
+    const pgsize = this.pgsize();
+    for (let i = 0; i < this.domainList.length; i++) {
+      const ops = this.domainList[i].domain.dirty!;
+      const r = ops.setDirtyTracking(enable);
+      if (r && enable) {
+        for (let j = i - 1; j >= 0; j--) this.domainList[j].domain.dirty!.setDirtyTracking(false);
+        return r;
+      }
+      if (enable) for (const dma of this.dmaList) this.vfioDmaHarvestHwDirty(dma, pgsize, 0);
+    }
+    return 0;
+  }
+
+  /**
+   * Harvests the page-table dirty bits of `dma` from every domain into the bitmap at
+   * `bitmapPtr` (0: read and discard, to clear), one bit per pgsize page, ORed in.
+   */
+  vfioDmaHarvestHwDirty(dma: VfioDma, pgsize: bigint, bitmapPtr: number): void {
+    if (!dma.iommuMapped || dma.size === 0n) return;
+    let ptr = bitmapPtr;
+    let scratch: Bitmap | null = null;
+    if (ptr === 0) {
+      scratch = Bitmap.create(this.core, Number(dma.size / pgsize));
+      if (!scratch) return;
+      ptr = scratch.ptr;
+    }
+    for (const d of this.domainList) d.domain.dirty?.readAndClearDirtyBitmap?.(dma.iova, dma.size, pgsize, ptr, 0);
+    scratch?.dispose();
+  }
+
   /** vfio_dma_bitmap_alloc_all(): allocate and populate every dma's bitmap, unwinding on failure. */
   vfioDmaBitmapAllocAll(pgsize: bigint): number {
     for (let i = 0; i < this.dmaList.length; i++) {
@@ -592,8 +639,14 @@ export class VfioIommu {
     try {
       if (this.dirtyPageTracking) return 0;
       const r = this.vfioDmaBitmapAllocAll(this.pgsize());
-      if (r === 0) this.dirtyPageTracking = true;
-      return r;
+      if (r) return r;
+      const hw = this.vfioIommuSetHwDirtyTracking(true);
+      if (hw) {
+        this.vfioDmaBitmapFreeAll();
+        return hw;
+      }
+      this.dirtyPageTracking = true;
+      return 0;
     } finally {
       this.lock.unlock();
     }
@@ -606,6 +659,7 @@ export class VfioIommu {
       if (this.dirtyPageTracking) {
         this.dirtyPageTracking = false;
         this.vfioDmaBitmapFreeAll();
+        this.vfioIommuSetHwDirtyTracking(false);
       }
       return 0;
     } finally {
@@ -677,7 +731,8 @@ export class VfioIommu {
         this.emulatedGroups.push({ group: g, pinnedPageDirtyScope: true });
         return 0;
       }
-      const domain = allocDomain(this.platform);
+      const domain = allocDomain(this.platform, this.core);
+      if (!domain) return -Errno.ENOMEM;
       const geo = domain.aperture;
       if (vfioIommuAperConflict(this.iovaList, geo.start, geo.end, (lo, hi) => this.dmaIn(lo, hi))) return -Errno.EINVAL;
       const resv = groupResvRegions(g);
@@ -694,6 +749,7 @@ export class VfioIommu {
         const vd: VfioDomain = { domain, groups: [vg], enforceCacheCoherency: domain.enforceCacheCoherency, msiCookie: swMsi };
         const r = this.vfioIommuReplay(vd);
         if (r) return r;
+        if (this.dirtyPageTracking && this.hwDirty) domain.dirty?.setDirtyTracking(true);
         this.domainList.push(vd);
         this.vfioUpdatePgsizeBitmap();
       }

@@ -10,3 +10,5 @@ export { Iotlb } from "./iotlb";
 export type { IotlbEntry, IotlbStats } from "./iotlb";
 export { DmaDevice, DMA_OK, DMA_FAULT_NOT_PRESENT, DMA_FAULT_PERM } from "./device";
 export type { DmaDeviceStats } from "./device";
+export { HwIommuDomain, withHardwareDirty } from "./iommu-domain";
+export type { HwDirtyBitmapOps } from "./iommu-domain";
