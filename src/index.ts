@@ -64,3 +64,5 @@ export {
   decodeIotlbMsg,
 } from "./uapi/vhost";
 export type { VhostIotlbMsg, VhostMsgV2, VhostVdpaIovaRange } from "./uapi/vhost";
+export { Type1Handle, createVfioProcess } from "./type1";
+export type { KernelResult, MapDmaRequest, UnmapDmaRequest, UserBitmap, Type1Info, OpenType1Options } from "./type1";

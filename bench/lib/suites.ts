@@ -3,11 +3,13 @@ import type { BenchSuite } from "./harness";
 import bitmap from "../suites/bitmap";
 import pgtable from "../suites/pgtable";
 import vhost from "../suites/vhost";
+import type1 from "../suites/type1";
 
 export const SUITES: Record<string, BenchSuite> = {
   bitmap,
   pgtable,
   vhost,
+  type1,
 };
 
 /** Looks a suite up by name; throws a message listing the names otherwise. */

@@ -52,6 +52,8 @@ export interface IommuParams {
   aperture: IovaRange;
   /** Whether domains enforce cache coherency (VFIO_DMA_CC_IOMMU). */
   enforceCacheCoherency: boolean;
+  /** Whether domains support nesting (iommu_enable_nesting); SET_IOMMU(6) needs it. Default false. */
+  nesting?: boolean;
   /** Whether MSIs are isolated (interrupt remapping / ITS); attach needs it unless allow_unsafe_interrupts. */
   msiIsolated: boolean;
 }

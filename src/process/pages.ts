@@ -24,11 +24,42 @@ const enum Pmd {
   Table = 2,
 }
 
+/**
+ * PMD state per 2 MiB block, kept as intervals of block numbers (neighbouring blocks in the
+ * same state merge), so even read-faulting a terabyte of untouched memory stays small.
+ */
+class PmdStates {
+  private readonly hugeZero = new IntervalSet();
+  private readonly table = new IntervalSet();
+
+  get(b: number): Pmd | undefined {
+    if (this.hugeZero.extent(b, b + 1).inSet) return Pmd.HugeZero;
+    if (this.table.extent(b, b + 1).inSet) return Pmd.Table;
+    return undefined;
+  }
+
+  set(b: number, st: Pmd): void {
+    (st === Pmd.HugeZero ? this.table : this.hugeZero).remove(b, b + 1);
+    (st === Pmd.HugeZero ? this.hugeZero : this.table).add(b, b + 1);
+  }
+
+  /** Forgets blocks [first, last). */
+  deleteRange(first: number, last: number): void {
+    this.hugeZero.remove(first, last);
+    this.table.remove(first, last);
+  }
+
+  /** Number of intervals held. */
+  get size(): number {
+    return this.hugeZero.size + this.table.size;
+  }
+}
+
 /** Page backing of one mm. */
 export class PageBacking {
   /** Pages holding real (written) pages. */
   private readonly real = new IntervalSet();
-  private readonly pmd = new Map<number, Pmd>();
+  private readonly pmd = new PmdStates();
 
   constructor(private readonly coversBlock: (start: number, end: number) => boolean) {}
 
@@ -37,6 +68,20 @@ export class PageBacking {
     if (len <= 0) return;
     let page = Math.floor(addr / PAGE_SIZE);
     const endPage = Math.ceil((addr + len) / PAGE_SIZE);
+    if (write) {
+      // Writing every page of whole blocks makes them all real whatever their PMD held
+      // (THP, COW of zero pages): one interval, no per-block state, so pinning a 1 TiB
+      // guest for write costs O(1) here.
+      const firstFull = Math.ceil(page / HPAGE_PMD_NR);
+      const lastFull = Math.floor(endPage / HPAGE_PMD_NR);
+      if (lastFull > firstFull) {
+        this.fault(addr, firstFull * HPAGE_SIZE - addr, true);
+        this.real.add(firstFull * HPAGE_PMD_NR, lastFull * HPAGE_PMD_NR);
+        this.dropPmds(firstFull, lastFull);
+        this.fault(lastFull * HPAGE_SIZE, addr + len - lastFull * HPAGE_SIZE, true);
+        return;
+      }
+    }
     while (page < endPage) {
       const block = Math.floor(page / HPAGE_PMD_NR);
       const bEnd = Math.min(endPage, (block + 1) * HPAGE_PMD_NR);
@@ -74,18 +119,22 @@ export class PageBacking {
     if (this.pmd.get(block) === Pmd.HugeZero) this.pmd.set(block, Pmd.Table);
   }
 
+  /** Forgets the PMD state of blocks [first, last). */
+  private dropPmds(first: number, last: number): void {
+    if (last > first) this.pmd.deleteRange(first, last);
+  }
+
+  /** Number of PMD-state intervals held (tests: bounded memory). */
+  get pmdCount(): number {
+    return this.pmd.size;
+  }
+
   /** munmap of [start, end): pages are gone; blocks wholly inside lose their PMD. */
   unmap(start: number, end: number): void {
     this.split(start);
     this.split(end);
     this.real.remove(Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
-    const first = Math.ceil(start / HPAGE_SIZE);
-    const last = Math.floor(end / HPAGE_SIZE);
-    if (last - first > this.pmd.size) {
-      for (const b of [...this.pmd.keys()]) if (b >= first && b < last) this.pmd.delete(b);
-    } else {
-      for (let b = first; b < last; b++) this.pmd.delete(b);
-    }
+    this.dropPmds(Math.ceil(start / HPAGE_SIZE), Math.floor(end / HPAGE_SIZE));
   }
 
   /**

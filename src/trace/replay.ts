@@ -177,10 +177,10 @@ export class TraceRunner {
     } else if (op === "fill") {
       const r = p.fill(this.addr(t, "addr"), this.num(t, "size", 0n), Number(this.num(t, "byte", 0n) & 0xffn));
       if (r.ret < 0) {
-        // memset on memory the process cannot write: the runner dies of SIGSEGV and its
-        // unflushed partial line is lost.
+        // memset on memory the process cannot write: the runner dies of SIGSEGV, its
+        // unflushed partial line is lost, and the oracle's shell reports the signal.
         this.dead = true;
-        return { line, output: "", failed: true };
+        return { line, output: "Segmentation fault\n", failed: true };
       }
       out += " = 0 OK";
     } else if (op === "peek") {

@@ -50,6 +50,7 @@ function copyOut(iommu: VfioIommu, current: Task, dst: bigint, src: number, len:
  * copied out. Returns 0 or -EFAULT (the in-place shift has happened either way, like Linux).
  */
 export function updateUserBitmap(iommu: VfioIommu, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): number {
+  iommu.lock.assertHeld();
   const bitmap = dma.bitmap;
   if (!bitmap) return 0;
   const g = geometry(dma, ubuf, baseIova, pgsize);
@@ -98,6 +99,7 @@ export function updateUserBitmap(iommu: VfioIommu, current: Task, ubuf: bigint, 
  * vfio_dma_populate_bitmap(). Returns 0 or -EFAULT (then nothing is cleared, like Linux).
  */
 export function reportAndClear(iommu: VfioIommu, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): number {
+  if (reportAllDirtyFused(iommu, current, ubuf, dma, baseIova, pgsize)) return 0;
   const r = updateUserBitmap(iommu, current, ubuf, dma, baseIova, pgsize);
   if (r) return r;
   const bitmap = dma.bitmap;
@@ -106,4 +108,67 @@ export function reportAndClear(iommu: VfioIommu, current: Task, ubuf: bigint, dm
   dma.bitmapLowClean = true;
   iommu.vfioDmaPopulateBitmap(dma, pgsize);
   return 0;
+}
+
+const ONES = U64_MASK;
+
+/**
+ * The common case of an IOMMU-backed device (every mapped page reported dirty), with the
+ * set-all, shift/OR, copy-out and clear passes fused: the user's words between the edges are
+ * all ones (one memset), only the first and last words are computed, and the dma bitmap's
+ * low words are cleared only when something had set them. Observable results, including the
+ * stale bits left above nbits, are exactly those of the unfused path. Returns false (doing
+ * nothing) when the case does not apply: not all-dirty, pinned pages to repopulate, the byte
+ * variant (which models the v12 loop), another core's memory, or a user range that would fault.
+ */
+function reportAllDirtyFused(iommu: VfioIommu, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): boolean {
+  const bitmap = dma.bitmap;
+  const mem = current.mm?.memory;
+  if (!bitmap || !mem || mem.core !== iommu.core) return false;
+  // Dirty-capable hardware reports what was written, not every page (see updateUserBitmap).
+  if (iommu.hwDirty || !(iommu.numNonPinnedGroups && dma.iommuMapped) || dma.pfnList.size > 0 || iommu.opts.bitmapCopy === "byte") return false;
+  const g = geometry(dma, ubuf, baseIova, pgsize);
+  if (g.dst > BigInt(Number.MAX_SAFE_INTEGER)) return false;
+  const dst = Number(g.dst);
+  const bytes = g.words * 8;
+  if (mem.accessibleLength(dst, bytes, true) < bytes) return false;
+  const core = iommu.core;
+  const s = BigInt(g.shift);
+  const full = Math.floor(g.nbits / 64);
+  const rem = g.nbits % 64;
+  const allocWords = bitmap.bytes / 8;
+  const old = (k: number): bigint => (k >= 0 && k < allocWords ? core.dv.getBigUint64(bitmap.ptr + 8 * k, true) : 0n);
+  // A = the bitmap after bitmap_set(0, nbits); N = after the shift (and the OR of word 0).
+  const A = (k: number): bigint => (k < 0 ? 0n : k < full ? ONES : old(k) | (k === full && rem ? (1n << BigInt(rem)) - 1n : 0n));
+  let leftover = 0n;
+  if (g.shift) {
+    const lo = current.copyFromUser(g.dst, 8);
+    if (!lo) return false;
+    leftover = new DataView(lo.buffer, lo.byteOffset, 8).getBigUint64(0, true);
+  }
+  const N = (k: number): bigint => {
+    const v = g.shift ? ((A(k) << s) | (A(k - 1) >> (64n - s))) & U64_MASK : A(k);
+    return k === 0 && g.shift ? v | leftover : v;
+  };
+  const midStart = g.shift ? 1 : 0;
+  const midEnd = Math.max(midStart, Math.min(full, g.words));
+  const edges: number[] = [];
+  for (let k = 0; k < midStart && k < g.words; k++) edges.push(k);
+  for (let k = Math.max(midEnd, midStart); k < g.words; k++) edges.push(k);
+  const userEdge = edges.map((k) => N(k));
+  // New kernel bitmap words from `full` up: the shifted words minus the cleared [0, nbits).
+  const keep: Array<[number, bigint]> = [];
+  for (let k = full; k < g.words; k++) keep.push([k, k === full ? N(k) & ~((1n << BigInt(rem)) - 1n) & U64_MASK : N(k)]);
+
+  if (midEnd > midStart && !mem.fillRaw(dst + midStart * 8, (midEnd - midStart) * 8, 0xff)) return false;
+  const w = new Uint8Array(8);
+  const wv = new DataView(w.buffer);
+  edges.forEach((k, i) => {
+    wv.setBigUint64(0, userEdge[i], true);
+    mem.writeRaw(dst + k * 8, w);
+  });
+  if (!dma.bitmapLowClean && full > 0) core.x.fillBytes(bitmap.ptr, 0, Math.min(full, allocWords) * 8);
+  for (const [k, v] of keep) core.dv.setBigUint64(bitmap.ptr + 8 * k, v, true);
+  dma.bitmapLowClean = true;
+  return true;
 }

@@ -15,3 +15,5 @@ export { updateUserBitmap, reportAndClear } from "./dirty";
 export { Mutex, LockingError } from "./lock";
 export { DEFAULT_TYPE1_OPTIONS } from "./options";
 export type { Type1Options, Type1Profile } from "./options";
+export { Type1Handle, createVfioProcess } from "./api";
+export type { KernelResult, MapDmaRequest, UnmapDmaRequest, UserBitmap, Type1Info, OpenType1Options } from "./api";

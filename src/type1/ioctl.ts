@@ -100,6 +100,8 @@ export function vfioIommuType1CheckExtension(iommu: VfioIommu | null, arg: bigin
     case BigInt(VFIO_UNMAP_ALL):
       return 1;
     case BigInt(VFIO_TYPE1_NESTING_IOMMU):
+      // 6.1 still advertises nesting (recorded); SET_IOMMU(6) then fails at attach on a
+      // platform without nesting support. Mainline removed the type.
       return profile === "mainline" ? 0 : 1;
     case BigInt(VFIO_UPDATE_VADDR):
       if (profile === "mainline") return iommu !== null && iommu.emulatedGroups.length === 0 ? 1 : 0;

@@ -11,8 +11,8 @@ export type Type1Profile = "linux-6.1" | "mainline";
 export interface Type1Options {
   /**
    * `linux-6.1` (default; matches the recordings): address wrap is -EINVAL, GET_INFO caps
-   * are not padded, CHECK_EXTENSION(6) is 1. `mainline`: -EOVERFLOW for wrap, caps padded
-   * to 8 bytes, the nesting extension reports 0.
+   * are not padded. `mainline`: -EOVERFLOW for wrap, caps padded to 8 bytes, UPDATE_VADDR
+   * reported only without emulated groups, VADDR remap moves the charge to the new mm.
    */
   profile: Type1Profile;
   /**

@@ -266,6 +266,7 @@ export class VfioIommu {
 
   /** vfio_pin_map_dma(): pin and map [dma.iova, +mapSize) run by run; all or nothing. */
   private vfioPinMapDma(current: Task, dma: VfioDma, mapSize: bigint): number {
+    this.lock.assertHeld();
     const limit = current.rlimitMemlock() >> PSHIFT;
     let size = mapSize;
     let ret = 0;
@@ -311,6 +312,7 @@ export class VfioIommu {
 
   /** vfio_remove_dma(). */
   vfioRemoveDma(dma: VfioDma): void {
+    this.lock.assertHeld();
     this.vfioUnmapUnpin(dma, true);
     this.vfioUnlinkDma(dma);
     this.vfioDmaBitmapFree(dma);
@@ -616,6 +618,7 @@ export class VfioIommu {
 
   /** vfio_dma_bitmap_alloc_all(): allocate and populate every dma's bitmap, unwinding on failure. */
   vfioDmaBitmapAllocAll(pgsize: bigint): number {
+    this.lock.assertHeld();
     for (let i = 0; i < this.dmaList.length; i++) {
       const dma = this.dmaList.at(i)!;
       const r = this.vfioDmaBitmapAlloc(dma, pgsize);
@@ -733,6 +736,8 @@ export class VfioIommu {
       }
       const domain = allocDomain(this.platform, this.core);
       if (!domain) return -Errno.ENOMEM;
+      // iommu_enable_nesting(): -EINVAL on hardware without it (recorded on the VT-d oracle).
+      if (this.nesting && !this.platform.iommu.nesting) return -Errno.EINVAL;
       const geo = domain.aperture;
       if (vfioIommuAperConflict(this.iovaList, geo.start, geo.end, (lo, hi) => this.dmaIn(lo, hi))) return -Errno.EINVAL;
       const resv = groupResvRegions(g);
@@ -950,6 +955,7 @@ export class VfioIommu {
 
   /** vfio_unpin_page_external(): drop one reference; at zero, unpin and (without a domain) uncharge. */
   private vfioUnpinPageExternal(iova: bigint, doAccounting: boolean): boolean {
+    this.lock.assertHeld();
     const dma = this.vfioFindDma(iova, PAGE);
     if (!dma) return false;
     const vpfn: VfioPfn | undefined = dma.pfnList.get(iova);

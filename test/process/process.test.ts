@@ -160,3 +160,15 @@ describe("process syscalls", () => {
     expect(mm.underflowWarnings).toBe(0);
   });
 });
+
+describe("page backing stays small", () => {
+  it("read-faulting 1 TiB of untouched memory keeps a handful of intervals", () => {
+    const p = new Process();
+    const a = p.mmap(undefined, 2 ** 40).ret;
+    const run = p.mm!.memory.pinRun(a, 2 ** 28, false);
+    expect(typeof run).toBe("object");
+    // Untouched THP-eligible memory pins the huge zero page: charged (not reserved).
+    expect(run).toMatchObject({ reserved: false });
+    expect(p.mm!.memory.backing.pmdCount).toBeLessThanOrEqual(2);
+  });
+});

@@ -1,0 +1,298 @@
+/**
+ * A typed API over the raw type1 ioctls for everyday use. Every call still goes through the
+ * simulated process: arguments are written at their uAPI layouts into a scratch mapping of
+ * the process, the ioctl runs on the container fd, and results are read back. Kernel errors
+ * come back as values (`{ ok: false, errno }`), never as exceptions.
+ */
+import { errnoName, Errno } from "../uapi/errno";
+import {
+  CapHeader,
+  CapIovaRange,
+  CapMigration,
+  CapDmaAvail,
+  DirtyBitmap,
+  DirtyBitmapGet,
+  DmaMap,
+  DmaUnmap,
+  Type1Info,
+  VfioBitmap,
+  VFIO_CHECK_EXTENSION,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_VADDR,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+  VFIO_DMA_UNMAP_FLAG_VADDR,
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_IOMMU_DIRTY_PAGES,
+  VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP,
+  VFIO_IOMMU_DIRTY_PAGES_FLAG_START,
+  VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
+  VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
+  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_SET_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VFIO_TYPE1_IOMMU,
+} from "../uapi/vfio";
+import { Process, SyscallResult } from "../process/process";
+import { PROT_READ, PROT_WRITE } from "../process/vma";
+import type { IovaRange } from "../iommu/domain";
+import { Platform, vtdPlatform } from "../iommu/platform";
+import { VfioContainer, installVfio } from "./container";
+import type { Type1Options } from "./options";
+import type { VfioIommu } from "./vfio-iommu";
+
+/** The outcome of a kernel call: `ok` with a value, or the errno Linux returned. */
+export type KernelResult<T = void> = { ok: true; value: T } | { ok: false; errno: number; errnoName: string };
+
+function result<T>(r: SyscallResult, value: () => T): KernelResult<T> {
+  return r.ret < 0 ? { ok: false, errno: r.errno, errnoName: errnoName(r.errno) } : { ok: true, value: value() };
+}
+
+function failure<T>(errno: number): KernelResult<T> {
+  return { ok: false, errno, errnoName: errnoName(errno) };
+}
+
+/** MAP_DMA arguments. `read`/`write` are from the device's point of view. */
+export interface MapDmaRequest {
+  iova: bigint;
+  vaddr: bigint;
+  size: bigint;
+  read?: boolean;
+  write?: boolean;
+}
+
+/** UNMAP_DMA arguments; `all` is VFIO_DMA_UNMAP_FLAG_ALL (iova and size must then be 0). */
+export interface UnmapDmaRequest {
+  iova: bigint;
+  size: bigint;
+  all?: boolean;
+}
+
+/** A dirty bitmap in the process's memory: `data` points at `size` bytes, one bit per `pgsize`. */
+export interface UserBitmap {
+  pgsize: bigint;
+  size: bigint;
+  data: bigint;
+}
+
+/** GET_INFO, decoded. */
+export interface Type1Info {
+  argsz: number;
+  flags: number;
+  iovaPgsizes: bigint;
+  /** IOVA_RANGE capability (inclusive ranges), when present. */
+  iovaRanges?: IovaRange[];
+  /** MIGRATION capability, when present. */
+  migration?: { flags: number; pgsizeBitmap: bigint; maxDirtyBitmapSize: bigint };
+  /** DMA_AVAIL capability, when present. */
+  dmaAvail?: number;
+}
+
+/** Options of `Type1Handle.open`. */
+export interface OpenType1Options {
+  /** TYPE1 (v1) or TYPE1v2 (default). */
+  version?: 1 | 2;
+  /** Which group of the platform to attach (default: its first group). */
+  groupId?: number;
+}
+
+const SCRATCH = 0x10000;
+
+/** A process with VFIO installed: the usual starting point of the typed API. */
+export function createVfioProcess(platform: Platform = vtdPlatform(), type1: Partial<Type1Options> = {}): Process {
+  const proc = new Process();
+  installVfio(proc, platform, type1);
+  return proc;
+}
+
+/** An open type1 container with one group attached, driven through typed calls. */
+export class Type1Handle {
+  private constructor(
+    readonly proc: Process,
+    /** The container fd. */
+    readonly fd: number,
+    /** The group fd. */
+    readonly groupFd: number,
+    private readonly scratch: bigint,
+  ) {}
+
+  /** Opens /dev/vfio/vfio and the group, attaches it and sets the IOMMU type. */
+  static open(proc: Process, opts: OpenType1Options = {}): KernelResult<Type1Handle> {
+    const m = proc.mmap(undefined, SCRATCH, PROT_READ | PROT_WRITE);
+    if (m.ret < 0) return failure(m.errno);
+    const scratch = BigInt(m.ret);
+    const c = proc.open("/dev/vfio/vfio");
+    if (c.ret < 0) return failure(c.errno);
+    const id = opts.groupId ?? 0;
+    const g = proc.open(`/dev/vfio/${id}`);
+    if (g.ret < 0) {
+      proc.close(c.ret);
+      return failure(g.errno);
+    }
+    const fdb = new Uint8Array(4);
+    new DataView(fdb.buffer).setInt32(0, c.ret, true);
+    proc.write(scratch, fdb);
+    let r = proc.ioctl(g.ret, VFIO_GROUP_SET_CONTAINER, scratch);
+    if (r.ret === 0) r = proc.ioctl(c.ret, VFIO_SET_IOMMU, BigInt(opts.version === 1 ? VFIO_TYPE1_IOMMU : VFIO_TYPE1v2_IOMMU));
+    if (r.ret < 0) {
+      proc.close(g.ret);
+      proc.close(c.ret);
+      return failure(r.errno);
+    }
+    return { ok: true, value: new Type1Handle(proc, c.ret, g.ret, scratch) };
+  }
+
+  /** The backend state (for inspection and the in-kernel interface). */
+  get iommu(): VfioIommu {
+    const f = this.proc.fdget(this.fd) as VfioContainer;
+    return f.iommu as VfioIommu;
+  }
+
+  private call(cmd: number, bytes: Uint8Array): SyscallResult {
+    const w = this.proc.write(this.scratch, bytes);
+    if (w.ret < 0) return w;
+    return this.proc.ioctl(this.fd, cmd, this.scratch);
+  }
+
+  private readBack(len: number): DataView {
+    const b = this.proc.read(this.scratch, len) ?? new Uint8Array(len);
+    return new DataView(b.buffer, b.byteOffset, b.byteLength);
+  }
+
+  /** VFIO_CHECK_EXTENSION: the kernel's answer (0 = not supported). */
+  checkExtension(id: number): number {
+    return this.proc.ioctl(this.fd, VFIO_CHECK_EXTENSION, BigInt(id)).ret;
+  }
+
+  /** VFIO_IOMMU_MAP_DMA. At least one of read/write (default both). */
+  mapDma(req: MapDmaRequest): KernelResult {
+    const read = req.read ?? true;
+    const write = req.write ?? true;
+    const s = new DataView(new ArrayBuffer(DmaMap.SIZE));
+    s.setUint32(DmaMap.argsz, DmaMap.SIZE, true);
+    s.setUint32(DmaMap.flags, (read ? VFIO_DMA_MAP_FLAG_READ : 0) | (write ? VFIO_DMA_MAP_FLAG_WRITE : 0), true);
+    s.setBigUint64(DmaMap.vaddr, BigInt.asUintN(64, req.vaddr), true);
+    s.setBigUint64(DmaMap.iova, BigInt.asUintN(64, req.iova), true);
+    s.setBigUint64(DmaMap.size, BigInt.asUintN(64, req.size), true);
+    return result(this.call(VFIO_IOMMU_MAP_DMA, new Uint8Array(s.buffer)), () => undefined);
+  }
+
+  /** MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR: give an invalidated mapping its new vaddr. */
+  updateVaddr(req: { iova: bigint; vaddr: bigint; size: bigint }): KernelResult {
+    const s = new DataView(new ArrayBuffer(DmaMap.SIZE));
+    s.setUint32(DmaMap.argsz, DmaMap.SIZE, true);
+    s.setUint32(DmaMap.flags, VFIO_DMA_MAP_FLAG_VADDR, true);
+    s.setBigUint64(DmaMap.vaddr, BigInt.asUintN(64, req.vaddr), true);
+    s.setBigUint64(DmaMap.iova, BigInt.asUintN(64, req.iova), true);
+    s.setBigUint64(DmaMap.size, BigInt.asUintN(64, req.size), true);
+    return result(this.call(VFIO_IOMMU_MAP_DMA, new Uint8Array(s.buffer)), () => undefined);
+  }
+
+  private unmapRaw(flags: number, iova: bigint, size: bigint, bitmap?: UserBitmap): KernelResult<{ unmapped: bigint }> {
+    const len = bitmap ? DmaUnmap.SIZE + VfioBitmap.SIZE : DmaUnmap.SIZE;
+    const s = new DataView(new ArrayBuffer(len));
+    s.setUint32(DmaUnmap.argsz, len, true);
+    s.setUint32(DmaUnmap.flags, flags, true);
+    s.setBigUint64(DmaUnmap.iova, BigInt.asUintN(64, iova), true);
+    s.setBigUint64(DmaUnmap.size, BigInt.asUintN(64, size), true);
+    if (bitmap) {
+      s.setBigUint64(DmaUnmap.data + VfioBitmap.pgsize, bitmap.pgsize, true);
+      s.setBigUint64(DmaUnmap.data + VfioBitmap.size, bitmap.size, true);
+      s.setBigUint64(DmaUnmap.data + VfioBitmap.data, bitmap.data, true);
+    }
+    const r = this.call(VFIO_IOMMU_UNMAP_DMA, new Uint8Array(s.buffer));
+    return result(r, () => ({ unmapped: this.readBack(DmaUnmap.SIZE).getBigUint64(DmaUnmap.size, true) }));
+  }
+
+  /** VFIO_IOMMU_UNMAP_DMA: the bytes unmapped (v2: whole mappings only). */
+  unmapDma(req: UnmapDmaRequest): KernelResult<{ unmapped: bigint }> {
+    return this.unmapRaw(req.all ? VFIO_DMA_UNMAP_FLAG_ALL : 0, req.iova, req.size);
+  }
+
+  /** UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_VADDR: invalidate the vaddr of the mappings (live update). */
+  invalidateVaddr(req: UnmapDmaRequest): KernelResult<{ unmapped: bigint }> {
+    return this.unmapRaw(VFIO_DMA_UNMAP_FLAG_VADDR | (req.all ? VFIO_DMA_UNMAP_FLAG_ALL : 0), req.iova, req.size);
+  }
+
+  /** UNMAP_DMA with GET_DIRTY_BITMAP: unmaps and reports the mappings' dirty bits into `bitmap`. */
+  unmapDmaGetDirty(req: { iova: bigint; size: bigint }, bitmap: UserBitmap): KernelResult<{ unmapped: bigint }> {
+    return this.unmapRaw(VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, req.iova, req.size, bitmap);
+  }
+
+  private dirtyRaw(flags: number, get?: { iova: bigint; size: bigint; bitmap: UserBitmap }): KernelResult {
+    const len = get ? DirtyBitmap.SIZE + DirtyBitmapGet.SIZE : DirtyBitmap.SIZE;
+    const s = new DataView(new ArrayBuffer(len));
+    s.setUint32(DirtyBitmap.argsz, len, true);
+    s.setUint32(DirtyBitmap.flags, flags, true);
+    if (get) {
+      const g = DirtyBitmap.data;
+      s.setBigUint64(g + DirtyBitmapGet.iova, BigInt.asUintN(64, get.iova), true);
+      s.setBigUint64(g + DirtyBitmapGet.size, BigInt.asUintN(64, get.size), true);
+      s.setBigUint64(g + DirtyBitmapGet.bitmap + VfioBitmap.pgsize, get.bitmap.pgsize, true);
+      s.setBigUint64(g + DirtyBitmapGet.bitmap + VfioBitmap.size, get.bitmap.size, true);
+      s.setBigUint64(g + DirtyBitmapGet.bitmap + VfioBitmap.data, get.bitmap.data, true);
+    }
+    return result(this.call(VFIO_IOMMU_DIRTY_PAGES, new Uint8Array(s.buffer)), () => undefined);
+  }
+
+  /** DIRTY_PAGES START. */
+  startDirtyTracking(): KernelResult {
+    return this.dirtyRaw(VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
+  }
+
+  /** DIRTY_PAGES STOP. */
+  stopDirtyTracking(): KernelResult {
+    return this.dirtyRaw(VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP);
+  }
+
+  /** DIRTY_PAGES GET_BITMAP into `bitmap` (user memory of the process; zero it first, as the uAPI says). */
+  getDirtyBitmap(req: { iova: bigint; size: bigint }, bitmap: UserBitmap): KernelResult {
+    return this.dirtyRaw(VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP, { ...req, bitmap });
+  }
+
+  /** VFIO_IOMMU_GET_INFO with room for every capability, decoded. */
+  getInfo(): KernelResult<Type1Info> {
+    const size = 4096;
+    const hdr = new Uint8Array(size);
+    new DataView(hdr.buffer).setUint32(Type1Info.argsz, size, true);
+    const r = this.call(VFIO_IOMMU_GET_INFO, hdr);
+    return result(r, () => {
+      const dv = this.readBack(size);
+      const info: Type1Info = { argsz: dv.getUint32(Type1Info.argsz, true), flags: dv.getUint32(Type1Info.flags, true), iovaPgsizes: dv.getBigUint64(Type1Info.iova_pgsizes, true) };
+      for (let off = dv.getUint32(Type1Info.cap_offset, true); off && off + CapHeader.SIZE <= size; ) {
+        const id = dv.getUint16(off + CapHeader.id, true);
+        if (id === VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+          const n = dv.getUint32(off + CapIovaRange.nr_iovas, true);
+          info.iovaRanges = Array.from({ length: n }, (_, i) => ({
+            start: dv.getBigUint64(off + CapIovaRange.iova_ranges + 16 * i, true),
+            end: dv.getBigUint64(off + CapIovaRange.iova_ranges + 16 * i + 8, true),
+          }));
+        } else if (id === VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) {
+          info.migration = {
+            flags: dv.getUint32(off + CapMigration.flags, true),
+            pgsizeBitmap: dv.getBigUint64(off + CapMigration.pgsize_bitmap, true),
+            maxDirtyBitmapSize: dv.getBigUint64(off + CapMigration.max_dirty_bitmap_size, true),
+          };
+        } else if (id === VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
+          info.dmaAvail = dv.getUint32(off + CapDmaAvail.avail, true);
+        }
+        off = dv.getUint32(off + CapHeader.next, true);
+      }
+      return info;
+    });
+  }
+
+  /** Closes the group and container fds (the container's mappings go with them). */
+  close(): void {
+    this.proc.close(this.groupFd);
+    this.proc.close(this.fd);
+    this.proc.munmap(this.scratch, SCRATCH);
+  }
+}
+
+export { Errno };
