@@ -16,15 +16,14 @@ export const STAND_IN_BACKENDS: BackendTable = {
 };
 
 /**
- * The backends `vfio-sim migrate` uses by default: the model's type1 container for plain
- * and emulated devices; the model's page tables (DMA through the IOTLB and page walk,
- * harvest by read_and_clear_dirty) for the hardware dirty-tracking kinds, whose ioctl
- * layers (iommufd HWPT_GET_DIRTY_BITMAP, type1 on dirty-capable domains) are not in the
- * model yet.
+ * The backends `vfio-sim migrate` uses by default: the model's type1 container for plain,
+ * emulated and hardware-dirty (`hw-type1`) devices; for `iommufd`, the model's page tables
+ * (DMA through the IOTLB and page walk, harvest by read_and_clear_dirty) without the
+ * iommufd ioctl layer, which the model does not have yet.
  */
 export const BACKENDS: BackendTable = {
   type1: (spec, layout, scenario, pinned) => new ModelType1(spec, layout, scenario, pinned),
   emulated: (spec, layout, scenario, pinned) => new ModelType1(spec, layout, scenario, pinned),
-  "hw-type1": (spec, layout, scenario) => new ModelPageTable(spec, layout, scenario),
+  "hw-type1": (spec, layout, scenario, pinned) => new ModelType1(spec, layout, scenario, pinned),
   iommufd: (spec, layout, scenario) => new ModelPageTable(spec, layout, scenario),
 };

@@ -7,8 +7,16 @@
  * device uses the in-kernel interface: vfio_pin_pages() for its rings and vfio_dma_rw()
  * for its other writes.
  *
- * Kinds: `type1` (an IOMMU-backed group: Linux reports every mapped page dirty) and
- * `emulated` (an emulated group in pinned-page scope).
+ * Kinds: `type1` (an IOMMU-backed group: Linux reports every mapped page dirty),
+ * `emulated` (an emulated group in pinned-page scope) and `hw-type1` (an IOMMU-backed group
+ * on a platform whose domains are Wasm page tables with dirty bits: the device's DMA goes
+ * through the IOTLB / page walk and GET_BITMAP harvests the page tables; a model extension,
+ * Linux's type1 never reads IOMMU dirty bits).
+ *
+ * RAM is mapped so that each region is backed by host pages of the mapping page size, as
+ * hugetlbfs would back it: the simulated process hands out physical ranges in mmap order,
+ * so the VMM maps its RAM first and pads between regions to keep them aligned; then
+ * iommu_map() can use leaves of that size.
  */
 import { Errno } from "../uapi/errno";
 import {
@@ -32,6 +40,8 @@ import {
 } from "../uapi/vfio";
 import { Process } from "../process";
 import { vtdPlatform, type Platform, type PlatformGroup } from "../iommu/platform";
+import { DMA_OK, DmaDevice } from "../iommu/hw/device";
+import { HwIommuDomain, withHardwareDirty } from "../iommu/hw/iommu-domain";
 import { VfioContainer, installVfio, type VfioEmulatedDevice, type VfioIommu } from "../type1";
 import { bitmapBytes } from "../bitmap";
 import type { DeviceBackend, DirtyHarvester, DmaWriter, HarvestSink } from "./backend";
@@ -68,6 +78,8 @@ export class ModelType1 implements DeviceBackend, DmaWriter, DirtyHarvester {
   private iommu: VfioIommu | null = null;
   private device: VfioEmulatedDevice | null = null;
   private readonly record = new Uint8Array(RECORD).fill(0xa5);
+  /** `hw-type1`: the device, attached to the container's page-table domain. */
+  private dmaDevice: DmaDevice | null = null;
   /** Pinned pages of an emulated device, as [ramPage, npages] runs. */
   private readonly pinned: ReadonlyArray<[number, number]>;
 
@@ -77,12 +89,25 @@ export class ModelType1 implements DeviceBackend, DmaWriter, DirtyHarvester {
     const base = vtdPlatform();
     // The group's device keeps VT-d's MSI window (in the PCI hole, so RAM never covers it).
     this.group = { ...base.groups[0], devices: [{ ...base.groups[0].devices[0], name: spec.name }], emulated: spec.kind === "emulated" };
-    // 48-bit IOVA so that 1 TiB of RAM above 4 GiB fits the aperture.
-    this.platform = { ...base, name: "vtd-48", iommu: { ...base.iommu, aperture: { start: 0n, end: (1n << 48n) - 1n } }, groups: [this.group] };
-    this.description =
-      spec.kind === "emulated"
-        ? "type1 container (src/type1), emulated group in pinned-page scope: vfio_pin_pages + vfio_dma_rw"
-        : "type1 container (src/type1), IOMMU-backed group without dirty tracking";
+    // 48-bit IOVA so that 1 TiB of RAM above 4 GiB fits the aperture; IOMMU page sizes up to
+    // the host page backing RAM (a 4 KiB-backed guest gets no 2 MiB leaves).
+    let pgsizes = 0n;
+    for (const s of [2n ** 12n, 2n ** 21n, 2n ** 30n]) if (s <= BigInt(layout.mappingPageSize)) pgsizes |= s;
+    const plain: Platform = {
+      ...base,
+      name: "vtd-48",
+      iommu: { ...base.iommu, pgsizeBitmap: pgsizes, aperture: { start: 0n, end: (1n << 48n) - 1n } },
+      groups: [this.group],
+    };
+    this.platform = spec.kind === "hw-type1" ? withHardwareDirty(plain, "intel-ss") : plain;
+    this.description = {
+      emulated: "type1 container (src/type1), emulated group in pinned-page scope: vfio_pin_pages + vfio_dma_rw",
+      type1: "type1 container (src/type1), IOMMU-backed group without dirty tracking",
+      "hw-type1":
+        "type1 container (src/type1) on dirty-capable hardware (VT-d second-stage page tables in Wasm, src/iommu/hw): " +
+        "DMA through the IOTLB / page walk sets D bits, GET_BITMAP harvests them (a model extension)",
+      iommufd: "",
+    }[spec.kind];
     installVfio(this.proc, this.platform, { bitmapCopy: scenario.bitmapCopy });
   }
 
@@ -95,6 +120,15 @@ export class ModelType1 implements DeviceBackend, DmaWriter, DirtyHarvester {
 
   setup(): number {
     const p = this.proc;
+    // Guest RAM first, each region followed by a pad that keeps the next one's backing
+    // aligned to the host page size (mappings are placed PAGE_SIZE apart physically).
+    const align = this.layout.mappingPageSize;
+    for (const reg of this.regions) {
+      const m = p.mmap(undefined, reg.region.bytes);
+      if (m.ret < 0) return -m.errno;
+      reg.vaddr = m.ret;
+      if (align > PAGE_SIZE && p.mmap(undefined, align - 2 * PAGE_SIZE).ret < 0) return -Errno.ENOMEM;
+    }
     const arg = p.mmap(undefined, PAGE_SIZE);
     if (arg.ret < 0) return -arg.errno;
     this.arg = arg.ret;
@@ -110,9 +144,6 @@ export class ModelType1 implements DeviceBackend, DmaWriter, DirtyHarvester {
     r = p.ioctl(this.container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU).ret < 0 ? -Errno.ENODEV : 0;
     if (r < 0) return r;
     for (const reg of this.regions) {
-      const m = p.mmap(undefined, reg.region.bytes);
-      if (m.ret < 0) return -m.errno;
-      reg.vaddr = m.ret;
       const map = new Uint8Array(DmaMap.SIZE);
       const dv = new DataView(map.buffer);
       dv.setUint32(DmaMap.argsz, DmaMap.SIZE, true);
@@ -129,6 +160,13 @@ export class ModelType1 implements DeviceBackend, DmaWriter, DirtyHarvester {
       reg.bitmap = b.ret;
     }
     if (this.spec.kind === "emulated") return this.setupEmulated();
+    if (this.spec.kind === "hw-type1") {
+      const f = this.proc.fdget(this.container);
+      const domain = f instanceof VfioContainer ? f.iommu?.domainList[0]?.domain : undefined;
+      if (!(domain instanceof HwIommuDomain)) return -Errno.ENODEV;
+      this.dmaDevice = new DmaDevice(this.spec.name);
+      this.dmaDevice.attach(domain.hw);
+    }
     return 0;
   }
 
@@ -173,6 +211,10 @@ export class ModelType1 implements DeviceBackend, DmaWriter, DirtyHarvester {
   }
 
   write(ramPage: number, npages: number): number {
+    if (this.dmaDevice) {
+      const s = this.dmaDevice.write(this.layout.iovaOf(ramPage), npages * PAGE_SIZE);
+      return s === DMA_OK ? 0 : -Errno.EFAULT;
+    }
     if (this.spec.kind !== "emulated") return 0; // DMA through a domain that records nothing
     const iommu = this.iommu!;
     let ret = 0;
@@ -232,6 +274,7 @@ export class ModelType1 implements DeviceBackend, DmaWriter, DirtyHarvester {
   }
 
   dispose(): void {
+    this.dmaDevice?.attach(null);
     if (this.device && this.iommu) this.iommu.unregisterDevice(this.device);
     this.proc.exit();
   }

@@ -57,7 +57,7 @@ describe("vfio-sim migrate", () => {
     const a = JSON.parse(model.stdout);
     const b = JSON.parse(stand.stdout);
     expect(b.backends.every((x: { fidelity: string }) => x.fidelity === "stand-in")).toBe(true);
-    expect(a.backends.filter((x: { fidelity: string }) => x.fidelity === "model").map((x: { kind: string }) => x.kind).sort()).toEqual(["emulated", "type1"]);
+    expect(a.backends.filter((x: { fidelity: string }) => x.fidelity === "model").map((x: { kind: string }) => x.kind).sort()).toEqual(["emulated", "hw-type1", "type1"]);
     const pages = (d: { rounds: Array<{ sentPages: number; reportedPages: number }> }) => d.rounds.map((r) => [r.sentPages, r.reportedPages]);
     expect(pages(a)).toEqual(pages(b));
   });

@@ -80,11 +80,14 @@ describe("the round engine", () => {
     }
   });
 
-  test("type1 and emulated devices harvest through the model's type1 container", () => {
+  test("type1, emulated and hw-type1 devices harvest through the model's type1 container", () => {
     const r = run(small(4096, 11));
     const byDevice = new Map(r.backends.map((b) => [b.device, b]));
     expect(byDevice.get("d")).toMatchObject({ kind: "type1", fidelity: "model", harvestCall: "VFIO_IOMMU_DIRTY_PAGES GET_BITMAP", finalCall: "VFIO_IOMMU_UNMAP_DMA + GET_DIRTY_BITMAP" });
     expect(byDevice.get("c")).toMatchObject({ kind: "emulated", fidelity: "model" });
+    expect(byDevice.get("b")).toMatchObject({ kind: "hw-type1", fidelity: "model", harvestCall: "VFIO_IOMMU_DIRTY_PAGES GET_BITMAP" });
+    expect(byDevice.get("b")!.description).toMatch(/dirty-capable hardware/);
+    expect(byDevice.get("a")).toMatchObject({ kind: "iommufd", fidelity: "partial" });
     // The emulated device's 64 pinned pages are reported on every read, the final one too.
     for (const round of r.rounds) expect(round.devices.find((d) => d.device === "c")!.reportedPages).toBeGreaterThanOrEqual(64);
     expect(r.rounds[r.rounds.length - 1].devices.find((d) => d.device === "d")!.reportedPages).toBe(r.scenario.guestBytes / 4096);
