@@ -122,7 +122,8 @@ export class WasmCore {
   alloc(size: number, zero = true): number {
     if (!Number.isInteger(size) || size < 0 || size > 0xffff_0000) return 0;
     try {
-      return zero ? this.x.allocZeroed(Math.max(size, 1)) : this.x.alloc(Math.max(size, 1));
+      // usize comes back as a signed i32: addresses at and above 2 GiB must not turn negative.
+      return (zero ? this.x.allocZeroed(Math.max(size, 1)) : this.x.alloc(Math.max(size, 1))) >>> 0;
     } catch {
       // The allocator traps (unreachable) when memory.grow fails: that is ENOMEM, not a bug.
       return 0;
