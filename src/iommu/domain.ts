@@ -41,7 +41,7 @@ export interface IommuDirtyOps {
   /**
    * Optional fast path: read_and_clear_dirty() straight into a Linux-layout bitmap at
    * `bitmapPtr` in the domain's Wasm linear memory, bit i = [iova + i*pgsize, +pgsize), ORed
-   * in. 0 or -errno.
+   * in; `bitmapPtr` 0 clears without reporting. 0 or -errno.
    */
   readAndClearDirtyBitmap?(iova: bigint, size: bigint, pgsize: bigint, bitmapPtr: number, flags: number): number;
 }

@@ -21,6 +21,9 @@ export const PROT_EXEC = 4;
 /** The first address user space cannot use (x86-64 TASK_SIZE_MAX, 4-level paging). */
 export const TASK_SIZE = 0x7fff_ffff_f000;
 
+/** Alignment of each mapping's synthetic physical base (a PUD: 1 GiB). */
+const PHYS_ALIGN = 2 ** 30;
+
 /** One mapping: [start, end) with `prot`; `phys` is the synthetic physical address of `start`. */
 export interface Vma {
   start: number;
@@ -115,7 +118,10 @@ export class VmaList {
       }
     }
     const vma: Vma = { start, end: start + size, prot, phys: this.nextPhys };
-    this.nextPhys += size + PAGE_SIZE; // a hole keeps different mappings physically discontiguous
+    // A hole keeps different mappings physically discontiguous, and each base is 1 GiB
+    // aligned, as huge pages are in real memory: otherwise every mapping after the first
+    // would be misaligned and an IOMMU could only map it with 4 KiB leaves.
+    this.nextPhys = Math.ceil((this.nextPhys + size + PAGE_SIZE) / PHYS_ALIGN) * PHYS_ALIGN;
     this.vmas.splice(this.findIndex(start), 0, vma);
     return start;
   }

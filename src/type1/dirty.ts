@@ -118,14 +118,13 @@ const ONES = U64_MASK;
  * all ones (one memset), only the first and last words are computed, and the dma bitmap's
  * low words are cleared only when something had set them. Observable results, including the
  * stale bits left above nbits, are exactly those of the unfused path. Returns false (doing
- * nothing) when the case does not apply: not all-dirty, pinned pages to repopulate, the byte
+ * nothing) when the case does not apply: not all-dirty (or dirty-capable hardware), pinned pages to repopulate, the byte
  * variant (which models the v12 loop), another core's memory, or a user range that would fault.
  */
 function reportAllDirtyFused(iommu: VfioIommu, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): boolean {
   const bitmap = dma.bitmap;
   const mem = current.mm?.memory;
   if (!bitmap || !mem || mem.core !== iommu.core) return false;
-  // Dirty-capable hardware reports what was written, not every page (see updateUserBitmap).
   if (iommu.hwDirty || !(iommu.numNonPinnedGroups && dma.iommuMapped) || dma.pfnList.size > 0 || iommu.opts.bitmapCopy === "byte") return false;
   const g = geometry(dma, ubuf, baseIova, pgsize);
   if (g.dst > BigInt(Number.MAX_SAFE_INTEGER)) return false;

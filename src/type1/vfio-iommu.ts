@@ -605,16 +605,9 @@ export class VfioIommu {
    */
   vfioDmaHarvestHwDirty(dma: VfioDma, pgsize: bigint, bitmapPtr: number): void {
     if (!dma.iommuMapped || dma.size === 0n) return;
-    let ptr = bitmapPtr;
-    let scratch: Bitmap | null = null;
-    if (ptr === 0) {
-      scratch = Bitmap.create(this.core, Number(dma.size / pgsize));
-      if (!scratch) return;
-      ptr = scratch.ptr;
-    }
-    for (const d of this.domainList) d.domain.dirty?.readAndClearDirtyBitmap?.(dma.iova, dma.size, pgsize, ptr, 0);
-    scratch?.dispose();
+    for (const d of this.domainList) d.domain.dirty?.readAndClearDirtyBitmap?.(dma.iova, dma.size, pgsize, bitmapPtr, 0);
   }
+
 
   /** vfio_dma_bitmap_alloc_all(): allocate and populate every dma's bitmap, unwinding on failure. */
   vfioDmaBitmapAllocAll(pgsize: bigint): number {
@@ -734,10 +727,10 @@ export class VfioIommu {
         this.emulatedGroups.push({ group: g, pinnedPageDirtyScope: true });
         return 0;
       }
-      const domain = allocDomain(this.platform, this.core);
-      if (!domain) return -Errno.ENOMEM;
       // iommu_enable_nesting(): -EINVAL on hardware without it (recorded on the VT-d oracle).
       if (this.nesting && !this.platform.iommu.nesting) return -Errno.EINVAL;
+      const domain = allocDomain(this.platform, this.core);
+      if (!domain) return -Errno.ENOMEM;
       const geo = domain.aperture;
       if (vfioIommuAperConflict(this.iovaList, geo.start, geo.end, (lo, hi) => this.dmaIn(lo, hi))) return -Errno.EINVAL;
       const resv = groupResvRegions(g);

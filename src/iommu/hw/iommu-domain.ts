@@ -92,14 +92,15 @@ export class HwIommuDomain implements IommuDomain {
 
   /**
    * read_and_clear_dirty() into a Linux-layout bitmap at `bitmapPtr`: bit i stands for
-   * [iova + i·pgsize, +pgsize). Bits are ORed in; a dirty leaf larger than `pgsize` sets
+   * [iova + i·pgsize, +pgsize); `bitmapPtr` 0 only clears. Bits are ORed in; a dirty leaf larger than `pgsize` sets
    * every bit it covers. Clearing is followed by an IOTLB sync, so later writes through
    * cached translations re-walk and mark the PTE again.
    */
   private readAndClearDirtyBitmap(iova: bigint, size: bigint, pgsize: bigint, bitmapPtr: number, flags: number): number {
     if (size <= 0n || pgsize < PAGE || (pgsize & (pgsize - 1n)) !== 0n || iova + size > MAX_SAFE) return -Errno.EINVAL;
-    this.target.setWindow(bitmapPtr, Number(iova), Number(pgsize), 0, Number(size / pgsize));
-    const r = this.hw.readAndClearDirty(Number(iova), Number(size), flags, this.target, this.gather);
+    // bitmapPtr 0: the clear-only pass (no target), as iommufd's iopt_clear_dirty_data() does.
+    if (bitmapPtr !== 0) this.target.setWindow(bitmapPtr, Number(iova), Number(pgsize), 0, Number(size / pgsize));
+    const r = this.hw.readAndClearDirty(Number(iova), Number(size), flags, bitmapPtr !== 0 ? this.target : null, this.gather);
     if (!(flags & IOMMU_DIRTY_NO_CLEAR)) this.hw.iotlbSync(this.gather);
     return r < 0 ? r : 0;
   }
