@@ -7,6 +7,7 @@
 export { alloc, allocZeroed, free, copyBytes, fillBytes } from "./runtime/heap";
 export { setRange, clearRange, testRange, popcountRange, findNextSet } from "./bitmap/bits";
 export { packByte, packWord, packSimd } from "./bitmap/pack";
+export { orBits, andNotWords } from "./migrate/bitops";
 //
 // I/O page tables (assembly/pgtable/). IOVAs, physical addresses and sizes cross as f64
 // holding exact integers below 2^53 (9 PiB): every IOVA of a 48-bit (4-level) space and

@@ -26,6 +26,8 @@ export interface CoreExports {
   packByte(dst: number, dstBit: number, src: number, nbits: number): void;
   packWord(dst: number, dstBit: number, src: number, nbits: number): void;
   packSimd(dst: number, dstBit: number, src: number, nbits: number): void;
+  orBits(dst: number, dstBit: number, src: number, nbits: number): void;
+  andNotWords(dst: number, src: number, nwords: number): void;
   // I/O page tables (assembly/pgtable): addresses and sizes are f64 integers < 2^53.
   ptPagesInUse(): number;
   ptPagesFree(): number;
@@ -120,7 +122,8 @@ export class WasmCore {
   alloc(size: number, zero = true): number {
     if (!Number.isInteger(size) || size < 0 || size > 0xffff_0000) return 0;
     try {
-      return zero ? this.x.allocZeroed(Math.max(size, 1)) : this.x.alloc(Math.max(size, 1));
+      // usize comes back as a signed i32: addresses at and above 2 GiB must not turn negative.
+      return (zero ? this.x.allocZeroed(Math.max(size, 1)) : this.x.alloc(Math.max(size, 1))) >>> 0;
     } catch {
       // The allocator traps (unreachable) when memory.grow fails: that is ENOMEM, not a bug.
       return 0;

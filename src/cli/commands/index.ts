@@ -1,5 +1,6 @@
 /** The subcommands of `vfio-sim`, in the order `--help` lists them. */
 import type { Command } from "../command";
+import { migrateCommand } from "./migrate";
 import { replayCommand } from "./replay";
 
-export const COMMANDS: readonly Command[] = [replayCommand];
+export const COMMANDS: readonly Command[] = [migrateCommand, replayCommand];

@@ -1,0 +1,84 @@
+/**
+ * The seam between the migration engine and the subsystems that track DMA: a device
+ * backend sets up the device's DMA mappings, performs its writes (`DmaWriter`) and
+ * harvests what it dirtied (`DirtyHarvester`). One factory per device kind; the engine
+ * knows nothing else about them, so swapping a stand-in for the real model is a change to
+ * `BACKENDS` (see backends.ts) and nothing more.
+ *
+ * Kernel-style results: every call returns 0 (or a count) on success and -errno on failure,
+ * never throws for a kernel error.
+ */
+import type { GuestLayout } from "./layout";
+import type { DeviceKind, DeviceSpec, Scenario } from "./scenario";
+
+/**
+ * Receives one region's harvested bits: bit i = RAM page `ramPage + i` dirty. `bits` is a
+ * view into the backend's (simulated user) memory, valid only during the call.
+ */
+export type HarvestSink = (ramPage: number, bits: Uint8Array, nbits: number) => void;
+
+/** The device side: DMA writes into guest memory. */
+export interface DmaWriter {
+  /**
+   * The device writes RAM pages [ramPage, ramPage + npages), all inside one RAM region
+   * (through the IOMMU page tables, or vfio_dma_rw for an emulated device).
+   * Returns 0 or -errno.
+   */
+  write(ramPage: number, npages: number): number;
+}
+
+/** The VMM side: the dirty-log sync of one device's tracking interface. */
+export interface DirtyHarvester {
+  /** The call a harvest makes, for reports (`VFIO_IOMMU_DIRTY_PAGES GET_BITMAP`). */
+  readonly call: string;
+  /** The call the final harvest makes after the devices have stopped. */
+  readonly finalCall: string;
+  /** Starts dirty tracking (DIRTY_PAGES START, HWPT_SET_DIRTY_TRACKING). 0 or -errno. */
+  start(): number;
+  /**
+   * Reads and clears what was dirtied since the last harvest into the VMM's user bitmaps.
+   * This is the part whose wall time is measured. 0 or -errno.
+   */
+  harvest(): number;
+  /**
+   * The last harvest, once the devices are stopped (type1 kinds: UNMAP_DMA with
+   * GET_DIRTY_BITMAP, so the mappings are gone afterwards). 0 or -errno.
+   */
+  finalHarvest(): number;
+  /** Hands the user bitmaps of the last (final) harvest to `sink`, one call per region. */
+  collect(sink: HarvestSink): void;
+}
+
+/**
+ * How much of a backend is the model itself:
+ * - `model`: the calls go to the library's subsystems through the interface the kind
+ *   names (e.g. type1 ioctls on the model's container);
+ * - `partial`: the data path runs on the model's subsystem (page tables, IOTLB, the
+ *   driver's dirty walk) but the ioctl layer the kind names is not modelled yet;
+ * - `stand-in`: an interim implementation in this folder that follows the same kernel
+ *   rules on plain Wasm bitmaps.
+ */
+export type Fidelity = "model" | "partial" | "stand-in";
+
+/** One device wired to a tracking backend. */
+export interface DeviceBackend {
+  readonly spec: DeviceSpec;
+  readonly fidelity: Fidelity;
+  /** What the backend is, in one line (shown in reports). */
+  readonly description: string;
+  /** Maps the guest's RAM regions for the device (MAP_DMA / IOAS_MAP, attach, pin). 0 or -errno. */
+  setup(): number;
+  readonly writer: DmaWriter;
+  readonly harvester: DirtyHarvester;
+  /** Releases the backend's memory. */
+  dispose(): void;
+}
+
+/**
+ * Creates the backend of one device. `pinnedRuns` are the [ramPage, npages] runs an
+ * emulated device keeps pinned (empty for other kinds).
+ */
+export type BackendFactory = (spec: DeviceSpec, layout: GuestLayout, scenario: Scenario, pinnedRuns: ReadonlyArray<[number, number]>) => DeviceBackend;
+
+/** The factory for each device kind. */
+export type BackendTable = Readonly<Record<DeviceKind, BackendFactory>>;

@@ -1,0 +1,428 @@
+/**
+ * The pre-copy round engine. Round 1 sends all guest RAM while the devices keep writing;
+ * each later round re-sends what the harvest reported dirty during the previous one, until
+ * the remainder fits in the downtime limit (or rounds run out, or the remainder stops
+ * shrinking); then the devices stop, a final harvest runs and the rest is sent during
+ * downtime (stop-and-copy).
+ *
+ * Two clocks, reported apart: simulated time (page transfer at the link bandwidth; DMA
+ * happens during it) and measured wall time of the harvest calls on the model.
+ *
+ * A ledger independent of every harvester checks the run: a page a device wrote is owed
+ * until a send that starts after the write; at the end nothing may be owed. Sends are
+ * taken to happen at the start of their round, before that round's writes, which is the
+ * strict reading (a write during a round always needs a later round).
+ */
+import { Bitmap, bitmapBytes } from "../bitmap";
+import { Errno, errnoName } from "../uapi/errno";
+import { WasmCore } from "../wasm/core";
+import type { BackendTable, DeviceBackend, Fidelity, HarvestSink } from "./backend";
+import { BACKENDS } from "./backends";
+import { GuestLayout, PAGE_SIZE } from "./layout";
+import type { DeviceKind, Scenario } from "./scenario";
+import { DmaWorkload, type DmaBurst } from "./workload";
+
+/** One device's part of a round. */
+export interface DeviceRound {
+  readonly device: string;
+  readonly kind: DeviceKind;
+  /** DMA bursts the device issued during the round. */
+  readonly bursts: number;
+  /** Pages its harvest reported dirty. */
+  readonly reportedPages: number;
+  /** Measured wall time of its harvest call(s), milliseconds. */
+  readonly harvestMs: number;
+}
+
+/** One pre-copy round, or the final stop-and-copy. */
+export interface RoundResult {
+  /** 1-based; the stop-and-copy round is numbered after the last pre-copy round. */
+  readonly round: number;
+  readonly phase: "pre-copy" | "stop-and-copy";
+  /** Pages sent in this round (at its start). */
+  readonly sentPages: number;
+  /** Simulated seconds the send takes at the link bandwidth (downtime for stop-and-copy). */
+  readonly transferSeconds: number;
+  /** DMA bursts issued during the round, all devices (stop-and-copy: during the stop latency). */
+  readonly bursts: number;
+  /** Ground truth: distinct pages written and not yet sent when the harvest ran. */
+  readonly writtenPages: number;
+  /** Union of what the harvests reported: the pages the next round sends. */
+  readonly reportedPages: number;
+  /** Measured wall time of all harvests of the round, milliseconds. */
+  readonly harvestMs: number;
+  readonly devices: readonly DeviceRound[];
+}
+
+/** Why pre-copy ended. */
+export type StopCause = "fits-downtime" | "max-rounds" | "stalled";
+
+/** The no-lost-dirty-page check. */
+export interface LedgerCheck {
+  readonly ok: boolean;
+  /** Pages written by a device and never sent after their last write. */
+  readonly lostPages: number;
+  /** Up to 8 of them, as RAM page and guest-physical address. */
+  readonly examples: ReadonlyArray<{ readonly page: number; readonly gpa: number }>;
+}
+
+/** A backend as the result describes it. */
+export interface BackendInfo {
+  readonly device: string;
+  readonly kind: DeviceKind;
+  readonly fidelity: Fidelity;
+  readonly description: string;
+  readonly harvestCall: string;
+  readonly finalCall: string;
+}
+
+/** Everything a finished run reports. */
+export interface MigrationResult {
+  readonly scenario: Scenario;
+  readonly regions: ReadonlyArray<{ readonly name: string; readonly gpa: number; readonly bytes: number }>;
+  readonly backends: readonly BackendInfo[];
+  /** Pre-copy rounds, then the stop-and-copy round last. */
+  readonly rounds: readonly RoundResult[];
+  readonly converged: boolean;
+  readonly stop: StopCause;
+  /** Why it did not converge; null when it did. */
+  readonly reason: string | null;
+  readonly totals: {
+    readonly precopyRounds: number;
+    readonly sentPages: number;
+    readonly sentBytes: number;
+    /** Simulated migration time including stop latency and downtime, seconds. */
+    readonly simulatedSeconds: number;
+    readonly downtimeSeconds: number;
+    /** Measured wall time of every harvest, milliseconds. */
+    readonly harvestMs: number;
+    /** Measured wall time of the whole run (set-up, DMA, harvests, checks), milliseconds. */
+    readonly wallMs: number;
+  };
+  readonly check: LedgerCheck;
+}
+
+/** A run that could not complete: a backend call failed. */
+export interface MigrationFailure {
+  readonly device: string;
+  readonly call: string;
+  readonly errno: number;
+  readonly message: string;
+}
+
+/** Callbacks for progress display; all optional, all synchronous. */
+export interface MigrationObserver {
+  /** Once the devices are set up, before round 1. */
+  begin?(info: Pick<MigrationResult, "regions" | "backends">): void;
+  roundStart?(round: number, phase: RoundResult["phase"], sentPages: number, transferSeconds: number): void;
+  /** Share of the round's DMA issued so far, 0..1. */
+  progress?(round: number, fraction: number): void;
+  roundEnd?(r: RoundResult): void;
+}
+
+/** Knobs that are not part of the scenario. */
+export interface MigrationOptions {
+  /** Backend per device kind; defaults to BACKENDS. Tests pass faulty ones. */
+  readonly backends?: BackendTable;
+  readonly observer?: MigrationObserver;
+  /** Stop pre-copy when the remainder has not shrunk for this many rounds; 0 = never. */
+  readonly stallRounds?: number;
+}
+
+/** Default for MigrationOptions.stallRounds. */
+export const DEFAULT_STALL_ROUNDS = 3;
+
+/** Seed of device `i`'s workload, derived from the scenario seed. */
+export function deviceSeed(seed: number, i: number): number {
+  return (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(i + 1, 0xc2b2ae35)) >>> 0;
+}
+
+interface Device {
+  readonly backend: DeviceBackend;
+  readonly workload: DmaWorkload;
+  /** Pages this device wrote since its last harvest: repeats cannot change dirty state. */
+  readonly written: Bitmap;
+}
+
+const PROGRESS_STEP = 1 << 16;
+
+/**
+ * Runs the scenario (which must have passed validateScenario). Returns the result, or a
+ * failure when a backend call returned an error. Never throws for a kernel error.
+ */
+export function runMigration(scenario: Scenario, opts: MigrationOptions = {}): { result: MigrationResult } | { failure: MigrationFailure } {
+  const wall0 = performance.now();
+  const table = opts.backends ?? BACKENDS;
+  const obs = opts.observer ?? {};
+  const stallRounds = opts.stallRounds ?? DEFAULT_STALL_ROUNDS;
+  const layout = new GuestLayout(scenario.guestBytes, scenario.mappingPageSize);
+  const core = new WasmCore();
+  const owned: Bitmap[] = [];
+  const bitmap = (nbits: number): Bitmap => {
+    const b = Bitmap.create(core, nbits);
+    if (!b) throw new OutOfMemory();
+    owned.push(b);
+    return b;
+  };
+  const devices: Device[] = [];
+  try {
+    const ram = layout.ramPages;
+    // The migration bitmap (pages to send) and the ledger (pages owed a send).
+    const toSend = bitmap(ram);
+    const owed = bitmap(ram);
+    const maxRegion = Math.max(...layout.regions.map((r) => r.pages));
+    const scratch = bitmap(maxRegion);
+    const words = bitmapBytes(ram) / 8;
+
+    for (let i = 0; i < scenario.devices.length; i++) {
+      const spec = scenario.devices[i];
+      const workload = new DmaWorkload(spec.workload, layout, deviceSeed(scenario.seed, i));
+      const pinned = spec.kind === "emulated" ? workload.hotPrefix(spec.pinned) : [];
+      const backend = table[spec.kind](spec, layout, scenario, pinned);
+      devices.push({ backend, workload, written: bitmap(ram) });
+      const ret = backend.setup();
+      if (ret < 0) return fail(spec.name, "setup (map guest RAM)", ret);
+    }
+    const regions = layout.regions.map((r) => ({ name: r.name, gpa: r.iova, bytes: r.bytes }));
+    const backends = devices.map(({ backend: b }) => ({
+      device: b.spec.name,
+      kind: b.spec.kind,
+      fidelity: b.fidelity,
+      description: b.description,
+      harvestCall: b.harvester.call,
+      finalCall: b.harvester.finalCall,
+    }));
+    obs.begin?.({ regions, backends });
+    for (const d of devices) {
+      const ret = d.backend.harvester.start();
+      if (ret < 0) return fail(d.backend.spec.name, "start dirty tracking", ret);
+    }
+
+    const burstsOf = new Map<Device, number>();
+    // Merges one harvested region into the migration bitmap; counts what it reported.
+    let reportedByDevice = 0;
+    const sink: HarvestSink = (ramPage, bits, nbits) => {
+      const need = bitmapBytes(nbits);
+      const u8 = core.u8;
+      u8.set(bits.subarray(0, need), scratch.ptr);
+      // A short buffer must not let the previous region's bits through.
+      if (bits.length < need) u8.fill(0, scratch.ptr + bits.length, scratch.ptr + need);
+      reportedByDevice += core.x.popcountRange(scratch.ptr, 0, nbits) >>> 0;
+      core.x.orBits(toSend.ptr, ramPage, scratch.ptr, nbits);
+    };
+    const harvestAll = (final: boolean): { devices: DeviceRound[]; ms: number } | MigrationFailure => {
+      const out: DeviceRound[] = [];
+      let total = 0;
+      for (const d of devices) {
+        const h = d.backend.harvester;
+        const t0 = performance.now();
+        const ret = final ? h.finalHarvest() : h.harvest();
+        const ms = performance.now() - t0;
+        if (ret < 0) return failure(d.backend.spec.name, final ? h.finalCall : h.call, ret);
+        reportedByDevice = 0;
+        h.collect(sink);
+        d.written.clear();
+        total += ms;
+        out.push({ device: d.backend.spec.name, kind: d.backend.spec.kind, bursts: burstsOf.get(d) ?? 0, reportedPages: reportedByDevice, harvestMs: ms });
+      }
+      return { devices: out, ms: total };
+    };
+
+    const rounds: RoundResult[] = [];
+    const burst: DmaBurst = { page: 0, npages: 0 };
+    // Every device issues its bursts for `seconds` of simulated time; returns the count.
+    const writeFor = (round: number, seconds: number, report: boolean): number | MigrationFailure => {
+      const counts = devices.map((d) => d.workload.burstsIn(seconds));
+      const total = counts.reduce((a, b) => a + b, 0);
+      let done = 0;
+      for (let i = 0; i < devices.length; i++) {
+        const d = devices[i];
+        const w = d.backend.writer;
+        for (let k = 0; k < counts[i]; k++) {
+          d.workload.next(burst);
+          // A burst whose pages this device already wrote since its last harvest cannot
+          // change any dirty state, so the model is not asked again.
+          if (d.written.popcount(burst.page, burst.npages) !== burst.npages) {
+            const ret = w.write(burst.page, burst.npages);
+            if (ret < 0) return failure(d.backend.spec.name, `DMA write at RAM page ${burst.page}`, ret);
+            d.written.set(burst.page, burst.npages);
+            owed.set(burst.page, burst.npages);
+          }
+          if (++done % PROGRESS_STEP === 0 && report) obs.progress?.(round, done / total);
+        }
+        burstsOf.set(d, counts[i]);
+      }
+      if (report) obs.progress?.(round, 1);
+      return total;
+    };
+    toSend.set(0, ram); // round 1: all of RAM
+    let stop: StopCause = "max-rounds";
+    let stalled = 0;
+    let prevRemaining = Infinity;
+    for (let round = 1; ; round++) {
+      const sentPages = toSend.popcount();
+      const seconds = (sentPages * PAGE_SIZE) / scenario.bandwidth;
+      obs.roundStart?.(round, "pre-copy", sentPages, seconds);
+      // The send: everything in the migration bitmap leaves now.
+      core.x.andNotWords(owed.ptr, toSend.ptr, words);
+      toSend.clear();
+
+      // The devices write while the round's pages are on the wire.
+      const w = writeFor(round, seconds, true);
+      if (typeof w !== "number") return { failure: w };
+      const totalBursts = w;
+
+      const writtenPages = owed.popcount();
+      const h = harvestAll(false);
+      if ("errno" in h) return { failure: h };
+      const remaining = toSend.popcount();
+      const r: RoundResult = {
+        round,
+        phase: "pre-copy",
+        sentPages,
+        transferSeconds: seconds,
+        bursts: totalBursts,
+        writtenPages,
+        reportedPages: remaining,
+        harvestMs: h.ms,
+        devices: h.devices,
+      };
+      rounds.push(r);
+      obs.roundEnd?.(r);
+
+      if ((remaining * PAGE_SIZE) / scenario.bandwidth <= scenario.downtimeLimit) {
+        stop = "fits-downtime";
+        break;
+      }
+      stalled = remaining >= prevRemaining ? stalled + 1 : 0;
+      prevRemaining = remaining;
+      if (stallRounds > 0 && stalled >= stallRounds) {
+        stop = "stalled";
+        break;
+      }
+      if (round >= scenario.maxRounds) break;
+    }
+
+    // Stop-and-copy: the devices run on for the stop latency (the switch-over decision and
+    // stopping the guest), then stop; one final harvest; the rest is sent during downtime.
+    const stopRoundNo = rounds.length + 1;
+    const lateBursts = writeFor(stopRoundNo, scenario.stopLatency, false);
+    if (typeof lateBursts !== "number") return { failure: lateBursts };
+    const writtenLate = owed.popcount();
+    const final = harvestAll(true);
+    if ("errno" in final) return { failure: final };
+    const finalPages = toSend.popcount();
+    const downtime = (finalPages * PAGE_SIZE) / scenario.bandwidth;
+    const stopRound: RoundResult = {
+      round: stopRoundNo,
+      phase: "stop-and-copy",
+      sentPages: finalPages,
+      transferSeconds: downtime,
+      bursts: lateBursts,
+      writtenPages: writtenLate,
+      reportedPages: finalPages,
+      harvestMs: final.ms,
+      devices: final.devices,
+    };
+    obs.roundStart?.(stopRound.round, "stop-and-copy", finalPages, downtime);
+    core.x.andNotWords(owed.ptr, toSend.ptr, words);
+    toSend.clear();
+    rounds.push(stopRound);
+    obs.roundEnd?.(stopRound);
+
+    const check = ledgerCheck(owed, layout);
+    const converged = stop === "fits-downtime" && downtime <= scenario.downtimeLimit;
+    const sent = rounds.reduce((a, r) => a + r.sentPages, 0);
+    const result: MigrationResult = {
+      scenario,
+      regions,
+      backends,
+      rounds,
+      converged,
+      stop,
+      reason: converged ? null : explain(scenario, layout, rounds, stop),
+      totals: {
+        precopyRounds: rounds.length - 1,
+        sentPages: sent,
+        sentBytes: sent * PAGE_SIZE,
+        simulatedSeconds: rounds.reduce((a, r) => a + r.transferSeconds, 0) + scenario.stopLatency,
+        downtimeSeconds: downtime,
+        harvestMs: rounds.reduce((a, r) => a + r.harvestMs, 0),
+        wallMs: performance.now() - wall0,
+      },
+      check,
+    };
+    return { result };
+  } catch (e) {
+    if (e instanceof OutOfMemory) return fail("vfio-sim", "allocate the migration bitmaps", -Errno.ENOMEM);
+    throw e;
+  } finally {
+    for (const d of devices) d.backend.dispose();
+    for (const b of owned) b.dispose();
+  }
+}
+
+/** Linear memory could not hold an engine bitmap: reported as ENOMEM, never thrown out. */
+class OutOfMemory extends Error {}
+
+function failure(device: string, call: string, ret: number): MigrationFailure {
+  return { device, call, errno: -ret, message: `${device}: ${call} failed with ${errnoName(-ret)}` };
+}
+
+function fail(device: string, call: string, ret: number): { failure: MigrationFailure } {
+  return { failure: failure(device, call, ret) };
+}
+
+/** Reads the ledger: every page still owed was written and never sent afterwards. */
+function ledgerCheck(owed: Bitmap, layout: GuestLayout): LedgerCheck {
+  const lost = owed.popcount();
+  const examples: Array<{ page: number; gpa: number }> = [];
+  for (let p = owed.findNextSet(0); p < owed.nbits && examples.length < 8; p = owed.findNextSet(p + 1)) {
+    examples.push({ page: p, gpa: layout.iovaOf(p) });
+  }
+  return { ok: lost === 0, lostPages: lost, examples };
+}
+
+/** Why a run did not converge, in one sentence, from what the rounds show. */
+function explain(s: Scenario, layout: GuestLayout, rounds: readonly RoundResult[], stop: StopCause): string {
+  const pre = rounds.filter((r) => r.phase === "pre-copy");
+  const last = pre[pre.length - 1];
+  const need = (pages: number): number => (pages * PAGE_SIZE) / s.bandwidth;
+  const ms = (sec: number): string => `${Math.round(sec * 1000)} ms`;
+  const gib = (pages: number): string => `${((pages * PAGE_SIZE) / 2 ** 30).toFixed(2)} GiB`;
+  const limit = `the ${ms(s.downtimeLimit)} downtime limit`;
+  if (stop === "fits-downtime") {
+    const fin = rounds[rounds.length - 1];
+    return (
+      `the remainder fit the limit when pre-copy ended (${ms(need(last.reportedPages))}), but the devices kept ` +
+      `writing for the ${ms(s.stopLatency)} stop latency and the final harvest brought it to ${ms(fin.transferSeconds)} > ${limit}.`
+    );
+  }
+  const allDirty = s.devices.filter((d) => pre.every((r) => r.devices.find((x) => x.device === d.name)!.reportedPages >= layout.ramPages));
+  const ending =
+    stop === "stalled" ? `pre-copy stopped after ${pre.length} rounds without progress` : `pre-copy stopped at the round limit (${s.maxRounds})`;
+  if (allDirty.length > 0) {
+    const names = allDirty.map((d) => `${d.name} (${d.kind})`).join(", ");
+    return (
+      `${names} reported every mapped page dirty on every harvest (type1 without dirty tracking: ` +
+      `num_non_pinned_groups != 0), so each round re-sends all ${gib(layout.ramPages)} of RAM, ` +
+      `which needs ${ms(need(layout.ramPages))} > ${limit}; ${ending}.`
+    );
+  }
+  const amplification = last.writtenPages > 0 ? last.reportedPages / last.writtenPages : 1;
+  const leaves =
+    amplification >= 2 && s.mappingPageSize > PAGE_SIZE && s.devices.some((d) => d.kind === "iommufd" || d.kind === "hw-type1")
+      ? ` The harvests report ${amplification.toFixed(1)}x the pages actually written: hardware dirty bits cover whole ` +
+        `${s.mappingPageSize / 2 ** 20} MiB IOMMU leaves.`
+      : "";
+  const dirtyRate = last.reportedPages / Math.max(last.transferSeconds, 1e-9);
+  const sendRate = s.bandwidth / PAGE_SIZE;
+  if (dirtyRate >= sendRate) {
+    return (
+      `the devices dirty ${Math.round(dirtyRate)} pages/s, at least as fast as the link sends them ` +
+      `(${Math.round(sendRate)} pages/s); the remainder of ${gib(last.reportedPages)} needs ` +
+      `${ms(need(last.reportedPages))} > ${limit}; ${ending}.${leaves}`
+    );
+  }
+  return `the remainder of ${gib(last.reportedPages)} still needs ${ms(need(last.reportedPages))} > ${limit}; ${ending}.${leaves}`;
+}

@@ -1,0 +1,147 @@
+/**
+ * Text renderings of a migration for terminals and logs: the scenario header, the
+ * per-round progress (a redrawn bar on a TTY, one plain line per round otherwise), the
+ * round-by-round table and the verdict.
+ */
+import type { MigrationObserver, MigrationResult, RoundResult } from "./engine";
+import { PAGE_SIZE } from "./layout";
+import type { Scenario } from "./scenario";
+import { formatByteRate, formatBytes, formatMs, formatRate, formatSeconds } from "./units";
+
+const pagesToBytes = (pages: number): string => formatBytes(pages * PAGE_SIZE);
+
+/** The scenario in a few lines: guest layout, link, limits, devices and their harvest calls. */
+export function renderHeader(s: Scenario, result: Pick<MigrationResult, "regions" | "backends">): string {
+  const regions = result.regions.map((r) => `${r.name} ${formatBytes(r.bytes)} @ 0x${r.gpa.toString(16)}`).join(", ");
+  const lines = [
+    `Guest ${formatBytes(s.guestBytes)} (${regions}), ${formatBytes(s.mappingPageSize)} mappings`,
+    `Link ${formatRate(s.bandwidth)}, downtime limit ${formatSeconds(s.downtimeLimit)}, stop latency ${formatSeconds(s.stopLatency)}, ` +
+      `at most ${s.maxRounds} rounds, ` +
+      `bitmap copy ${s.bitmapCopy}, seed ${s.seed}`,
+  ];
+  const width = Math.max(...s.devices.map((d) => d.name.length));
+  for (const d of s.devices) {
+    const w = d.workload;
+    const b = result.backends.find((x) => x.device === d.name);
+    const pinned = d.kind === "emulated" ? `, ${formatBytes(d.pinned)} pinned` : "";
+    lines.push(
+      `  ${d.name.padEnd(width)}  ${d.kind.padEnd(8)}  DMA ${formatByteRate(w.rate)} into ${formatBytes(w.workingSet)} ` +
+        `(hot ${formatBytes(w.hotSet)} takes ${Math.round(w.hotFraction * 100)}%), ${formatBytes(w.burst)} bursts${pinned}`,
+    );
+    const tag = b?.fidelity === "stand-in" ? "  [stand-in backend]" : b?.fidelity === "partial" ? "  [model page tables; ioctl layer not modelled yet]" : "";
+    if (b) lines.push(`  ${"".padEnd(width)}  harvest: ${b.harvestCall}${tag}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Column layout shared by the table header and rows. */
+const COLS: ReadonlyArray<[string, number]> = [
+  ["round", 5],
+  ["phase", 13],
+  ["sent", 10],
+  ["transfer (sim)", 14],
+  ["DMA bursts", 10],
+  ["written", 10],
+  ["reported", 10],
+  ["harvest (wall)", 14],
+];
+
+function row(cells: readonly string[]): string {
+  return cells.map((c, i) => (i === 1 ? c.padEnd(COLS[i][1]) : c.padStart(COLS[i][1]))).join("  ");
+}
+
+/** One table row for a round. */
+export function renderRoundRow(r: RoundResult): string {
+  return row([
+    String(r.round),
+    r.phase,
+    pagesToBytes(r.sentPages),
+    formatSeconds(r.transferSeconds),
+    String(r.bursts),
+    pagesToBytes(r.writtenPages),
+    pagesToBytes(r.reportedPages),
+    formatMs(r.harvestMs),
+  ]);
+}
+
+/** The round-by-round table, with a legend. */
+export function renderTable(result: MigrationResult): string {
+  const head = row(COLS.map(([name]) => name));
+  const lines = [head, "-".repeat(head.length), ...result.rounds.map(renderRoundRow)];
+  lines.push(
+    "",
+    "sent: pages put on the wire in the round; transfer (sim): simulated time at the link rate (the",
+    "stop-and-copy transfer is the downtime); written: pages the devices actually wrote and not yet",
+    "sent when the harvest ran; reported: what the harvests returned (sent by the next round);",
+    "harvest (wall): measured time of the harvest calls on the model.",
+  );
+  return lines.join("\n") + "\n";
+}
+
+/** The verdict, totals and the no-lost-page check. */
+export function renderVerdict(result: MigrationResult): string {
+  const t = result.totals;
+  const s = result.scenario;
+  const lines: string[] = [];
+  if (result.converged) {
+    lines.push(
+      `Converged after ${t.precopyRounds} pre-copy round${t.precopyRounds === 1 ? "" : "s"}: downtime ` +
+        `${formatSeconds(t.downtimeSeconds)} <= limit ${formatSeconds(s.downtimeLimit)}.`,
+    );
+  } else {
+    lines.push(`Did NOT converge: downtime would be ${formatSeconds(t.downtimeSeconds)} > limit ${formatSeconds(s.downtimeLimit)}.`);
+    lines.push(`  Why: ${result.reason}`);
+  }
+  lines.push(
+    `  Sent ${formatBytes(t.sentBytes)} in ${formatSeconds(t.simulatedSeconds)} of simulated time; ` +
+      `harvests took ${formatMs(t.harvestMs)} of wall time; the run took ${formatMs(t.wallMs)}.`,
+  );
+  if (result.check.ok) {
+    lines.push("  No-lost-page check: OK, every page a device wrote was sent after its last write.");
+  } else {
+    const ex = result.check.examples.map((e) => `0x${e.gpa.toString(16)}`).join(", ");
+    lines.push(`  No-lost-page check FAILED: ${result.check.lostPages} written pages were never sent after their last write (e.g. GPA ${ex}).`);
+  }
+  const standIns = result.backends.filter((b) => b.fidelity === "stand-in").map((b) => b.device);
+  if (standIns.length > 0) lines.push(`  Stand-in backends (not the model's subsystems): ${standIns.join(", ")}.`);
+  const partial = result.backends.filter((b) => b.fidelity === "partial").map((b) => b.device);
+  if (partial.length > 0) lines.push(`  Harvested from the model's page tables without the ioctl layer of their kind (not modelled yet): ${partial.join(", ")}.`);
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * An observer that shows progress: on a TTY a bar redrawn in place per round; otherwise
+ * one plain line when each round ends.
+ */
+export function progressObserver(out: (s: string) => void, isTTY: boolean): MigrationObserver {
+  let label = "";
+  let shown = -1; // last percentage drawn: redraw only when it changes
+  const bar = (f: number): string => {
+    const width = 24;
+    const full = Math.round(f * width);
+    return `[${"#".repeat(full)}${"-".repeat(width - full)}] ${String(Math.floor(f * 100)).padStart(3)}%`;
+  };
+  return {
+    roundStart(round, phase, sentPages, seconds) {
+      label =
+        phase === "pre-copy"
+          ? `round ${String(round).padStart(2)}  sending ${pagesToBytes(sentPages).padStart(9)} (${formatSeconds(seconds)} simulated)`
+          : `round ${String(round).padStart(2)}  stop-and-copy: guest stopped, final harvest, ${pagesToBytes(sentPages)} in ${formatSeconds(seconds)} of downtime`;
+      shown = 0;
+      if (isTTY && phase === "pre-copy") out(`\r${bar(0)}  ${label}`);
+    },
+    progress(_round, f) {
+      const pct = Math.floor(f * 100);
+      if (!isTTY || pct === shown) return;
+      shown = pct;
+      out(`\r${bar(f)}  ${label}`);
+    },
+    roundEnd(r) {
+      const done =
+        r.phase === "pre-copy"
+          ? `${label}; devices wrote ${pagesToBytes(r.writtenPages)}, harvest reported ${pagesToBytes(r.reportedPages)} in ${formatMs(r.harvestMs)}`
+          : label;
+      out(isTTY ? `\r\x1b[2K${done}\n` : `${done}\n`);
+    },
+  };
+}

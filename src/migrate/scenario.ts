@@ -1,0 +1,189 @@
+/**
+ * What a migration run is made of: the guest, its DMA-capable devices and how each one's
+ * dirty pages are harvested, the DMA workload, the link and the downtime limit. Plain
+ * data; the engine (engine.ts) runs it and the CLI builds it from options.
+ */
+import type { PackVariant } from "../bitmap";
+import { layoutError } from "./layout";
+
+/**
+ * How a device's DMA writes become visible to migration:
+ * - `type1`: a VFIO device behind an IOMMU with no dirty tracking. Linux 6.1 type1 reports
+ *   every mapped page dirty on every GET_BITMAP (num_non_pinned_groups != 0).
+ * - `emulated`: an emulated (mdev) device in pinned-page dirty scope: it writes through
+ *   vfio_dma_rw() and pins pages with vfio_pin_pages(); GET_BITMAP reports what it wrote
+ *   once, and pinned pages on every read while they stay pinned.
+ * - `hw-type1`: a VFIO device on an IOMMU with hardware dirty bits, harvested by type1
+ *   GET_BITMAP from the page tables (dirty at IOMMU leaf granularity).
+ * - `iommufd`: the same hardware, harvested with IOMMU_HWPT_GET_DIRTY_BITMAP.
+ */
+export type DeviceKind = "type1" | "emulated" | "hw-type1" | "iommufd";
+
+/** Every device kind with a one-line description (CLI help, reports). */
+export const DEVICE_KINDS: Readonly<Record<DeviceKind, string>> = {
+  type1: "VFIO type1, IOMMU without dirty tracking: every mapped page dirty on every GET_BITMAP",
+  emulated: "emulated (mdev) device, pinned-page scope: vfio_dma_rw/pin_pages, harvested by GET_BITMAP",
+  "hw-type1": "IOMMU with hardware dirty bits, harvested by type1 GET_BITMAP",
+  iommufd: "IOMMU with hardware dirty bits, harvested by iommufd HWPT_GET_DIRTY_BITMAP",
+};
+
+/** A device's DMA write pattern. Sizes in bytes, rate in bytes per second. */
+export interface Workload {
+  /** DMA bytes written per second of simulated time. */
+  readonly rate: number;
+  /** Guest memory the device writes into, scattered over RAM in 2 MiB chunks. */
+  readonly workingSet: number;
+  /** The part of the working set that takes `hotFraction` of the writes. */
+  readonly hotSet: number;
+  /** Share of writes that go to the hot set, 0..1 (locality). */
+  readonly hotFraction: number;
+  /** Bytes per DMA write (a burst of contiguous pages; locality within a buffer). */
+  readonly burst: number;
+}
+
+/** One DMA-capable device of the guest. */
+export interface DeviceSpec {
+  /** Name shown in tables (`nic0`). */
+  readonly name: string;
+  readonly kind: DeviceKind;
+  readonly workload: Workload;
+  /** `emulated` only: bytes of its hot set it keeps pinned (rings); reported dirty every round. */
+  readonly pinned: number;
+}
+
+/** A whole migration run. Sizes in bytes, bandwidth in bytes/s, times in seconds. */
+export interface Scenario {
+  /** Guest RAM. */
+  readonly guestBytes: number;
+  /** Host page backing guest RAM, so the IOMMU leaf size: 4 KiB, 2 MiB or 1 GiB. */
+  readonly mappingPageSize: number;
+  readonly devices: readonly DeviceSpec[];
+  /** Link bandwidth for guest pages, bytes per second. */
+  readonly bandwidth: number;
+  /** Largest acceptable stop-and-copy downtime, seconds. */
+  readonly downtimeLimit: number;
+  /**
+   * Simulated seconds the devices keep writing after the last pre-copy harvest, while the
+   * VMM decides to switch over and stops the guest; the final harvest must catch them.
+   */
+  readonly stopLatency: number;
+  /** Pre-copy rounds before stop-and-copy is forced (the first round sends all RAM). */
+  readonly maxRounds: number;
+  /** How type1 copies per-mapping bitmaps to the user bitmap (update_user_bitmap). */
+  readonly bitmapCopy: PackVariant;
+  /** Seed of the DMA workload. */
+  readonly seed: number;
+}
+
+/** Largest working set of an emulated device: vfio_dma_rw writes real bytes into the VMM's memory. */
+export const MAX_EMULATED_WORKING_SET = 2 ** 30;
+
+/** Largest guest the command accepts. */
+export const MAX_GUEST_BYTES = 2 ** 40;
+
+/** A NIC-like workload: receive buffers, a hot ring, 64 KiB bursts. */
+export const NIC_WORKLOAD: Workload = {
+  rate: 800e6,
+  workingSet: 8 * 2 ** 30,
+  hotSet: 256 * 2 ** 20,
+  hotFraction: 0.9,
+  burst: 64 * 2 ** 10,
+};
+
+/**
+ * A vGPU-like emulated device workload: smaller, with pinned command rings. Its writes go
+ * through vfio_dma_rw into the VMM process's memory, which is backed on first write, so
+ * its working set is also what it costs in memory.
+ */
+export const EMULATED_WORKLOAD: Workload = {
+  rate: 200e6,
+  workingSet: 512 * 2 ** 20,
+  hotSet: 64 * 2 ** 20,
+  hotFraction: 0.8,
+  burst: 16 * 2 ** 10,
+};
+
+/** Default pinned bytes of an emulated device. */
+export const DEFAULT_PINNED = 2 * 2 ** 20;
+
+/** The workload a device of `kind` gets unless told otherwise. */
+export function defaultWorkload(kind: DeviceKind): Workload {
+  return kind === "emulated" ? EMULATED_WORKLOAD : NIC_WORKLOAD;
+}
+
+/** Builds a device with the default workload of its kind, overridden by `over`. */
+export function device(kind: DeviceKind, name: string, over: Partial<Workload> = {}, pinned?: number): DeviceSpec {
+  return {
+    name,
+    kind,
+    workload: { ...defaultWorkload(kind), ...over },
+    pinned: kind === "emulated" ? (pinned ?? DEFAULT_PINNED) : 0,
+  };
+}
+
+/** Named device line-ups; every one keeps the default guest, link and limits. */
+export const PRESETS: Readonly<Record<string, { readonly summary: string; readonly devices: readonly DeviceSpec[] }>> = {
+  default: {
+    summary: "a NIC on a dirty-tracking IOMMU (iommufd) and an emulated vGPU (pinned scope)",
+    devices: [device("iommufd", "nic0"), device("emulated", "vgpu0")],
+  },
+  "plain-type1": {
+    summary: "the same guest with the NIC as a plain VFIO type1 device (no dirty tracking)",
+    devices: [device("type1", "nic0"), device("emulated", "vgpu0")],
+  },
+  "hw-type1": {
+    summary: "the NIC on a dirty-tracking IOMMU harvested through type1 GET_BITMAP",
+    devices: [device("hw-type1", "nic0"), device("emulated", "vgpu0")],
+  },
+  "all-kinds": {
+    summary: "one device of every kind, the plain type1 one included",
+    devices: [device("iommufd", "nic0"), device("hw-type1", "nic1"), device("emulated", "vgpu0"), device("type1", "hba0")],
+  },
+};
+
+/** The built-in scenario `vfio-sim migrate` runs with no arguments. */
+export function defaultScenario(preset = "default"): Scenario {
+  return {
+    guestBytes: 64 * 2 ** 30,
+    mappingPageSize: 4096,
+    devices: PRESETS[preset].devices,
+    bandwidth: 10e9 / 8,
+    downtimeLimit: 0.3,
+    stopLatency: 0.01,
+    maxRounds: 30,
+    bitmapCopy: "word",
+    seed: 1,
+  };
+}
+
+/** Every problem with a scenario, as messages for a usage error; empty when it is valid. */
+export function validateScenario(s: Scenario): string[] {
+  const errs: string[] = [];
+  if (s.guestBytes > MAX_GUEST_BYTES) errs.push("guest size must be at most 1T");
+  const le = layoutError(s.guestBytes, s.mappingPageSize);
+  if (le) errs.push(le);
+  if (s.devices.length === 0) errs.push("at least one device is needed");
+  const names = new Set<string>();
+  for (const d of s.devices) {
+    const w = d.workload;
+    if (names.has(d.name)) errs.push(`device name '${d.name}' is used twice`);
+    names.add(d.name);
+    if (!(w.rate >= 0) || !Number.isFinite(w.rate)) errs.push(`${d.name}: rate must be a non-negative number`);
+    if (!(w.workingSet >= 4096)) errs.push(`${d.name}: working set must be at least 4K`);
+    else if (w.workingSet > s.guestBytes) errs.push(`${d.name}: working set is larger than the guest`);
+    if (!(w.hotSet >= 0) || w.hotSet > w.workingSet) errs.push(`${d.name}: hot set must be between 0 and the working set`);
+    if (!(w.hotFraction >= 0 && w.hotFraction <= 1)) errs.push(`${d.name}: hot fraction must be in [0, 1]`);
+    if (!(w.burst >= 4096 && w.burst <= 2 ** 21) || w.burst % 4096 !== 0)
+      errs.push(`${d.name}: burst must be a multiple of 4K, at most 2M`);
+    if (d.kind === "emulated" && w.workingSet > MAX_EMULATED_WORKING_SET)
+      errs.push(`${d.name}: an emulated device's working set must be at most 1G (its dma_rw writes are backed by real memory)`);
+    if (d.kind === "emulated" && (d.pinned < 0 || d.pinned % 4096 !== 0 || d.pinned > Math.max(w.hotSet, 0)))
+      errs.push(`${d.name}: pinned must be a multiple of 4K within the hot set`);
+  }
+  if (!(s.bandwidth > 0) || !Number.isFinite(s.bandwidth)) errs.push("bandwidth must be positive");
+  if (!(s.downtimeLimit > 0)) errs.push("downtime limit must be positive");
+  if (!(s.stopLatency >= 0 && s.stopLatency <= 60)) errs.push("stop latency must be 0..60 s");
+  if (!Number.isInteger(s.maxRounds) || s.maxRounds < 1 || s.maxRounds > 1000) errs.push("max rounds must be 1..1000");
+  if (!Number.isInteger(s.seed) || s.seed < 0 || s.seed > 0xffff_ffff) errs.push("seed must be an integer 0..4294967295");
+  return errs;
+}
