@@ -8,6 +8,7 @@ import { IommufdCtx } from "./iommufd";
 
 export { IommufdCtx } from "./iommufd";
 export type { Ucmd } from "./iommufd";
+export type { DeviceIommu } from "./ioas";
 export * as iommufdUapi from "./uapi";
 
 /** Makes /dev/iommu openable in `proc`; each open is a new context on the process's Wasm core. */

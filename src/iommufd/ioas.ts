@@ -8,6 +8,24 @@
  */
 import { Errno } from "../uapi/errno";
 import { PgtableDomain } from "../iommu/hw";
+import type { PtFormat } from "../iommu/pgtable";
+
+/**
+ * The IOMMU behind a device bound with IommufdCtx.bindDevice() (not a selftest mock): the
+ * page-table format and geometry its driver's domain_alloc_paging gives every paging
+ * domain it attaches to.
+ */
+export interface DeviceIommu {
+  /** PTE format of the driver's paging domains. */
+  format: PtFormat;
+  /** domain->pgsize_bitmap. */
+  pgsizeBitmap: number;
+  /** domain->geometry.aperture_start / aperture_end (inclusive). */
+  apertureStart: bigint;
+  apertureLast: bigint;
+  /** Whether the IOMMU can track dirty pages (IOMMU_HW_CAP_DIRTY_TRACKING). */
+  dirtyTracking: boolean;
+}
 
 /** One iopt_area: a contiguous mapping of user memory. */
 export interface Area {
@@ -38,12 +56,14 @@ export interface HwptObj {
   devices: Set<DeviceObj>;
 }
 
-/** A bound device (struct iommufd_device); here always a selftest mock device. */
+/** A bound device (struct iommufd_device): a selftest mock device, or one bound with its IOMMU. */
 export interface DeviceObj {
   kind: "device";
   id: number;
-  /** MOCK_FLAGS_DEVICE_*. */
+  /** MOCK_FLAGS_DEVICE_* (0 for a non-mock device). */
   flags: number;
+  /** The device's IOMMU when it is not a selftest mock (absent: mock domain geometry). */
+  iommu?: DeviceIommu;
   hwpt: HwptObj | null;
   stdev: SelftestObj | null;
 }

@@ -11,7 +11,7 @@ import type { FileOps, UserAccess } from "../process/file";
 import { DirtyTarget, IotlbGather } from "../iommu/pgtable";
 import { PgtableDomain } from "../iommu/hw";
 import * as U from "./uapi";
-import { IommufdObj, IoasObj, HwptObj, DeviceObj, Area, fillDomain, ioasMap, ioasAllocIova, ioasUnmap, iovaAlignment } from "./ioas";
+import { IommufdObj, IoasObj, HwptObj, DeviceObj, DeviceIommu, Area, fillDomain, ioasMap, ioasAllocIova, ioasUnmap, iovaAlignment } from "./ioas";
 import { testCmd } from "./selftest";
 
 /** One decoded command: its bytes (kernel-sized), the user's size, and where it lives. */
@@ -84,8 +84,12 @@ export class IommufdCtx implements FileOps {
     this.scratch = 0;
   }
 
-  /** Creates a mock paging domain (Gen A geometry: 2 KiB pages, + 1 MiB with HUGE_IOVA). */
+  /**
+   * The paging domain a device's driver allocates: the device's own IOMMU geometry, else
+   * the selftest mock (Gen A geometry: 2 KiB pages, + 1 MiB with HUGE_IOVA).
+   */
   newMockDomain(dev: DeviceObj, dirty: boolean): PgtableDomain | null {
+    if (dev.iommu) return PgtableDomain.create(this.core, { format: dev.iommu.format, pgsizeBitmap: dev.iommu.pgsizeBitmap, dirtyTracking: dirty });
     const huge = (dev.flags & U.MOCK_FLAGS_DEVICE_HUGE_IOVA) !== 0;
     return PgtableDomain.create(this.core, {
       format: "amd-v1",
@@ -100,8 +104,10 @@ export class IommufdCtx implements FileOps {
   allocHwpt(ioas: IoasObj, dev: DeviceObj, dirty: boolean, auto: boolean): HwptObj | number {
     const domain = this.newMockDomain(dev, dirty);
     if (!domain) return -Errno.ENOMEM;
+    const start = dev.iommu ? dev.iommu.apertureStart : U.MOCK_APERTURE_START;
+    const lastOk = dev.iommu ? dev.iommu.apertureLast : U.MOCK_APERTURE_LAST;
     for (const a of ioas.areas) {
-      if (a.iova < U.MOCK_APERTURE_START || a.iova + a.length - 1n > U.MOCK_APERTURE_LAST) {
+      if (a.iova < start || a.iova + a.length - 1n > lastOk) {
         domain.destroy();
         return -Errno.EINVAL;
       }
@@ -115,6 +121,51 @@ export class IommufdCtx implements FileOps {
     this.objects.set(h.id, h);
     ioas.hwpts.add(h);
     return h;
+  }
+
+  /**
+   * iommufd_device_bind(), the in-kernel entry a VFIO device cdev uses
+   * (VFIO_DEVICE_BIND_IOMMUFD): binds a device behind `iommu` to this context and returns
+   * its device id (the dev_id of IOMMU_HWPT_ALLOC). A model entry point: the model has no
+   * VFIO device cdev, so the VMM's bind goes straight here.
+   */
+  bindDevice(iommu: DeviceIommu): number {
+    const dev: DeviceObj = { kind: "device", id: this.allocId(), flags: iommu.dirtyTracking ? 0 : U.MOCK_FLAGS_DEVICE_NO_DIRTY, iommu, hwpt: null, stdev: null };
+    this.objects.set(dev.id, dev);
+    return dev.id;
+  }
+
+  /**
+   * iommufd_device_attach() (VFIO_DEVICE_ATTACH_IOMMUFD_PT): attaches a bound device to a
+   * paging HWPT, or to an IOAS through an automatic HWPT. Returns the HWPT id or -errno
+   * (ENOENT: no such device/pt; EBUSY: already attached; EINVAL: a dirty-tracking HWPT
+   * for a device that cannot track).
+   */
+  attachDevice(devId: number, ptId: number): number {
+    const dev = this.get(devId, "device");
+    const target = this.objects.get(ptId);
+    if (!dev || !target || (target.kind !== "ioas" && target.kind !== "hwpt")) return -Errno.ENOENT;
+    if (dev.hwpt) return -Errno.EBUSY;
+    if (target.kind === "hwpt" && target.domain.dirtyOps && dev.flags & U.MOCK_FLAGS_DEVICE_NO_DIRTY) return -Errno.EINVAL;
+    let h: HwptObj;
+    if (target.kind === "hwpt") h = target;
+    else {
+      const r = this.allocHwpt(target, dev, false, true);
+      if (typeof r === "number") return r;
+      h = r;
+    }
+    h.devices.add(dev);
+    dev.hwpt = h;
+    return h.id;
+  }
+
+  /** iommufd_device_unbind(): detaches a device bound with bindDevice() and drops it. */
+  unbindDevice(devId: number): number {
+    const dev = this.get(devId, "device");
+    if (!dev || dev.stdev) return -Errno.ENOENT;
+    this.detach(dev);
+    this.objects.delete(devId);
+    return 0;
   }
 
   /** Destroys a HWPT object (it must have no devices). */

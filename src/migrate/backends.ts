@@ -3,7 +3,7 @@
  * model's own subsystems replace the stand-ins (standin.ts).
  */
 import type { BackendTable } from "./backend";
-import { ModelPageTable } from "./model-pgtable";
+import { ModelIommufd } from "./model-iommufd";
 import { ModelType1 } from "./model-type1";
 import { StandInIommufd, StandInType1 } from "./standin";
 
@@ -16,14 +16,14 @@ export const STAND_IN_BACKENDS: BackendTable = {
 };
 
 /**
- * The backends `vfio-sim migrate` uses by default: the model's type1 container for plain,
- * emulated and hardware-dirty (`hw-type1`) devices; for `iommufd`, the model's page tables
- * (DMA through the IOTLB and page walk, harvest by read_and_clear_dirty) without the
- * iommufd ioctl layer, which the model does not have yet.
+ * The backends `vfio-sim migrate` uses by default, all through the model's ioctls: its
+ * type1 container for plain, emulated and hardware-dirty (`hw-type1`) devices; its iommufd
+ * for `iommufd` (IOAS_MAP, a dirty-tracking HWPT, DMA through the IOTLB and page walk,
+ * harvest by HWPT_GET_DIRTY_BITMAP).
  */
 export const BACKENDS: BackendTable = {
   type1: (spec, layout, scenario, pinned) => new ModelType1(spec, layout, scenario, pinned),
   emulated: (spec, layout, scenario, pinned) => new ModelType1(spec, layout, scenario, pinned),
   "hw-type1": (spec, layout, scenario, pinned) => new ModelType1(spec, layout, scenario, pinned),
-  iommufd: (spec, layout, scenario) => new ModelPageTable(spec, layout, scenario),
+  iommufd: (spec, layout, scenario) => new ModelIommufd(spec, layout, scenario),
 };

@@ -12,7 +12,7 @@ export * from "./workload";
 export * from "./backend";
 export { BACKENDS, STAND_IN_BACKENDS } from "./backends";
 export { ModelType1 } from "./model-type1";
-export { ModelPageTable } from "./model-pgtable";
+export { ModelIommufd } from "./model-iommufd";
 export { StandInType1, StandInIommufd } from "./standin";
 export * from "./engine";
 export { renderHeader, renderTable, renderVerdict, renderRoundRow, progressObserver } from "./render-text";

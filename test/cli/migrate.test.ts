@@ -45,8 +45,8 @@ describe("vfio-sim migrate", () => {
     expect(doc.totals.sentPages).toBe(rounds.reduce((a, r) => a + r.sentPages, 0));
     expect(doc.totals.downtimeSeconds).toBe(rounds[rounds.length - 1].transferSeconds);
     expect(doc.converged).toBe(doc.totals.downtimeSeconds <= doc.scenario.downtimeLimit && doc.stop === "fits-downtime");
-    expect(doc.backends.map((b: { harvestCall: string }) => b.harvestCall)).toEqual([expect.stringMatching(/read_and_clear_dirty/), "VFIO_IOMMU_DIRTY_PAGES GET_BITMAP"]);
-    expect(doc.backends.map((b: { fidelity: string }) => b.fidelity)).toEqual(["partial", "model"]);
+    expect(doc.backends.map((b: { harvestCall: string }) => b.harvestCall)).toEqual(["IOMMU_HWPT_GET_DIRTY_BITMAP", "VFIO_IOMMU_DIRTY_PAGES GET_BITMAP"]);
+    expect(doc.backends.map((b: { fidelity: string }) => b.fidelity)).toEqual(["model", "model"]);
   });
 
   test("--stand-ins runs every device on its stand-in and reports the same rounds", async () => {
@@ -57,7 +57,7 @@ describe("vfio-sim migrate", () => {
     const a = JSON.parse(model.stdout);
     const b = JSON.parse(stand.stdout);
     expect(b.backends.every((x: { fidelity: string }) => x.fidelity === "stand-in")).toBe(true);
-    expect(a.backends.filter((x: { fidelity: string }) => x.fidelity === "model").map((x: { kind: string }) => x.kind).sort()).toEqual(["emulated", "hw-type1", "type1"]);
+    expect(a.backends.filter((x: { fidelity: string }) => x.fidelity === "model").map((x: { kind: string }) => x.kind).sort()).toEqual(["emulated", "hw-type1", "iommufd", "type1"]);
     const pages = (d: { rounds: Array<{ sentPages: number; reportedPages: number }> }) => d.rounds.map((r) => [r.sentPages, r.reportedPages]);
     expect(pages(a)).toEqual(pages(b));
   });

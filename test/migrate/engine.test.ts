@@ -1,6 +1,7 @@
 import { BACKENDS, STAND_IN_BACKENDS, defaultScenario, device, runMigration, validateScenario, type MigrationResult, type RoundResult, type Scenario } from "../../src/migrate";
 import { REFERENCE_BACKENDS, droppingBits } from "./reference";
-import { ModelPageTable, type DeviceSpec, type GuestLayout } from "../../src/migrate";
+import { ModelIommufd, type DeviceSpec, type GuestLayout } from "../../src/migrate";
+import { iommufdUapi } from "../../src/iommufd";
 
 function run(s: Scenario, backends = BACKENDS): MigrationResult {
   const r = runMigration(s, { backends });
@@ -87,7 +88,7 @@ describe("the round engine", () => {
     expect(byDevice.get("c")).toMatchObject({ kind: "emulated", fidelity: "model" });
     expect(byDevice.get("b")).toMatchObject({ kind: "hw-type1", fidelity: "model", harvestCall: "VFIO_IOMMU_DIRTY_PAGES GET_BITMAP" });
     expect(byDevice.get("b")!.description).toMatch(/dirty-capable hardware/);
-    expect(byDevice.get("a")).toMatchObject({ kind: "iommufd", fidelity: "partial" });
+    expect(byDevice.get("a")).toMatchObject({ kind: "iommufd", fidelity: "model", harvestCall: "IOMMU_HWPT_GET_DIRTY_BITMAP", finalCall: "IOMMU_HWPT_GET_DIRTY_BITMAP, devices stopped" });
     // The emulated device's 64 pinned pages are reported on every read, the final one too.
     for (const round of r.rounds) expect(round.devices.find((d) => d.device === "c")!.reportedPages).toBeGreaterThanOrEqual(64);
     expect(r.rounds[r.rounds.length - 1].devices.find((d) => d.device === "d")!.reportedPages).toBe(r.scenario.guestBytes / 4096);
@@ -98,14 +99,44 @@ describe("the round engine", () => {
     const w = { rate: 10e6, workingSet: 128 * 1024, hotSet: 128 * 1024, hotFraction: 1, burst: 4096 };
     const s = { ...small(4096, 12), downtimeLimit: 1e-6, maxRounds: 4, devices: [device("iommufd", "nic0", w)] };
     const good = run(s);
-    expect(good.backends[0]).toMatchObject({ fidelity: "partial" });
+    expect(good.backends[0]).toMatchObject({ fidelity: "model" });
     expect(good.check.ok).toBe(true);
-    const forgetful = { ...BACKENDS, iommufd: (spec: DeviceSpec, layout: GuestLayout, sc: Scenario) => new ModelPageTable(spec, layout, sc, true) };
+    const forgetful = { ...BACKENDS, iommufd: (spec: DeviceSpec, layout: GuestLayout, sc: Scenario) => new ModelIommufd(spec, layout, sc, true) };
     const bad = run(s, forgetful);
     // Hot pages stay cached in the IOTLB with their dirty state: after the clear they are
     // written again without setting D, so the harvest misses them.
     expect(bad.check.ok).toBe(false);
     expect(bad.check.lostPages).toBeGreaterThan(0);
+  });
+
+  test("iommufd devices harvest with IOMMU_HWPT_GET_DIRTY_BITMAP ioctls, the final harvest too, and lose no page", () => {
+    const w = { rate: 40e6, workingSet: 64 * 2 ** 20, hotSet: 8 * 2 ** 20, hotFraction: 0.8, burst: 16384 };
+    const s = { ...small(4096, 21), downtimeLimit: 0.1, devices: [device("iommufd", "nic0", w), device("iommufd", "nic1", { ...w, burst: 4096 })] };
+    const made: ModelIommufd[] = [];
+    const spy = {
+      ...BACKENDS,
+      iommufd: (spec: DeviceSpec, layout: GuestLayout, sc: Scenario) => {
+        const b = new ModelIommufd(spec, layout, sc);
+        made.push(b);
+        return b;
+      },
+    };
+    const r = run(s, spy);
+    expect(r.check).toEqual({ ok: true, lostPages: 0, examples: [] });
+    expect(r.converged).toBe(true);
+    expect(r.rounds[r.rounds.length - 1].phase).toBe("stop-and-copy");
+    // The same pages as the reference, round by round.
+    expect(simulated(run(s, REFERENCE_BACKENDS).rounds)).toEqual(simulated(r.rounds));
+    expect(made).toHaveLength(2);
+    const regions = 2; // below and above 4 GiB
+    for (const b of made) {
+      // One GET_DIRTY_BITMAP per region per harvest: every pre-copy round and the final one.
+      expect(b.ioctlCounts.get(iommufdUapi.IOMMU_HWPT_GET_DIRTY_BITMAP)).toBe(r.rounds.length * regions);
+      expect(b.ioctlCounts.get(iommufdUapi.IOMMU_HWPT_SET_DIRTY_TRACKING)).toBe(1);
+      expect(b.ioctlCounts.get(iommufdUapi.IOMMU_HWPT_ALLOC)).toBe(1);
+      expect(b.ioctlCounts.get(iommufdUapi.IOMMU_IOAS_MAP)).toBe(regions);
+    }
+    for (const b of r.backends) expect(b).toMatchObject({ kind: "iommufd", fidelity: "model", harvestCall: "IOMMU_HWPT_GET_DIRTY_BITMAP" });
   });
 
   test("2 MiB leaves: hardware dirty bits report whole leaves, more than was written", () => {
