@@ -147,3 +147,16 @@ test("without hardware dirty tracking, an IOMMU-backed device still makes every 
   expect(t.iommu.dirtyStart()).toBe(0);
   expect(t.get(d.iova, d.pages)).toEqual(Array.from({ length: 70 }, (_, i) => i));
 });
+
+test("every RAM region gets huge leaves, not only the first (physical bases stay huge-page aligned)", () => {
+  const t = setup("intel-ss");
+  const GiB = 1 << 30;
+  // Two regions as a VMM maps RAM around the 4 GiB hole; each mmap gets its own physical
+  // range. With a misaligned second base, the IOMMU could only use 4 KiB leaves there.
+  for (const [iova, size] of [[0, GiB], [4 * GiB, 2 * GiB]]) {
+    const va = t.proc.mmap(undefined, size).ret;
+    expect(t.iommu.vfioDmaDoMap(t.proc, { flags: READ_WRITE, vaddr: BigInt(va), iova: BigInt(iova), size: BigInt(size) })).toBe(0);
+  }
+  const hw = (t.iommu.domainList[0].domain as HwIommuDomain).hw;
+  for (const iova of [0, 4 * GiB, 5 * GiB]) expect(hw.table.lookup(iova)?.leafSize).toBe(GiB);
+});
