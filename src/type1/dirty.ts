@@ -68,30 +68,26 @@ export function updateUserBitmap(iommu: VfioIommu, current: Task, ubuf: bigint, 
   if (g.shift === 0) {
     if (iommu.opts.bitmapCopy === "byte") {
       // The v12 proposal copied byte by byte; the result is the same words.
-      const scratch = core.alloc(bytes, false);
+      const scratch = iommu.copyScratch(bytes);
       if (scratch === 0) return -Errno.ENOMEM;
       pack(core, "byte", scratch, 0, bitmap.ptr, g.words * 64);
-      const r = copyOut(iommu, current, g.dst, scratch, bytes);
-      core.free(scratch);
-      return r ? -Errno.EFAULT : 0;
+      return copyOut(iommu, current, g.dst, scratch, bytes) ? -Errno.EFAULT : 0;
     }
     return copyOut(iommu, current, g.dst, bitmap.ptr, bytes) ? -Errno.EFAULT : 0;
   }
   // bitmap_shift_left() over nbits + shift bits, then bitmap_or() with the user's word:
   // pack() computes exactly those words when its first destination word holds `leftover`.
   const leftover = current.copyFromUser(g.dst, 8);
-  const scratch = core.alloc(bytes, true);
+  const scratch = iommu.copyScratch(bytes);
   if (scratch === 0) return -Errno.ENOMEM;
+  // pack() ORs into the first word and overwrites the rest: only word 0 needs a value,
+  // the user's leftover word (or nothing, when reading it faulted).
   if (leftover) core.u8.set(leftover, scratch);
+  else core.x.fillBytes(scratch, 0, 8);
   pack(core, iommu.opts.bitmapCopy, scratch, g.shift, bitmap.ptr, g.words * 64 - g.shift);
   core.x.copyBytes(bitmap.ptr, scratch, bytes);
-  if (!leftover) {
-    core.free(scratch);
-    return -Errno.EFAULT;
-  }
-  const r = copyOut(iommu, current, g.dst, scratch, bytes);
-  core.free(scratch);
-  return r ? -Errno.EFAULT : 0;
+  if (!leftover) return -Errno.EFAULT;
+  return copyOut(iommu, current, g.dst, scratch, bytes) ? -Errno.EFAULT : 0;
 }
 
 /**

@@ -1028,6 +1028,29 @@ export class VfioIommu {
     } finally {
       this.lock.unlock();
     }
+    this.core.free(this.scratchPtr);
+    this.scratchPtr = 0;
+    this.scratchBytes = 0;
+  }
+
+  private scratchPtr = 0;
+  private scratchBytes = 0;
+
+  /**
+   * A buffer of at least `bytes` in linear memory for update_user_bitmap()'s shifted copy
+   * (the kernel shifts dma->bitmap in place; the model stages the words here). Reused across
+   * calls and grown on demand, so GET_BITMAP does not allocate per call. Contents are
+   * undefined; 0 on ENOMEM. Valid until the next call.
+   */
+  copyScratch(bytes: number): number {
+    if (bytes > this.scratchBytes) {
+      const p = this.core.alloc(bytes, false);
+      if (p === 0) return 0;
+      this.core.free(this.scratchPtr);
+      this.scratchPtr = p;
+      this.scratchBytes = bytes;
+    }
+    return this.scratchPtr;
   }
 
   /** vfio_domains_have_enforce_cache_coherency(). */
