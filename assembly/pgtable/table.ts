@@ -17,7 +17,7 @@ import {
 import { tablePageAlloc, tablePageFree } from "./pages";
 import { gatherAddRange, gatherSetPgsize, gatherDeferFree } from "./gather";
 import { record } from "./target";
-import { harvestLeafTable, harvestBlockTable } from "./fast";
+import { harvestLeafRun, harvestBlockTable } from "./fast";
 
 const HEADER_BYTES: usize = 80;
 const EINVAL: i32 = 22;
@@ -469,21 +469,25 @@ export function ptReadDirty(pt: usize, iovaF: f64, sizeF: f64, flags: u32, t: us
       }
     }
     if (fastOk && (iova & (span0 - 1)) == 0 && end - iova >= span0) {
-      // The level-1 table is looked up once per 512 last-level tables.
+      // The level-1 table is looked up once per 512 last-level tables, and the run of
+      // whole tables under it that lies inside the range is harvested in one call.
       const base1 = iova & ~(span1 - 1);
       if (base1 != l1Base) {
         l1Table = tableAt(pt, iova, 1);
         l1Base = base1;
       }
-      let table: usize = 0;
       if (l1Table != 0) {
-        const e = load<u64>(l1Table + (<usize>((iova >> <u64>(gs + 9)) & 511) << 3));
-        if (isPresent(fmt, e) && !isLeaf(fmt, e, 1) && (fmt != FMT_AMD || ((e & AMD_NL_MASK) >> AMD_NL_SHIFT) == 1)) table = tableAddr(fmt, e);
-      }
-      if (table != 0 && harvestLeafTable(fmt, table, iova, gs, clear, t, g, load<u32>(pt, 36) != 0)) {
-        iova += span0;
-        if (iova == 0) break;
-        continue;
+        const i = <usize>((iova >> <u64>(gs + 9)) & 511);
+        const whole = (end - iova) >> <u64>(gs + 9);
+        const i1: usize = whole >= <u64>(512 - i) ? 512 : i + <usize>whole;
+        const n = harvestLeafRun(fmt, l1Table, i, i1, iova, gs, clear, t, g, load<u32>(pt, 36) != 0);
+        if (n != 0) {
+          const step = <u64>n << <u64>(gs + 9);
+          iova += step;
+          if (iova < step) break;
+          // Otherwise the table after the run was refused: walk it per leaf (below).
+          if (n == i1 - i) continue;
+        }
       }
     }
     const p = fetch(pt, iova);

@@ -1,7 +1,8 @@
 /**
  * Page tables: PTE bit layouts per format, leaf choice, AMD replicated PTEs, errors that
  * leave the table unchanged, and the v128 harvest path against the reference on densely
- * mapped 4 KiB tables (random windows, bit offsets and capacities).
+ * mapped 4 KiB tables (random windows, bit offsets and capacities), on level-1 tables of
+ * 2 MiB leaves, and on ARM tables that the all-DBM scan must hand back to the exact one.
  */
 import { WasmCore } from "../../src/wasm/core";
 import { Bitmap } from "../../src/bitmap";
@@ -230,6 +231,98 @@ describe("fast-path fallbacks leave exactly the per-leaf result", () => {
       const flags = round % 2 ? IOMMU_DIRTY_NO_CLEAR : 0;
       ref.readDirty(0, 2 ** 21, flags !== 0, (i, n) => refRecord(want, nbits, 0, G, i, n));
       expect(pt.readAndClearDirty(0, 2 ** 21, flags, t, g)).toBe(0);
+      expect(Buffer.from(core.u8.slice(bm.ptr, bm.ptr + bm.bytes)).equals(Buffer.from(want))).toBe(true);
+      g.release();
+      bm.dispose();
+    }
+  });
+});
+
+describe("ARM fast path: tables that break the all-DBM guess match the per-leaf result", () => {
+  // Layouts of 4 KiB pages over 2 MiB (one last-level table) + 2 MiB: [start, end, writable].
+  const layouts: [string, boolean, [number, number, boolean][]][] = [
+    ["read-only pages among writable ones", true, [[0, 300, true], [300, 310, false], [310, 1024, true]]],
+    ["one read-only page at the end of a table", true, [[0, 511, true], [511, 512, false], [512, 1024, true]]],
+    ["no hardware dirty: writable pages without DBM", false, [[0, 1024, true]]],
+    ["a hole in the second table", true, [[0, 700, true], [701, 1024, true]]],
+  ];
+  test.each(layouts)("%s", (_name, hd, ranges) => {
+    const core = new WasmCore();
+    const g = IotlbGather.create(core)!;
+    const t = DirtyTarget.create(core)!;
+    const pgsizes = pgsizeRange(12, 12);
+    const pt = IoPageTable.create(core, { format: "arm-lpae-s1", pgsizeBitmap: pgsizes, hardwareDirty: hd })!;
+    const ref = new RefTable("arm-lpae-s1", pgsizes, () => pt.levels, hd);
+    for (const [a, b, w] of ranges) {
+      const prot = w ? RW : IOMMU_READ;
+      expect(pt.map(a * G, 0x4000_0000 + a * G, (b - a) * G, prot, g)).toBe(0);
+      expect(ref.map(a * G, 0x4000_0000 + a * G, (b - a) * G, w)).toBe(0);
+    }
+    const rng = new Rng(77);
+    const span = 1024 * G;
+    for (let round = 0; round < 6; round++) {
+      for (const [a, b, w] of ranges) {
+        for (let p = a; p < b; p++) if (w && rng.chance(0.4)) expect(pt.deviceAccess(p * G, true)).toBe(ref.write(p * G));
+      }
+      const bm = Bitmap.create(core, 1024)!;
+      t.setBitmap(bm, 0, G);
+      const want = new Uint8Array(bm.bytes);
+      const noClear = round % 2 === 0;
+      const wantRc = ref.readDirty(0, span, noClear, (i, n) => refRecord(want, 1024, 0, G, i, n));
+      expect(pt.readAndClearDirty(0, span, noClear ? IOMMU_DIRTY_NO_CLEAR : 0, t, g)).toBe(wantRc);
+      expect(Buffer.from(core.u8.slice(bm.ptr, bm.ptr + bm.bytes)).equals(Buffer.from(want))).toBe(true);
+      // The PTEs still say what the reference says (NO_CLEAR kept, clearing cleared).
+      for (let p = 0; p < 1024; p++) {
+        const l = ref.leafAt(p * G);
+        const info = pt.lookup(p * G);
+        expect(info === null).toBe(l === undefined);
+        if (!l || !info) continue;
+        const v = pte(info);
+        expect(bit(v, PTE_BITS["arm-lpae-s1"].dbm) && !bit(v, PTE_BITS["arm-lpae-s1"].apRdonly)).toBe(l.dirty);
+      }
+      g.release();
+      bm.dispose();
+    }
+  });
+});
+
+describe("level-1 tables of 2 MiB leaves (the block fast path) against the reference", () => {
+  test.each(PT_FORMATS.map((f) => [f]))("%s", (format) => {
+    const f = format as PtFormat;
+    const core = new WasmCore();
+    const rng = new Rng(99 + PT_FORMATS.indexOf(f));
+    const g = IotlbGather.create(core)!;
+    const t = DirtyTarget.create(core)!;
+    const pgsizes = 2 ** 12 + 2 ** 21;
+    const pt = IoPageTable.create(core, { format: f, pgsizeBitmap: pgsizes, hardwareDirty: true })!;
+    const ref = new RefTable(f, pgsizes, () => pt.levels, true);
+    pt.setTracking(true);
+    ref.tracking = true;
+    const GIB = 2 ** 30;
+    const M2 = 2 ** 21;
+    // Two 1 GiB stretches of 2 MiB leaves; on AMD/Intel the second has holes (skipped).
+    expect(pt.map(0, 0x40_0000_0000, 2 * GIB, RW, g)).toBe(0);
+    ref.map(0, 0x40_0000_0000, 2 * GIB, true);
+    if (f !== "arm-lpae-s1") {
+      for (const hole of [GIB, GIB + 37 * M2, 2 * GIB - M2]) {
+        expect(pt.unmap(hole, M2, g)).toBe(M2);
+        ref.unmap(hole, M2);
+      }
+    }
+    g.release();
+    pt.readAndClearDirty(0, 2 * GIB, 0, null, g);
+    ref.readDirty(0, 2 * GIB, false, () => undefined);
+    g.release();
+    for (let round = 0; round < 8; round++) {
+      for (let p = 0; p < 2 * GIB; p += M2) if (ref.leafAt(p) && rng.chance(0.3)) expect(pt.deviceAccess(p + rng.int(M2), true)).toBe(ref.write(p));
+      const bitOff = [0, 3, 64 + 5, 8][round % 4];
+      const nbits = (2 * GIB) / G;
+      const bm = Bitmap.create(core, nbits + bitOff)!;
+      t.setWindow(bm.ptr, 0, G, bitOff, nbits + bitOff);
+      const want = new Uint8Array(bm.bytes);
+      const noClear = round % 3 === 0;
+      const rc = ref.readDirty(0, 2 * GIB, noClear, (i, n) => refRecord(want, nbits + bitOff, -bitOff * G, G, i, n));
+      expect(pt.readAndClearDirty(0, 2 * GIB, noClear ? IOMMU_DIRTY_NO_CLEAR : 0, t, g)).toBe(rc);
       expect(Buffer.from(core.u8.slice(bm.ptr, bm.ptr + bm.bytes)).equals(Buffer.from(want))).toBe(true);
       g.release();
       bm.dispose();
