@@ -301,10 +301,25 @@ function unmapRange(pt: usize, iova: u64, size: u64, g: usize, t: usize): u64 {
     for (let i: usize = 0; i < c; i++) store<u64>(p + (i << 3), 0);
     if (c > 1 && gLevel == 0) store<u32>(pt, load<u32>(pt, 36) - 1, 36);
     const base = iova & ~(s - 1);
-    gatherAddRange(g, base, s);
-    gatherSetPgsize(g, s);
     iova = base + s;
     unmapped += s;
+    if (gLevel == 0 && c == 1 && iova != 0) {
+      // The entries after a plain last-level leaf in its table are the next leaves of
+      // the same size: clear them without walking from the root for each (the same
+      // leaves, records and gather as the per-leaf loop; replicas and holes leave it).
+      let q = p + 8;
+      while (unmapped < size && (q & 4095) != 0) {
+        const pte = load<u64>(q);
+        if (!isPresent(fmt, pte) || (fmt == FMT_AMD && (pte & AMD_NL_MASK) != 0)) break;
+        if (t != 0 && isDirty(fmt, pte)) record(t, iova, s);
+        store<u64>(q, 0);
+        q += 8;
+        iova += s;
+        unmapped += s;
+      }
+    }
+    gatherAddRange(g, base, iova == 0 ? <u64>0 - base : iova - base);
+    gatherSetPgsize(g, s);
     if (iova == 0) break;
   }
   pruneRange(pt, start & ~(<u64>(1 << gsOf(pt)) - 1), iova == 0 ? <u64>-1 : iova, g);

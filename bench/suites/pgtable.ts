@@ -7,8 +7,13 @@
  *   snapshot with memory.copy between calls, and that restore copy is the baseline; a
  *   64 MiB read before each timed call leaves both starting from cold caches).
  *   The extras also time NO_CLEAR against the plain read interleaved, from cold caches.
+ * - the same over 64 tables (256 KiB of PTEs, in L2): NO_CLEAR vs the plain read with
+ *   both in cache, where the dirty-bit gather, not memory, sets the pace.
  * - a 1 TiB range mapped with 2 MiB leaves (AMD v1, 512 Ki leaves), half dirty, into a
  *   32 MiB bitmap of 4 KiB pages: NO_CLEAR and read-and-clear, reported.
+ * - last, per format: unmap of the whole 4 Mi-PTE range (what a final harvest by
+ *   UNMAP_DMA tears down), timed once per process against zeroing the same table bytes
+ *   with memory.fill, both from cold caches.
  * The harvest path allocates nothing: the target and gather are created once here.
  */
 import type { BenchCase, BenchSuite } from "../lib/harness";
@@ -26,6 +31,8 @@ const PTE_BYTES = NPTE * 8;
 const TIB = 2 ** 40;
 const M2 = 2 ** 21;
 const EVICT_BYTES = 64 * 2 ** 20;
+/** 64 last-level tables: 256 KiB of PTEs, well inside a 1 MiB L2. */
+const IN_CACHE_TABLES = 64;
 
 interface Setup {
   name: string;
@@ -35,6 +42,8 @@ interface Setup {
   len: number;
   /** Bytes of PTEs the harvest reads. */
   pteBytes: number;
+  /** Small enough to stay in cache: benchmark.js cases only, no cold extras. */
+  inCache: boolean;
   /** Table-page region and its snapshot (restore = one memory.copy). */
   region: number;
   regionBytes: number;
@@ -56,6 +65,7 @@ interface Spec {
   leaf: number;
   len: number;
   name: string;
+  inCache?: boolean;
 }
 
 /**
@@ -90,7 +100,7 @@ function buildAll(specs: Spec[]): Setup[] {
     if (regionBytes > pteBytes * 1.01 + 2 * G) throw new Error(`bench: ${sp.name} tables are not contiguous`);
     const snapshot = alignedAlloc(regionBytes, G / 2);
     core.x.copyBytes(snapshot, first, regionBytes);
-    return { name: sp.name, pt, target, gather, len: sp.len, pteBytes, region: first, regionBytes, snapshot };
+    return { name: sp.name, pt, target, gather, len: sp.len, pteBytes, inCache: sp.inCache === true, region: first, regionBytes, snapshot };
   });
 }
 
@@ -117,6 +127,7 @@ const suite: BenchSuite = {
     readBuf = alignedAlloc(EVICT_BYTES, 0);
     new Rng(1).fill(core.u8.subarray(readBuf, readBuf + (1 << 16)));
     const specs: Spec[] = PT_FORMATS.map((f) => ({ format: f, leaf: G, len: NPTE * G, name: `4Mi 4K PTEs ${f}` }));
+    specs.push(...PT_FORMATS.map((f) => ({ format: f, leaf: G, len: IN_CACHE_TABLES * 512 * G, name: `256Ki in-cache 4K PTEs ${f}`, inCache: true })));
     specs.push({ format: "amd-v1", leaf: M2, len: TIB, name: "1TiB 2M leaves amd-v1" });
     setups.push(...buildAll(specs));
     const cases: BenchCase[] = [];
@@ -131,7 +142,7 @@ const suite: BenchSuite = {
     // Read-and-clear changes the PTEs, so each timed call starts from the restored
     // snapshot; the restore is itself a plain copy of the table region (the baseline).
     const out: Record<string, number> = {};
-    for (const s of setups) {
+    for (const s of setups.filter((x) => !x.inCache)) {
       const copyT: number[] = [];
       const clearT: number[] = [];
       for (let i = 0; i < 9; i++) {
@@ -161,6 +172,19 @@ const suite: BenchSuite = {
       out[`${key}.cold_noclear_GBps`] = +(s.pteBytes / median(noclT) / 1e9).toFixed(3);
       out[`${key}.cold_noclear_vs_read`] = +(median(readT) / median(noclT)).toFixed(3);
       core.x.copyBytes(s.region, s.snapshot, s.regionBytes);
+    }
+    // Destructive, so last: the 4 KiB-leaf setups are unmapped whole.
+    for (const s of setups.filter((x) => !x.inCache && x.pteBytes === x.len / G * 8)) {
+      core.x.scanXor(readBuf, EVICT_BYTES);
+      const fillT = hrSeconds(() => core.x.fillBytes(s.snapshot, 0, s.regionBytes));
+      core.x.scanXor(readBuf, EVICT_BYTES);
+      let unmapped = 0;
+      const unmapT = hrSeconds(() => { unmapped = s.pt.unmap(0, s.len, s.gather); });
+      s.gather.release();
+      if (unmapped !== s.len) throw new Error(`bench: ${s.name} unmapped ${unmapped} of ${s.len}`);
+      const key = s.name.replace(/ /g, "_");
+      out[`${key}.unmap_ms`] = +(unmapT * 1e3).toFixed(3);
+      out[`${key}.unmap_vs_fill`] = +(fillT / unmapT).toFixed(3);
     }
     return out;
   },

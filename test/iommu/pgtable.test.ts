@@ -152,6 +152,37 @@ describe("map/unmap errors leave the table as it was", () => {
     g.release();
     expect(pt.unmap(0x40_0000, G, g)).toBe(0);
   });
+
+  test("AMD: unmap running from 4K leaves into a replicated 8K leaf clears it whole and records it whole", () => {
+    const core = new WasmCore();
+    const g = IotlbGather.create(core)!;
+    const t = DirtyTarget.create(core)!;
+    const pgsizes = pgsizeRange(12, 13);
+    const pt = IoPageTable.create(core, { format: "amd-v1", pgsizeBitmap: pgsizes })!;
+    const ref = new RefTable("amd-v1", pgsizes, () => pt.levels, false);
+    pt.setTracking(true);
+    ref.tracking = true;
+    // 4K leaves at 0 and 4K (odd pa), then an 8K replicated leaf at 8K, a 4K leaf at 16K.
+    for (const [iova, pa, size] of [[0, 0x1000, 2 * G], [2 * G, 0x10_0000, 2 * G], [4 * G, 0x20_1000, G]]) {
+      expect(pt.map(iova, pa, size, RW, g)).toBe(0);
+      ref.map(iova, pa, size, true);
+    }
+    expect(pt.lookup(2 * G)!.leafSize).toBe(2 * G);
+    expect(pt.deviceAccess(3 * G + 8, true)).toBe(ref.write(3 * G)); // dirties the 8K leaf
+    const bm = Bitmap.create(core, 8)!;
+    t.setBitmap(bm, 0, G);
+    const want = new Uint8Array(bm.bytes);
+    // Asked for 3 pages: the third is the first half of the 8K leaf, which goes whole.
+    const wantBytes = ref.unmap(0, 3 * G, (i, n) => refRecord(want, 8, 0, G, i, n));
+    expect(wantBytes).toBe(4 * G);
+    expect(pt.unmap(0, 3 * G, g, t)).toBe(wantBytes);
+    expect(Buffer.from(core.u8.slice(bm.ptr, bm.ptr + bm.bytes)).equals(Buffer.from(want))).toBe(true);
+    expect([g.start, g.end]).toEqual([0, 4 * G - 1]);
+    expect(pt.lookup(2 * G)).toBeNull();
+    expect(pt.lookup(3 * G)).toBeNull();
+    expect(pt.lookup(4 * G)!.leafSize).toBe(G);
+    g.release();
+  });
 });
 
 describe("v128 harvest of whole 4 KiB tables against the reference", () => {
