@@ -16,8 +16,8 @@ const AMD_NOCHECK: u32 = 16;
  * Pseudo-format: ARM PTEs read on the guess that every entry is valid and has DBM set
  * (what io-pgtable-arm's HD quirk makes of writable mappings). Then writable-dirty is
  * just "AP[2] clear", the low half alone; the scan checks the guess with an AND of the
- * whole entries and refuses when it was wrong. NO_CLEAR only: a refused clearing scan
- * could not be redone.
+ * whole entries, per 64 entries, and redoes those 64 exactly when it was wrong (a
+ * read-only page, no hardware dirty). NO_CLEAR only.
  */
 const ARM_ALLDBM: u32 = 17;
 
@@ -31,10 +31,12 @@ const ARM_ALLDBM: u32 = 17;
 }
 
 /**
- * One pass over the table: the 8 dirty words into WORDS and, when clearing, every entry
- * written back clean in the same pass; plus the format's sanity accumulator (AMD: OR of
- * the low halves, for NextLevel-7 replicas; ARM: AND, for holes). Returns false when the
- * fast path does not apply (the caller then undoes the clearing with `unclear`).
+ * One pass over the table. Clearing: the 8 dirty words into WORDS, every entry written
+ * back clean in the same pass, and the format's sanity check over the whole table (AMD:
+ * OR of the low halves, for NextLevel-7 replicas; ARM: AND, for holes); false means the
+ * caller must undo the clearing with `unclear`. NO_CLEAR: the same checks per 64
+ * entries, each word ORed into the bitmap as soon as its entries pass; false means the
+ * rest of the table was not scanned. Either way the caller then walks the table per leaf.
  *
  * Each step turns 16 PTEs (8 vectors) into 16 dirty bits in PTE order with no byte
  * shuffles (V8 lowers a two-input i8x16.shuffle to two pshufb and a por, which made the
@@ -44,7 +46,7 @@ const ARM_ALLDBM: u32 = 17;
  * 16 sign bits to one byte each for i8x16.bitmask.
  */
 // @ts-ignore: decorator
-@inline function scanTable(fmt: u32, table: usize, clear: bool): bool {
+@inline function scanTable(fmt: u32, table: usize, clear: bool, dst: usize, s: u64): bool {
   let orAcc = i64x2.splat(0);
   let andAcc = i64x2.splat(-1);
   // AMD D is bit 6 and Intel D bit 9 of the low half.
@@ -52,6 +54,10 @@ const ARM_ALLDBM: u32 = 17;
   let p = table;
   for (let w: usize = 0; w < 8; w++) {
     let word: u64 = 0;
+    if (!clear) {
+      orAcc = i64x2.splat(0);
+      andAcc = i64x2.splat(-1);
+    }
     for (let j: u64 = 0; j < 64; j += 16) {
       const v0 = v128.load(p, 0);
       const v1 = v128.load(p, 16);
@@ -102,8 +108,25 @@ const ARM_ALLDBM: u32 = 17;
       }
       p += 128;
     }
-    store<u64>(WORDS + (w << 3), word);
+    if (clear) {
+      store<u64>(WORDS + (w << 3), word);
+      continue;
+    }
+    // NO_CLEAR checks each 64 entries and ORs their word straight into the bitmap. When
+    // a later word is refused, the words already written hold only bits the per-leaf
+    // walk of this table records too (dirty plain leaves before the replica or hole),
+    // so the fallback's result is unchanged.
+    if (fmt == FMT_AMD && v128.any_true(v128.and(orAcc, i32x4.splat(<i32>AMD_NL_MASK)))) return false;
+    if (fmt == ARM_ALLDBM) {
+      const a = i64x2.extract_lane(andAcc, 0) & i64x2.extract_lane(andAcc, 1);
+      if ((a & 1) == 0) return false;
+      if ((a & ARM_DBM) == 0) word = armExactWord(p - 512);
+    } else if (fmt == FMT_ARM) {
+      if ((i32x4.extract_lane(andAcc, 0) & i32x4.extract_lane(andAcc, 1) & i32x4.extract_lane(andAcc, 2) & i32x4.extract_lane(andAcc, 3) & 1) == 0) return false;
+    }
+    if (dst != 0 && word != 0) orBits64(dst, s + (<u64>w << 6), word);
   }
+  if (!clear) return true;
   if (fmt == FMT_AMD) return !v128.any_true(v128.and(orAcc, i32x4.splat(<i32>AMD_NL_MASK)));
   if (fmt == ARM_ALLDBM) return (i64x2.extract_lane(andAcc, 0) & i64x2.extract_lane(andAcc, 1) & (ARM_DBM | 1)) == (ARM_DBM | 1);
   if (fmt == FMT_ARM) return (i32x4.extract_lane(andAcc, 0) & i32x4.extract_lane(andAcc, 1) & i32x4.extract_lane(andAcc, 2) & i32x4.extract_lane(andAcc, 3) & 1) != 0;
@@ -136,19 +159,31 @@ function unclear(fmt: u32, table: usize): void {
   }
 }
 
-/** scanTable() specialised per (pseudo-)format and mode. */
-function computeWords(fmt: u32, table: usize, clear: bool): bool {
-  if (clear) {
-    if (fmt == AMD_NOCHECK) return scanTable(AMD_NOCHECK, table, true);
-    if (fmt == FMT_AMD) return scanTable(FMT_AMD, table, true);
-    if (fmt == FMT_INTEL) return scanTable(FMT_INTEL, table, true);
-    return scanTable(FMT_ARM, table, true);
+/** The ARM dirty bits of the 64 entries at `q`, per entry (the exact rule). */
+function armExactWord(q: usize): u64 {
+  let word: u64 = 0;
+  for (let k: u64 = 0; k < 64; k++) {
+    if (isDirty(FMT_ARM, load<u64>(q + (<usize>k << 3)))) word |= <u64>1 << k;
   }
-  if (fmt == AMD_NOCHECK) return scanTable(AMD_NOCHECK, table, false);
-  if (fmt == FMT_AMD) return scanTable(FMT_AMD, table, false);
-  if (fmt == FMT_INTEL) return scanTable(FMT_INTEL, table, false);
-  // A table with read-only entries (no DBM) or holes takes a second, exact scan.
-  return scanTable(ARM_ALLDBM, table, false) || scanTable(FMT_ARM, table, false);
+  return word;
+}
+
+/**
+ * scanTable() specialised per (pseudo-)format and mode. Clearing scans leave their words
+ * in WORDS; NO_CLEAR scans OR them into the bitmap at `dst` (bit `s`), or nowhere when
+ * `dst` is 0.
+ */
+function computeWords(fmt: u32, table: usize, clear: bool, dst: usize, s: u64): bool {
+  if (clear) {
+    if (fmt == AMD_NOCHECK) return scanTable(AMD_NOCHECK, table, true, 0, 0);
+    if (fmt == FMT_AMD) return scanTable(FMT_AMD, table, true, 0, 0);
+    if (fmt == FMT_INTEL) return scanTable(FMT_INTEL, table, true, 0, 0);
+    return scanTable(FMT_ARM, table, true, 0, 0);
+  }
+  if (fmt == AMD_NOCHECK) return scanTable(AMD_NOCHECK, table, false, dst, s);
+  if (fmt == FMT_AMD) return scanTable(FMT_AMD, table, false, dst, s);
+  if (fmt == FMT_INTEL) return scanTable(FMT_INTEL, table, false, dst, s);
+  return scanTable(ARM_ALLDBM, table, false, dst, s);
 }
 
 /**
@@ -167,16 +202,19 @@ function run(fmt: u32, l1: usize, i: usize, i1: usize, iova: u64, gs: u32, clear
     if (!isPresent(real, e) || isLeaf(real, e, 1)) break;
     if (real == FMT_AMD && (e & AMD_NL_MASK) != (<u64>1 << AMD_NL_SHIFT)) break;
     const table = tableAddr(real, e);
-    if (!computeWords(fmt, table, clear)) {
-      if (clear) unclear(real, table);
+    const k = <u64>(i - i0) << 9;
+    if (!clear) {
+      if (!computeWords(fmt, table, false, bm != 0 ? bm + <usize>((bit0 + k) >> 3) : 0, bit0 & 7)) break;
+      continue;
+    }
+    if (!computeWords(fmt, table, true, 0, 0)) {
+      unclear(real, table);
       break;
     }
-    const k = <u64>(i - i0) << 9;
     for (let w: usize = 0; w < 8; w++) {
       const x = load<u64>(WORDS + (w << 3));
       if (x == 0) continue;
       if (bm != 0) orBits64(bm, bit0 + k + (<u64>w << 6), x);
-      if (!clear) continue;
       if (first == <u64>-1) first = k + (<u64>w << 6) + ctz<u64>(x);
       last = k + (<u64>w << 6) + 63 - clz<u64>(x);
     }
