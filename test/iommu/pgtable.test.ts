@@ -22,6 +22,21 @@ function pte(info: { pteLo: number; pteHi: number }): bigint {
 }
 const bit = (v: bigint, b: number): boolean => ((v >> BigInt(b)) & 1n) === 1n;
 
+/** A page table with dirty tracking on, its reference, a gather and a dirty target. */
+function tracked(format: PtFormat, pgsizes: number, hd: boolean) {
+  const core = new WasmCore();
+  const g = IotlbGather.create(core)!;
+  const t = DirtyTarget.create(core)!;
+  const pt = IoPageTable.create(core, { format, pgsizeBitmap: pgsizes, hardwareDirty: hd })!;
+  const ref = new RefTable(format, pgsizes, () => pt.levels, hd);
+  pt.setTracking(true);
+  ref.tracking = true;
+  return { core, g, t, pt, ref };
+}
+
+/** The bytes of a bitmap in linear memory. */
+const bitmapBytes = (core: WasmCore, bm: { ptr: number; bytes: number }): Buffer => Buffer.from(core.u8.slice(bm.ptr, bm.ptr + bm.bytes));
+
 describe("PTE layouts", () => {
   const core = new WasmCore();
   const g = IotlbGather.create(core)!;
@@ -154,14 +169,7 @@ describe("map/unmap errors leave the table as it was", () => {
   });
 
   test("AMD: unmap running from 4K leaves into a replicated 8K leaf clears it whole and records it whole", () => {
-    const core = new WasmCore();
-    const g = IotlbGather.create(core)!;
-    const t = DirtyTarget.create(core)!;
-    const pgsizes = pgsizeRange(12, 13);
-    const pt = IoPageTable.create(core, { format: "amd-v1", pgsizeBitmap: pgsizes })!;
-    const ref = new RefTable("amd-v1", pgsizes, () => pt.levels, false);
-    pt.setTracking(true);
-    ref.tracking = true;
+    const { core, g, t, pt, ref } = tracked("amd-v1", pgsizeRange(12, 13), false);
     // 4K leaves at 0 and 4K (odd pa), then an 8K replicated leaf at 8K, a 4K leaf at 16K.
     for (const [iova, pa, size] of [[0, 0x1000, 2 * G], [2 * G, 0x10_0000, 2 * G], [4 * G, 0x20_1000, G]]) {
       expect(pt.map(iova, pa, size, RW, g)).toBe(0);
@@ -176,7 +184,7 @@ describe("map/unmap errors leave the table as it was", () => {
     const wantBytes = ref.unmap(0, 3 * G, (i, n) => refRecord(want, 8, 0, G, i, n));
     expect(wantBytes).toBe(4 * G);
     expect(pt.unmap(0, 3 * G, g, t)).toBe(wantBytes);
-    expect(Buffer.from(core.u8.slice(bm.ptr, bm.ptr + bm.bytes)).equals(Buffer.from(want))).toBe(true);
+    expect(bitmapBytes(core, bm).equals(Buffer.from(want))).toBe(true);
     expect([g.start, g.end]).toEqual([0, 4 * G - 1]);
     expect(pt.lookup(2 * G)).toBeNull();
     expect(pt.lookup(3 * G)).toBeNull();
@@ -188,14 +196,8 @@ describe("map/unmap errors leave the table as it was", () => {
 describe("v128 harvest of whole 4 KiB tables against the reference", () => {
   test.each(PT_FORMATS.map((f) => [f]))("%s", (format) => {
     const f = format as PtFormat;
-    const core = new WasmCore();
     const rng = new Rng(4242 + PT_FORMATS.indexOf(f));
-    const g = IotlbGather.create(core)!;
-    const t = DirtyTarget.create(core)!;
-    const pt = IoPageTable.create(core, { format: f, pgsizeBitmap: pgsizeRange(12, 12), hardwareDirty: true })!;
-    const ref = new RefTable(f, pgsizeRange(12, 12), () => pt.levels, true);
-    pt.setTracking(true);
-    ref.tracking = true;
+    const { core, g, t, pt, ref } = tracked(f, pgsizeRange(12, 12), true);
     const span = 64 * 2 ** 20;
     expect(pt.map(0, 0x1_0000_0000, span, RW, g)).toBe(0);
     ref.map(0, 0x1_0000_0000, span, true);
@@ -227,7 +229,7 @@ describe("v128 harvest of whole 4 KiB tables against the reference", () => {
         }
       });
       expect(pt.readAndClearDirty(start, len, flags, t, g)).toBe(0);
-      expect(Buffer.from(core.u8.slice(bm.ptr, bm.ptr + bm.bytes)).equals(Buffer.from(want))).toBe(true);
+      expect(bitmapBytes(core, bm).equals(Buffer.from(want))).toBe(true);
       expect(t.spillStart).toBe(wantSpill);
       if (wantSpill >= 0) expect(t.spillEnd).toBe(wantSpillEnd);
       g.release();
@@ -238,14 +240,7 @@ describe("v128 harvest of whole 4 KiB tables against the reference", () => {
 
 describe("fast-path fallbacks leave exactly the per-leaf result", () => {
   test("AMD: a last-level table holding a replicated 8K leaf among 4K leaves", () => {
-    const core = new WasmCore();
-    const g = IotlbGather.create(core)!;
-    const t = DirtyTarget.create(core)!;
-    const pgsizes = pgsizeRange(12, 13);
-    const pt = IoPageTable.create(core, { format: "amd-v1", pgsizeBitmap: pgsizes })!;
-    const ref = new RefTable("amd-v1", pgsizes, () => pt.levels, false);
-    pt.setTracking(true);
-    ref.tracking = true;
+    const { core, g, t, pt, ref } = tracked("amd-v1", pgsizeRange(12, 13), false);
     // 4K at 0, then 8K-aligned 8K leaves: iova|pa alignment picks 8K where it can.
     expect(pt.map(0, 0x1000, G, RW, g)).toBe(0);
     ref.map(0, 0x1000, G, true);
@@ -262,7 +257,7 @@ describe("fast-path fallbacks leave exactly the per-leaf result", () => {
       const flags = round % 2 ? IOMMU_DIRTY_NO_CLEAR : 0;
       ref.readDirty(0, 2 ** 21, flags !== 0, (i, n) => refRecord(want, nbits, 0, G, i, n));
       expect(pt.readAndClearDirty(0, 2 ** 21, flags, t, g)).toBe(0);
-      expect(Buffer.from(core.u8.slice(bm.ptr, bm.ptr + bm.bytes)).equals(Buffer.from(want))).toBe(true);
+      expect(bitmapBytes(core, bm).equals(Buffer.from(want))).toBe(true);
       g.release();
       bm.dispose();
     }
@@ -278,12 +273,7 @@ describe("ARM fast path: tables that break the all-DBM guess match the per-leaf 
     ["a hole in the second table", true, [[0, 700, true], [701, 1024, true]]],
   ];
   test.each(layouts)("%s", (_name, hd, ranges) => {
-    const core = new WasmCore();
-    const g = IotlbGather.create(core)!;
-    const t = DirtyTarget.create(core)!;
-    const pgsizes = pgsizeRange(12, 12);
-    const pt = IoPageTable.create(core, { format: "arm-lpae-s1", pgsizeBitmap: pgsizes, hardwareDirty: hd })!;
-    const ref = new RefTable("arm-lpae-s1", pgsizes, () => pt.levels, hd);
+    const { core, g, t, pt, ref } = tracked("arm-lpae-s1", pgsizeRange(12, 12), hd);
     for (const [a, b, w] of ranges) {
       const prot = w ? RW : IOMMU_READ;
       expect(pt.map(a * G, 0x4000_0000 + a * G, (b - a) * G, prot, g)).toBe(0);
@@ -301,7 +291,7 @@ describe("ARM fast path: tables that break the all-DBM guess match the per-leaf 
       const noClear = round % 2 === 0;
       const wantRc = ref.readDirty(0, span, noClear, (i, n) => refRecord(want, 1024, 0, G, i, n));
       expect(pt.readAndClearDirty(0, span, noClear ? IOMMU_DIRTY_NO_CLEAR : 0, t, g)).toBe(wantRc);
-      expect(Buffer.from(core.u8.slice(bm.ptr, bm.ptr + bm.bytes)).equals(Buffer.from(want))).toBe(true);
+      expect(bitmapBytes(core, bm).equals(Buffer.from(want))).toBe(true);
       // The PTEs still say what the reference says (NO_CLEAR kept, clearing cleared).
       for (let p = 0; p < 1024; p++) {
         const l = ref.leafAt(p * G);
@@ -320,15 +310,8 @@ describe("ARM fast path: tables that break the all-DBM guess match the per-leaf 
 describe("level-1 tables of 2 MiB leaves (the block fast path) against the reference", () => {
   test.each(PT_FORMATS.map((f) => [f]))("%s", (format) => {
     const f = format as PtFormat;
-    const core = new WasmCore();
     const rng = new Rng(99 + PT_FORMATS.indexOf(f));
-    const g = IotlbGather.create(core)!;
-    const t = DirtyTarget.create(core)!;
-    const pgsizes = 2 ** 12 + 2 ** 21;
-    const pt = IoPageTable.create(core, { format: f, pgsizeBitmap: pgsizes, hardwareDirty: true })!;
-    const ref = new RefTable(f, pgsizes, () => pt.levels, true);
-    pt.setTracking(true);
-    ref.tracking = true;
+    const { core, g, t, pt, ref } = tracked(f, 2 ** 12 + 2 ** 21, true);
     const GIB = 2 ** 30;
     const M2 = 2 ** 21;
     // Two 1 GiB stretches of 2 MiB leaves; on AMD/Intel the second has holes (skipped).
@@ -354,7 +337,7 @@ describe("level-1 tables of 2 MiB leaves (the block fast path) against the refer
       const noClear = round % 3 === 0;
       const rc = ref.readDirty(0, 2 * GIB, noClear, (i, n) => refRecord(want, nbits + bitOff, -bitOff * G, G, i, n));
       expect(pt.readAndClearDirty(0, 2 * GIB, noClear ? IOMMU_DIRTY_NO_CLEAR : 0, t, g)).toBe(rc);
-      expect(Buffer.from(core.u8.slice(bm.ptr, bm.ptr + bm.bytes)).equals(Buffer.from(want))).toBe(true);
+      expect(bitmapBytes(core, bm).equals(Buffer.from(want))).toBe(true);
       g.release();
       bm.dispose();
     }
