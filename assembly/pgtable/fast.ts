@@ -117,18 +117,16 @@ const ARM_ALLDBM: u32 = 17;
     // walk of this table records too (dirty plain leaves before the replica or hole),
     // so the fallback's result is unchanged.
     if (fmt == FMT_AMD && v128.any_true(v128.and(orAcc, i32x4.splat(<i32>AMD_NL_MASK)))) return false;
+    // (ARM NO_CLEAR always scans as ARM_ALLDBM.)
     if (fmt == ARM_ALLDBM) {
       const a = i64x2.extract_lane(andAcc, 0) & i64x2.extract_lane(andAcc, 1);
       if ((a & 1) == 0) return false;
       if ((a & ARM_DBM) == 0) word = armExactWord(p - 512);
-    } else if (fmt == FMT_ARM) {
-      if ((i32x4.extract_lane(andAcc, 0) & i32x4.extract_lane(andAcc, 1) & i32x4.extract_lane(andAcc, 2) & i32x4.extract_lane(andAcc, 3) & 1) == 0) return false;
     }
     if (dst != 0 && word != 0) orBits64(dst, s + (<u64>w << 6), word);
   }
   if (!clear) return true;
   if (fmt == FMT_AMD) return !v128.any_true(v128.and(orAcc, i32x4.splat(<i32>AMD_NL_MASK)));
-  if (fmt == ARM_ALLDBM) return (i64x2.extract_lane(andAcc, 0) & i64x2.extract_lane(andAcc, 1) & (ARM_DBM | 1)) == (ARM_DBM | 1);
   if (fmt == FMT_ARM) return (i32x4.extract_lane(andAcc, 0) & i32x4.extract_lane(andAcc, 1) & i32x4.extract_lane(andAcc, 2) & i32x4.extract_lane(andAcc, 3) & 1) != 0;
   return true;
 }
@@ -296,5 +294,3 @@ export function harvestBlockTable(fmt: u32, table: usize, iova: u64, gs: u32, cl
   }
   return true;
 }
-
-
