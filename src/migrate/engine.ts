@@ -142,49 +142,107 @@ interface Device {
   readonly workload: DmaWorkload;
   /** Pages this device wrote since its last harvest: repeats cannot change dirty state. */
   readonly written: Bitmap;
+  /** DMA bursts it issued in the current round. */
+  bursts: number;
 }
 
 const PROGRESS_STEP = 1 << 16;
 
+/** A phase's outcome: its value, or the backend call that failed. */
+type Phase<T> = T | MigrationFailure;
+
+function isFailure<T>(x: Phase<T>): x is MigrationFailure {
+  return typeof x === "object" && x !== null && "errno" in x;
+}
+
 /**
  * Runs the scenario (which must have passed validateScenario). Returns the result, or a
  * failure when a backend call returned an error. Never throws for a kernel error.
+ *
+ * The phases, one method each on MigrationRun: set up the devices (map guest RAM), start
+ * dirty tracking, pre-copy rounds, stop-and-copy, then the ledger check and the summary.
  */
 export function runMigration(scenario: Scenario, opts: MigrationOptions = {}): { result: MigrationResult } | { failure: MigrationFailure } {
   const wall0 = performance.now();
-  const table = opts.backends ?? BACKENDS;
-  const obs = opts.observer ?? {};
-  const stallRounds = opts.stallRounds ?? DEFAULT_STALL_ROUNDS;
-  const layout = new GuestLayout(scenario.guestBytes, scenario.mappingPageSize);
-  const core = new WasmCore();
-  const owned: Bitmap[] = [];
-  const bitmap = (nbits: number): Bitmap => {
-    const b = Bitmap.create(core, nbits);
-    if (!b) throw new OutOfMemory();
-    owned.push(b);
-    return b;
-  };
-  const devices: Device[] = [];
+  let run: MigrationRun | null = null;
   try {
-    const ram = layout.ramPages;
-    // The migration bitmap (pages to send) and the ledger (pages owed a send).
-    const toSend = bitmap(ram);
-    const owed = bitmap(ram);
-    const maxRegion = Math.max(...layout.regions.map((r) => r.pages));
-    const scratch = bitmap(maxRegion);
-    const words = bitmapBytes(ram) / 8;
+    run = new MigrationRun(scenario, opts);
+    const setup = run.setUpDevices();
+    if (isFailure(setup)) return { failure: setup };
+    const started = run.startTracking();
+    if (isFailure(started)) return { failure: started };
+    const pre = run.precopy();
+    if (isFailure(pre)) return { failure: pre };
+    const final = run.stopAndCopy();
+    if (isFailure(final)) return { failure: final };
+    return { result: run.summarize(pre, final, wall0) };
+  } catch (e) {
+    if (e instanceof OutOfMemory) return fail("vfio-sim", "allocate the migration bitmaps", -Errno.ENOMEM);
+    throw e;
+  } finally {
+    run?.dispose();
+  }
+}
 
+/** The state of one run: the model's core, the engine's bitmaps and the devices. */
+class MigrationRun {
+  private readonly table: BackendTable;
+  private readonly obs: MigrationObserver;
+  private readonly stallRounds: number;
+  private readonly layout: GuestLayout;
+  private readonly core = new WasmCore();
+  private readonly owned: Bitmap[] = [];
+  private readonly devices: Device[] = [];
+  /** The migration bitmap: pages the next send puts on the wire. */
+  private readonly toSend: Bitmap;
+  /** The ledger: pages a device wrote that no later send has covered yet. */
+  private readonly owed: Bitmap;
+  /** One region's harvested bits, staged for the OR into toSend. */
+  private readonly scratch: Bitmap;
+  private readonly words: number;
+  private readonly rounds: RoundResult[] = [];
+  private readonly burst: DmaBurst = { page: 0, npages: 0 };
+  private regions: MigrationResult["regions"] = [];
+  private backends: BackendInfo[] = [];
+  /** Pages the harvest being collected reported (for its DeviceRound). */
+  private reportedByDevice = 0;
+
+  constructor(
+    private readonly scenario: Scenario,
+    opts: MigrationOptions,
+  ) {
+    this.table = opts.backends ?? BACKENDS;
+    this.obs = opts.observer ?? {};
+    this.stallRounds = opts.stallRounds ?? DEFAULT_STALL_ROUNDS;
+    this.layout = new GuestLayout(scenario.guestBytes, scenario.mappingPageSize);
+    const ram = this.layout.ramPages;
+    this.toSend = this.bitmap(ram);
+    this.owed = this.bitmap(ram);
+    this.scratch = this.bitmap(Math.max(...this.layout.regions.map((r) => r.pages)));
+    this.words = bitmapBytes(ram) / 8;
+  }
+
+  private bitmap(nbits: number): Bitmap {
+    const b = Bitmap.create(this.core, nbits);
+    if (!b) throw new OutOfMemory();
+    this.owned.push(b);
+    return b;
+  }
+
+  /** Creates each device's backend and maps guest RAM for it. */
+  setUpDevices(): Phase<void> {
+    const { scenario, layout } = this;
     for (let i = 0; i < scenario.devices.length; i++) {
       const spec = scenario.devices[i];
       const workload = new DmaWorkload(spec.workload, layout, deviceSeed(scenario.seed, i));
       const pinned = spec.kind === "emulated" ? workload.hotPrefix(spec.pinned) : [];
-      const backend = table[spec.kind](spec, layout, scenario, pinned);
-      devices.push({ backend, workload, written: bitmap(ram) });
+      const backend = this.table[spec.kind](spec, layout, scenario, pinned);
+      this.devices.push({ backend, workload, written: this.bitmap(layout.ramPages), bursts: 0 });
       const ret = backend.setup();
-      if (ret < 0) return fail(spec.name, "setup (map guest RAM)", ret);
+      if (ret < 0) return failure(spec.name, "setup (map guest RAM)", ret);
     }
-    const regions = layout.regions.map((r) => ({ name: r.name, gpa: r.iova, bytes: r.bytes }));
-    const backends = devices.map(({ backend: b }) => ({
+    this.regions = layout.regions.map((r) => ({ name: r.name, gpa: r.iova, bytes: r.bytes }));
+    this.backends = this.devices.map(({ backend: b }) => ({
       device: b.spec.name,
       kind: b.spec.kind,
       fidelity: b.fidelity,
@@ -192,155 +250,103 @@ export function runMigration(scenario: Scenario, opts: MigrationOptions = {}): {
       harvestCall: b.harvester.call,
       finalCall: b.harvester.finalCall,
     }));
-    obs.begin?.({ regions, backends });
-    for (const d of devices) {
+    this.obs.begin?.({ regions: this.regions, backends: this.backends });
+  }
+
+  startTracking(): Phase<void> {
+    for (const d of this.devices) {
       const ret = d.backend.harvester.start();
-      if (ret < 0) return fail(d.backend.spec.name, "start dirty tracking", ret);
+      if (ret < 0) return failure(d.backend.spec.name, "start dirty tracking", ret);
     }
+  }
 
-    const burstsOf = new Map<Device, number>();
-    // Merges one harvested region into the migration bitmap; counts what it reported.
-    let reportedByDevice = 0;
-    const sink: HarvestSink = (ramPage, bits, nbits) => {
-      const need = bitmapBytes(nbits);
-      const u8 = core.u8;
-      u8.set(bits.subarray(0, need), scratch.ptr);
-      // A short buffer must not let the previous region's bits through.
-      if (bits.length < need) u8.fill(0, scratch.ptr + bits.length, scratch.ptr + need);
-      reportedByDevice += core.x.popcountRange(scratch.ptr, 0, nbits) >>> 0;
-      core.x.orBits(toSend.ptr, ramPage, scratch.ptr, nbits);
-    };
-    const harvestAll = (final: boolean): { devices: DeviceRound[]; ms: number } | MigrationFailure => {
-      const out: DeviceRound[] = [];
-      let total = 0;
-      for (const d of devices) {
-        const h = d.backend.harvester;
-        const t0 = performance.now();
-        const ret = final ? h.finalHarvest() : h.harvest();
-        const ms = performance.now() - t0;
-        if (ret < 0) return failure(d.backend.spec.name, final ? h.finalCall : h.call, ret);
-        reportedByDevice = 0;
-        h.collect(sink);
-        d.written.clear();
-        total += ms;
-        out.push({ device: d.backend.spec.name, kind: d.backend.spec.kind, bursts: burstsOf.get(d) ?? 0, reportedPages: reportedByDevice, harvestMs: ms });
-      }
-      return { devices: out, ms: total };
-    };
-
-    const rounds: RoundResult[] = [];
-    const burst: DmaBurst = { page: 0, npages: 0 };
-    // Every device issues its bursts for `seconds` of simulated time; returns the count.
-    const writeFor = (round: number, seconds: number, report: boolean): number | MigrationFailure => {
-      const counts = devices.map((d) => d.workload.burstsIn(seconds));
-      const total = counts.reduce((a, b) => a + b, 0);
-      let done = 0;
-      for (let i = 0; i < devices.length; i++) {
-        const d = devices[i];
-        const w = d.backend.writer;
-        for (let k = 0; k < counts[i]; k++) {
-          d.workload.next(burst);
-          // A burst whose pages this device already wrote since its last harvest cannot
-          // change any dirty state, so the model is not asked again.
-          if (d.written.popcount(burst.page, burst.npages) !== burst.npages) {
-            const ret = w.write(burst.page, burst.npages);
-            if (ret < 0) return failure(d.backend.spec.name, `DMA write at RAM page ${burst.page}`, ret);
-            d.written.set(burst.page, burst.npages);
-            owed.set(burst.page, burst.npages);
-          }
-          if (++done % PROGRESS_STEP === 0 && report) obs.progress?.(round, done / total);
-        }
-        burstsOf.set(d, counts[i]);
-      }
-      if (report) obs.progress?.(round, 1);
-      return total;
-    };
-    toSend.set(0, ram); // round 1: all of RAM
-    let stop: StopCause = "max-rounds";
+  /** Pre-copy: round 1 sends all of RAM, later rounds what the last harvest reported. */
+  precopy(): Phase<StopCause> {
+    const { scenario, toSend, owed, obs } = this;
+    toSend.set(0, this.layout.ramPages);
     let stalled = 0;
     let prevRemaining = Infinity;
     for (let round = 1; ; round++) {
       const sentPages = toSend.popcount();
       const seconds = (sentPages * PAGE_SIZE) / scenario.bandwidth;
       obs.roundStart?.(round, "pre-copy", sentPages, seconds);
-      // The send: everything in the migration bitmap leaves now.
-      core.x.andNotWords(owed.ptr, toSend.ptr, words);
-      toSend.clear();
+      this.send();
 
       // The devices write while the round's pages are on the wire.
-      const w = writeFor(round, seconds, true);
-      if (typeof w !== "number") return { failure: w };
-      const totalBursts = w;
+      const bursts = this.writeFor(round, seconds, true);
+      if (isFailure(bursts)) return bursts;
 
       const writtenPages = owed.popcount();
-      const h = harvestAll(false);
-      if ("errno" in h) return { failure: h };
+      const h = this.harvestAll(false);
+      if (isFailure(h)) return h;
       const remaining = toSend.popcount();
       const r: RoundResult = {
         round,
         phase: "pre-copy",
         sentPages,
         transferSeconds: seconds,
-        bursts: totalBursts,
+        bursts,
         writtenPages,
         reportedPages: remaining,
         harvestMs: h.ms,
         devices: h.devices,
       };
-      rounds.push(r);
+      this.rounds.push(r);
       obs.roundEnd?.(r);
 
-      if ((remaining * PAGE_SIZE) / scenario.bandwidth <= scenario.downtimeLimit) {
-        stop = "fits-downtime";
-        break;
-      }
+      if ((remaining * PAGE_SIZE) / scenario.bandwidth <= scenario.downtimeLimit) return "fits-downtime";
       stalled = remaining >= prevRemaining ? stalled + 1 : 0;
       prevRemaining = remaining;
-      if (stallRounds > 0 && stalled >= stallRounds) {
-        stop = "stalled";
-        break;
-      }
-      if (round >= scenario.maxRounds) break;
+      if (this.stallRounds > 0 && stalled >= this.stallRounds) return "stalled";
+      if (round >= scenario.maxRounds) return "max-rounds";
     }
+  }
 
-    // Stop-and-copy: the devices run on for the stop latency (the switch-over decision and
-    // stopping the guest), then stop; one final harvest; the rest is sent during downtime.
-    const stopRoundNo = rounds.length + 1;
-    const lateBursts = writeFor(stopRoundNo, scenario.stopLatency, false);
-    if (typeof lateBursts !== "number") return { failure: lateBursts };
-    const writtenLate = owed.popcount();
-    const final = harvestAll(true);
-    if ("errno" in final) return { failure: final };
-    const finalPages = toSend.popcount();
-    const downtime = (finalPages * PAGE_SIZE) / scenario.bandwidth;
-    const stopRound: RoundResult = {
-      round: stopRoundNo,
+  /**
+   * Stop-and-copy: the devices run on for the stop latency (the switch-over decision and
+   * stopping the guest), then stop; one final harvest; the rest is sent during downtime.
+   * Returns the downtime in simulated seconds.
+   */
+  stopAndCopy(): Phase<number> {
+    const round = this.rounds.length + 1;
+    const bursts = this.writeFor(round, this.scenario.stopLatency, false);
+    if (isFailure(bursts)) return bursts;
+    const writtenPages = this.owed.popcount();
+    const final = this.harvestAll(true);
+    if (isFailure(final)) return final;
+    const sentPages = this.toSend.popcount();
+    const downtime = (sentPages * PAGE_SIZE) / this.scenario.bandwidth;
+    const r: RoundResult = {
+      round,
       phase: "stop-and-copy",
-      sentPages: finalPages,
+      sentPages,
       transferSeconds: downtime,
-      bursts: lateBursts,
-      writtenPages: writtenLate,
-      reportedPages: finalPages,
+      bursts,
+      writtenPages,
+      reportedPages: sentPages,
       harvestMs: final.ms,
       devices: final.devices,
     };
-    obs.roundStart?.(stopRound.round, "stop-and-copy", finalPages, downtime);
-    core.x.andNotWords(owed.ptr, toSend.ptr, words);
-    toSend.clear();
-    rounds.push(stopRound);
-    obs.roundEnd?.(stopRound);
+    this.obs.roundStart?.(round, "stop-and-copy", sentPages, downtime);
+    this.send();
+    this.rounds.push(r);
+    this.obs.roundEnd?.(r);
+    return downtime;
+  }
 
-    const check = ledgerCheck(owed, layout);
+  /** The ledger check, the verdict and the totals. */
+  summarize(stop: StopCause, downtime: number, wall0: number): MigrationResult {
+    const { scenario, rounds } = this;
     const converged = stop === "fits-downtime" && downtime <= scenario.downtimeLimit;
     const sent = rounds.reduce((a, r) => a + r.sentPages, 0);
-    const result: MigrationResult = {
+    return {
       scenario,
-      regions,
-      backends,
+      regions: this.regions,
+      backends: this.backends,
       rounds,
       converged,
       stop,
-      reason: converged ? null : explain(scenario, layout, rounds, stop),
+      reason: converged ? null : explain(scenario, this.layout, rounds, stop),
       totals: {
         precopyRounds: rounds.length - 1,
         sentPages: sent,
@@ -350,15 +356,77 @@ export function runMigration(scenario: Scenario, opts: MigrationOptions = {}): {
         harvestMs: rounds.reduce((a, r) => a + r.harvestMs, 0),
         wallMs: performance.now() - wall0,
       },
-      check,
+      check: ledgerCheck(this.owed, this.layout),
     };
-    return { result };
-  } catch (e) {
-    if (e instanceof OutOfMemory) return fail("vfio-sim", "allocate the migration bitmaps", -Errno.ENOMEM);
-    throw e;
-  } finally {
-    for (const d of devices) d.backend.dispose();
-    for (const b of owned) b.dispose();
+  }
+
+  dispose(): void {
+    for (const d of this.devices) d.backend.dispose();
+    for (const b of this.owned) b.dispose();
+  }
+
+  /** The send: everything in the migration bitmap leaves now, and is owed no longer. */
+  private send(): void {
+    this.core.x.andNotWords(this.owed.ptr, this.toSend.ptr, this.words);
+    this.toSend.clear();
+  }
+
+  /** Every device issues its bursts for `seconds` of simulated time; returns the count. */
+  private writeFor(round: number, seconds: number, report: boolean): Phase<number> {
+    const { devices, burst, owed, obs } = this;
+    const counts = devices.map((d) => d.workload.burstsIn(seconds));
+    const total = counts.reduce((a, b) => a + b, 0);
+    let done = 0;
+    for (let i = 0; i < devices.length; i++) {
+      const d = devices[i];
+      const w = d.backend.writer;
+      for (let k = 0; k < counts[i]; k++) {
+        d.workload.next(burst);
+        // A burst whose pages this device already wrote since its last harvest cannot
+        // change any dirty state, so the model is not asked again.
+        if (d.written.popcount(burst.page, burst.npages) !== burst.npages) {
+          const ret = w.write(burst.page, burst.npages);
+          if (ret < 0) return failure(d.backend.spec.name, `DMA write at RAM page ${burst.page}`, ret);
+          d.written.set(burst.page, burst.npages);
+          owed.set(burst.page, burst.npages);
+        }
+        if (++done % PROGRESS_STEP === 0 && report) obs.progress?.(round, done / total);
+      }
+      d.bursts = counts[i];
+    }
+    if (report) obs.progress?.(round, 1);
+    return total;
+  }
+
+  /** Merges one harvested region into the migration bitmap; counts what it reported. */
+  private readonly sink: HarvestSink = (ramPage, bits, nbits) => {
+    const { core, scratch } = this;
+    const need = bitmapBytes(nbits);
+    const u8 = core.u8;
+    u8.set(bits.subarray(0, need), scratch.ptr);
+    // A short buffer must not let the previous region's bits through.
+    if (bits.length < need) u8.fill(0, scratch.ptr + bits.length, scratch.ptr + need);
+    this.reportedByDevice += core.x.popcountRange(scratch.ptr, 0, nbits) >>> 0;
+    core.x.orBits(this.toSend.ptr, ramPage, scratch.ptr, nbits);
+  };
+
+  /** One harvest per device (the final one after the devices stopped), timed. */
+  private harvestAll(final: boolean): Phase<{ devices: DeviceRound[]; ms: number }> {
+    const out: DeviceRound[] = [];
+    let total = 0;
+    for (const d of this.devices) {
+      const h = d.backend.harvester;
+      const t0 = performance.now();
+      const ret = final ? h.finalHarvest() : h.harvest();
+      const ms = performance.now() - t0;
+      if (ret < 0) return failure(d.backend.spec.name, final ? h.finalCall : h.call, ret);
+      this.reportedByDevice = 0;
+      h.collect(this.sink);
+      d.written.clear();
+      total += ms;
+      out.push({ device: d.backend.spec.name, kind: d.backend.spec.kind, bursts: d.bursts, reportedPages: this.reportedByDevice, harvestMs: ms });
+    }
+    return { devices: out, ms: total };
   }
 }
 
