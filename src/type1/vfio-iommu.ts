@@ -37,7 +37,7 @@ import { PAGE_SHIFT, PAGE_SIZE } from "../process/vma";
 import { Mutex } from "./lock";
 import { ChunkedList } from "../util/sorted-list";
 import { VfioDma, VfioPfn } from "./dma";
-import { DEFAULT_TYPE1_OPTIONS, Type1Options } from "./options";
+import { DEFAULT_TYPE1_OPTIONS, Type1Kernel, Type1Options, type1Kernel } from "./options";
 import { reportAndClear, updateUserBitmap } from "./dirty";
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -113,6 +113,8 @@ export class VfioIommu {
   readonly nesting: boolean;
   dirtyPageTracking = false;
   readonly opts: Type1Options;
+  /** The kernel changes the profile selects. */
+  readonly kernel: Readonly<Type1Kernel>;
 
   /** vfio_iommu_type1_open(). Use `VfioIommu.open` to get the errno for a bad type. */
   private constructor(
@@ -122,6 +124,7 @@ export class VfioIommu {
     opts: Partial<Type1Options>,
   ) {
     this.opts = { ...DEFAULT_TYPE1_OPTIONS, ...opts };
+    this.kernel = type1Kernel(this.opts.profile);
     this.v2 = type !== 1;
     this.nesting = type === 6;
     this.dmaAvail = this.opts.dmaEntryLimit;
@@ -134,9 +137,9 @@ export class VfioIommu {
     return new VfioIommu(core, platform, type, opts);
   }
 
-  /** The error for an address wrap: -EINVAL in 6.1, -EOVERFLOW in mainline. */
+  /** The error for an address wrap: -EINVAL up to 6.18-rc3, then -EOVERFLOW. */
   private get wrapErrno(): number {
-    return this.opts.profile === "mainline" ? -Errno.EOVERFLOW : -Errno.EINVAL;
+    return this.kernel.overflowChecks ? -Errno.EOVERFLOW : -Errno.EINVAL;
   }
 
   /** 1 << __ffs(pgsize_bitmap). */
@@ -159,10 +162,10 @@ export class VfioIommu {
 
   /**
    * vfio_find_dma(): a dma overlapping [start, start+size). 6.1 compares with an exclusive
-   * end computed in u64 (a sum that wraps to 0 finds nothing); mainline uses inclusive ends.
+   * end computed in u64 (a sum that wraps to 0 finds nothing); 6.18+ uses inclusive ends.
    */
   vfioFindDma(start: bigint, size: bigint): VfioDma | null {
-    const end = this.opts.profile === "mainline" ? start + (size === 0n ? 0n : size - 1n) + 1n : u64(start + size);
+    const end = this.kernel.overflowChecks ? start + (size === 0n ? 0n : size - 1n) + 1n : u64(start + size);
     const i = this.lowerBound(start);
     const d = this.dmaList.at(i)!;
     if (!d) return null;
@@ -231,13 +234,16 @@ export class VfioIommu {
     if (!mm) return -Errno.ENODEV;
     const max = this.opts.disableHugepages ? 1 : npage;
     if (vaddr > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT;
-    const run = mm.memory.pinRun(Number(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0);
+    const run = mm.memory.pinRun(Number(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0, true);
     if (typeof run === "number") return run;
     const iova = vaddr - dma.vaddr + dma.iova;
     // Reserved pfns (the zero page) are never charged; externally pinned pages already are.
     const acct = run.reserved ? 0 : run.npages - this.vpfnPages(dma, iova, run.npages);
-    // The kernel checks page by page; the first page over the limit fails the whole run.
-    if (!dma.lockCap && BigInt(mm.lockedVm + acct) > limit) return -Errno.ENOMEM;
+    // The kernel checks each page it would charge (locked_vm + lock_acct + 1 > limit); the
+    // first one over the limit fails the whole run. Pages it does not charge (reserved,
+    // already pinned by a vfio_pfn) are not checked at all, even when locked_vm is already
+    // above the limit.
+    if (acct > 0 && !dma.lockCap && BigInt(mm.lockedVm + acct) > limit) return -Errno.ENOMEM;
     const r = this.vfioLockAcct(dma, acct, false);
     if (r < 0) return r;
     return { npages: run.npages, phys: BigInt(run.phys), reserved: run.reserved };
@@ -331,8 +337,8 @@ export class VfioIommu {
     let prot = 0;
     if (map.flags & VFIO_DMA_MAP_FLAG_WRITE) prot |= IOMMU_WRITE;
     if (map.flags & VFIO_DMA_MAP_FLAG_READ) prot |= IOMMU_READ;
-    const mainline = this.opts.profile === "mainline";
-    if (mainline) {
+    const overflowChecks = this.kernel.overflowChecks;
+    if (overflowChecks) {
       if (size === 0n) return -Errno.EINVAL;
       if (u64(iova + size - 1n) < iova || u64(vaddr + size - 1n) < vaddr) return -Errno.EOVERFLOW;
     }
@@ -342,13 +348,13 @@ export class VfioIommu {
     try {
       const pgsize = this.pgsize();
       if (size === 0n || ((size | iova | vaddr) & (pgsize - 1n)) !== 0n) return -Errno.EINVAL;
-      if (!mainline && (u64(iova + size - 1n) < iova || u64(vaddr + size - 1n) < vaddr)) return this.wrapErrno;
+      if (!overflowChecks && (u64(iova + size - 1n) < iova || u64(vaddr + size - 1n) < vaddr)) return this.wrapErrno;
 
       const found = this.vfioFindDma(iova, size);
       if (setVaddr) {
         if (!found) return -Errno.ENOENT;
         if (!found.vaddrInvalid || found.iova !== iova || found.size !== size) return -Errno.EINVAL;
-        if (mainline) {
+        if (this.kernel.vaddrOwner) {
           const r = this.vfioChangeDmaOwner(current, found);
           if (r < 0) return r;
         }
@@ -379,7 +385,7 @@ export class VfioIommu {
     }
   }
 
-  /** vfio_change_dma_owner() (mainline, v6.3+): move the charge to the remapping task's mm. */
+  /** vfio_change_dma_owner() (v6.3+): move the charge to the remapping task's mm. */
   private vfioChangeDmaOwner(current: Task, dma: VfioDma): number {
     const newMm = current.mm;
     if (!newMm) return -Errno.ENODEV;
@@ -877,7 +883,7 @@ export class VfioIommu {
   private vfioPinPageExternal(dma: VfioDma, vaddr: bigint, doAccounting: boolean): bigint | number {
     if (!dma.mm.alive) return -Errno.ENODEV;
     if (vaddr > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT;
-    const run = dma.mm.memory.pinRun(Number(vaddr), 1, (dma.prot & IOMMU_WRITE) !== 0);
+    const run = dma.mm.memory.pinRun(Number(vaddr), 1, (dma.prot & IOMMU_WRITE) !== 0, true);
     if (typeof run === "number") return run;
     if (doAccounting && !run.reserved) {
       const r = this.vfioLockAcct(dma, 1, true);
@@ -892,7 +898,7 @@ export class VfioIommu {
     if (!Number.isInteger(npage) || npage <= 0) return fail(-Errno.EINVAL);
     if (npage > PAGE_SIZE / 8) return fail(-Errno.E2BIG);
     if (!this.v2) return fail(-Errno.EACCES);
-    if (this.opts.profile === "mainline" && u64(userIova + BigInt(npage) * PAGE - 1n) < userIova) return fail(-Errno.EOVERFLOW);
+    if (this.kernel.overflowChecks && u64(userIova + BigInt(npage) * PAGE - 1n) < userIova) return fail(-Errno.EOVERFLOW);
     this.lock.lock();
     try {
       if (this.vaddrInvalidCount) return fail(-Errno.EBUSY);
