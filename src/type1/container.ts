@@ -95,9 +95,12 @@ export class VfioContainer implements FileOps {
     }
   }
 
-  release(): void {
-    for (const g of [...this.groups]) g.unsetContainer();
-  }
+  /**
+   * vfio_fops_release(): the fd's reference goes, nothing else. Each attached group holds
+   * its own reference (vfio_group_set_container()), so the container, its mappings and
+   * their charge live until the last group leaves; that detach releases the backend.
+   */
+  release(): void {}
 }
 
 /** A /dev/vfio/N file. */

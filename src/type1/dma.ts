@@ -24,6 +24,8 @@ export interface VfioPfn {
   iova: bigint;
   phys: bigint;
   refCount: number;
+  /** The pfn is reserved (the zero page): put_pfn() unpins nothing and uncharges nothing. */
+  reserved: boolean;
 }
 
 /** struct vfio_dma. */

@@ -36,7 +36,7 @@ import { CAP_IPC_LOCK } from "../process/mm";
 import { PAGE_SHIFT, PAGE_SIZE } from "../process/vma";
 import { Mutex } from "./lock";
 import { ChunkedList } from "../util/sorted-list";
-import { VfioDma, VfioPfn } from "./dma";
+import { VfioDma, type PinnedRun, type VfioPfn } from "./dma";
 import { DEFAULT_TYPE1_OPTIONS, Type1Kernel, Type1Options, type1Kernel } from "./options";
 import { reportAndClear, updateUserBitmap } from "./dirty";
 
@@ -251,8 +251,9 @@ export class VfioIommu {
 
   /** vfio_unpin_pages_remote(): unpins a run; with accounting, uncharges what no vfio_pfn holds. */
   vfioUnpinPagesRemote(dma: VfioDma, iova: bigint, npage: number, reserved: boolean, doAccounting: boolean): number {
+    // put_pfn() of a reserved pfn returns 0, so such pages count neither as unlocked nor locked.
     const unlocked = reserved ? 0 : npage;
-    const locked = this.vpfnPages(dma, iova, npage);
+    const locked = reserved ? 0 : this.vpfnPages(dma, iova, npage);
     if (doAccounting) this.vfioLockAcct(dma, locked - unlocked, true);
     return unlocked;
   }
@@ -765,40 +766,56 @@ export class VfioIommu {
     }
   }
 
-  /** vfio_iommu_replay(): map every existing dma into a new domain (pinning the ones never mapped). */
+  /**
+   * vfio_iommu_replay(): map every existing dma into a new domain, pinning the ones never
+   * mapped (an emulated-only container until now). All or nothing: iommu_mapped is set only
+   * after every dma is mapped, and a failure unmaps from the new domain, unpins and
+   * uncharges everything this call pinned (the kernel's unwind walk), so pins and charge are
+   * as before.
+   */
   private vfioIommuReplay(vd: VfioDomain): number {
     const done: Array<[bigint, bigint]> = [];
-    const mappedBefore = this.domainList.length > 0;
+    const pinned = new Map<VfioDma, PinnedRun[]>();
+    const unwind = (ret: number): number => {
+      for (const [i, s] of done) vd.domain.unmap(i, s);
+      for (const [dma, runs] of pinned) {
+        for (const run of runs) this.vfioUnpinPagesRemote(dma, dma.iova + run.offset, run.npages, run.reserved, true);
+      }
+      return ret;
+    };
     for (const dma of this.dmaList) {
       if (dma.msiReserved) continue;
-      if (mappedBefore || dma.iommuMapped) {
+      if (dma.iommuMapped) {
         for (const run of dma.runs) {
           const iova = dma.iova + run.offset;
           const size = BigInt(run.npages) * PAGE;
           const r = vd.domain.map(iova, run.phys, size, dma.prot | IOMMU_CACHE);
-          if (r < 0) {
-            for (const [i, s] of done) vd.domain.unmap(i, s);
-            return r;
-          }
+          if (r < 0) return unwind(r);
           done.push([iova, size]);
         }
         continue;
       }
-      // Never pinned (emulated-only container until now): pin from the dma's own mm.
+      // Never pinned: pin from the dma's own mm.
+      const runs: PinnedRun[] = [];
+      pinned.set(dma, runs);
       let off = 0n;
       const limit = dma.task.rlimitMemlock() >> PSHIFT;
       while (off < dma.size) {
         const r = this.vfioPinPagesRemote(dma.task, dma, dma.vaddr + off, Number((dma.size - off) >> PSHIFT), limit);
-        if (typeof r === "number") return r;
+        if (typeof r === "number") return unwind(r);
         const size = BigInt(r.npages) * PAGE;
         const m = vd.domain.map(dma.iova + off, r.phys, size, dma.prot | IOMMU_CACHE);
         if (m < 0) {
           this.vfioUnpinPagesRemote(dma, dma.iova + off, r.npages, r.reserved, true);
-          return m;
+          return unwind(m);
         }
-        dma.runs.push({ offset: off, phys: r.phys, npages: r.npages, reserved: r.reserved });
+        done.push([dma.iova + off, size]);
+        runs.push({ offset: off, phys: r.phys, npages: r.npages, reserved: r.reserved });
         off += size;
       }
+    }
+    for (const [dma, runs] of pinned) {
+      dma.runs = runs;
       dma.iommuMapped = true;
     }
     return 0;
@@ -828,7 +845,7 @@ export class VfioIommu {
             if (this.emulatedGroups.length === 0) {
               while (this.dmaList.length) this.vfioRemoveDma(this.dmaList.at(0)!);
             } else {
-              for (const dma of this.dmaList) this.vfioUnmapUnpin(dma, true);
+              this.vfioIommuUnmapUnpinReaccount();
             }
           } else {
             for (const dma of this.dmaList) for (const run of dma.runs) d.domain.unmap(dma.iova + run.offset, BigInt(run.npages) * PAGE);
@@ -842,6 +859,21 @@ export class VfioIommu {
       return -Errno.EINVAL;
     } finally {
       this.lock.unlock();
+    }
+  }
+
+  /**
+   * vfio_iommu_unmap_unpin_reaccount(): the last IOMMU domain goes while emulated groups
+   * stay. Every dma is unmapped and unpinned without accounting, then charged again for the
+   * pages emulated devices still pin (their vfio_pfn entries, reserved pfns excepted), which
+   * later vfio_unpin_pages() calls uncharge one by one.
+   */
+  private vfioIommuUnmapUnpinReaccount(): void {
+    for (const dma of this.dmaList) {
+      const unlocked = this.vfioUnmapUnpin(dma, false);
+      let locked = 0;
+      for (const vpfn of dma.pfnList.values()) if (!vpfn.reserved) locked++;
+      this.vfioLockAcct(dma, locked - unlocked, true);
     }
   }
 
@@ -879,8 +911,11 @@ export class VfioIommu {
     this.lock.unlock();
   }
 
-  /** vfio_pin_page_external(): pin one page of the dma's mm, charging it without a domain. */
-  private vfioPinPageExternal(dma: VfioDma, vaddr: bigint, doAccounting: boolean): bigint | number {
+  /**
+   * vfio_pin_page_external(): pin one page of the dma's mm, charging it without a domain
+   * (a reserved pfn, the zero page on 6.1, is pinned but not charged).
+   */
+  private vfioPinPageExternal(dma: VfioDma, vaddr: bigint, doAccounting: boolean): { phys: bigint; reserved: boolean } | number {
     if (!dma.mm.alive) return -Errno.ENODEV;
     if (vaddr > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT;
     const run = dma.mm.memory.pinRun(Number(vaddr), 1, (dma.prot & IOMMU_WRITE) !== 0, true);
@@ -889,7 +924,7 @@ export class VfioIommu {
       const r = this.vfioLockAcct(dma, 1, true);
       if (r) return r;
     }
-    return BigInt(run.phys);
+    return { phys: BigInt(run.phys), reserved: run.reserved };
   }
 
   /** vfio_iommu_type1_pin_pages() with the container layer's E2BIG / EINVAL checks in front. */
@@ -930,8 +965,8 @@ export class VfioIommu {
           ret = p;
           break;
         }
-        dma.pfnList.set(iova, { iova, phys: p, refCount: 1 });
-        phys.push(p);
+        dma.pfnList.set(iova, { iova, phys: p.phys, refCount: 1, reserved: p.reserved });
+        phys.push(p.phys);
         if (this.dirtyPageTracking && dma.bitmap) {
           dma.bitmap.set(Number((iova - dma.iova) / pgsize), 1);
           dma.bitmapLowClean = false;
@@ -952,7 +987,10 @@ export class VfioIommu {
     }
   }
 
-  /** vfio_unpin_page_external(): drop one reference; at zero, unpin and (without a domain) uncharge. */
+  /**
+   * vfio_unpin_page_external(): drop one reference; at zero, unpin and (without a domain)
+   * uncharge what put_pfn() unpinned: nothing for a reserved pfn.
+   */
   private vfioUnpinPageExternal(iova: bigint, doAccounting: boolean): boolean {
     this.lock.assertHeld();
     const dma = this.vfioFindDma(iova, PAGE);
@@ -962,7 +1000,7 @@ export class VfioIommu {
     vpfn.refCount--;
     if (vpfn.refCount === 0) {
       dma.pfnList.delete(iova);
-      if (doAccounting) this.vfioLockAcct(dma, -1, true);
+      if (doAccounting && !vpfn.reserved) this.vfioLockAcct(dma, -1, true);
     }
     return true;
   }
