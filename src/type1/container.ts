@@ -161,6 +161,8 @@ export class VfioGroupFile implements FileOps {
  * Makes /dev/vfio/vfio and /dev/vfio/<group id> of `platform` openable in `proc`. Every
  * open of /dev/vfio/vfio is a new container; a group can be open once at a time (-EBUSY).
  * Containers share the process's Wasm core so the dirty bitmap packs straight into its memory.
+ * What pinning charges is the process's (`ProcessOptions.gup`): give a process made for a
+ * `linux-6.12` or `mainline` container `type1Kernel(profile).gup`, as `createVfioProcess` does.
  */
 export function installVfio(proc: Process, platform: Platform, opts: Partial<Type1Options> = {}): void {
   const options: Type1Options = { ...DEFAULT_TYPE1_OPTIONS, ...opts };
