@@ -168,10 +168,37 @@ class Gen {
     }
   }
 
+  /**
+   * The M1 pattern in one go: a 2 MiB block gets a page table (a VMA boundary inside it, or a
+   * write into its huge zero page), so its never-written pages are small zero pages; something
+   * is charged; the limit drops below locked_vm with CAP_IPC_LOCK off; then read-only pins
+   * there (free on 6.1, charged on 6.12) and next to written pages.
+   */
+  private smallZeroPins(): void {
+    const blk = 0x1000000 + this.rng.int(8) * 0x200000;
+    if (this.rng.chance(0.5)) {
+      this.line(`mprotect addr=+${hex(blk + 0x1ff000)} size=0x1000 prot=r`);
+      this.st.tainted.push([blk + 0x1ff000, blk + 0x200000]);
+    } else if (this.st.isClean(blk + 0x80000, PAGE)) {
+      this.line(`peek addr=+${hex(blk)} size=8`);
+      this.line(`fill addr=+${hex(blk + 0x80000)} size=0x1000 byte=${this.rng.range(1, 255)}`);
+    }
+    const iova = 0x20000000 + this.rng.int(0x100) * 0x100000;
+    this.line(`map flags=3 vaddr=+${hex(blk + this.rng.int(16) * PAGE)} iova=${hex(iova)} size=${hex(this.rng.range(1, 4) * PAGE)}`);
+    this.line(`memlock bytes=${hex(this.pick([0, 0, 0x1000, 0x2000]))}`);
+    this.line("cap_ipc_lock on=0");
+    for (let i = this.rng.range(1, 3); i > 0; i--) {
+      const off = this.pick([0x10000, 0x7e000, 0x80000, 0x100000, 0x1f0000]) + this.rng.int(4) * PAGE;
+      this.line(`map flags=1 vaddr=+${hex(blk + off)} iova=${hex(iova + 0x10000 * (i + 1))} size=${hex(this.rng.range(1, 8) * PAGE)}`);
+    }
+    this.line("locked");
+  }
+
   /** The M1 pattern: charge something, drop the limit below locked_vm, then pin pages that may cost nothing. */
   private memlockEdge(): void {
     const r = this.rng.float();
-    if (r < 0.4) this.line(`memlock bytes=${hex(this.pick([0, 0x1000, 0x4000, 0x10000, 0x100000, 0x400000]))}`);
+    if (r < 0.15) this.smallZeroPins();
+    else if (r < 0.4) this.line(`memlock bytes=${hex(this.pick([0, 0x1000, 0x4000, 0x10000, 0x100000, 0x400000]))}`);
     else if (r < 0.6) this.line(`cap_ipc_lock on=${this.rng.int(2)}`);
     else if (r < 0.7) this.line("memlock bytes=unlimited");
     else {
