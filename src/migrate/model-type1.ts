@@ -42,7 +42,7 @@ import { Process } from "../process";
 import { vtdPlatform, type Platform, type PlatformGroup } from "../iommu/platform";
 import { DMA_OK, DmaDevice } from "../iommu/hw/device";
 import { HwIommuDomain, withHardwareDirty } from "../iommu/hw/iommu-domain";
-import { VfioContainer, installVfio, type VfioEmulatedDevice, type VfioIommu } from "../type1";
+import { DEFAULT_TYPE1_OPTIONS, VfioContainer, installVfio, type1Kernel, type VfioEmulatedDevice, type VfioIommu } from "../type1";
 import { bitmapBytes } from "../bitmap";
 import type { DeviceBackend, DirtyHarvester, DmaWriter, HarvestSink } from "./backend";
 import { PAGE_SIZE, type GuestLayout, type RamRegion } from "./layout";
@@ -69,7 +69,7 @@ export class ModelType1 implements DeviceBackend, DmaWriter, DirtyHarvester {
   readonly finalCall = "VFIO_IOMMU_UNMAP_DMA + GET_DIRTY_BITMAP";
   readonly writer: DmaWriter = this;
   readonly harvester: DirtyHarvester = this;
-  private readonly proc = new Process();
+  private readonly proc: Process;
   private readonly regions: Region[];
   private readonly group: PlatformGroup;
   private readonly platform: Platform;
@@ -108,7 +108,9 @@ export class ModelType1 implements DeviceBackend, DmaWriter, DirtyHarvester {
         "DMA through the IOTLB / page walk sets D bits, GET_BITMAP harvests them (a model extension)",
       iommufd: "",
     }[spec.kind];
-    installVfio(this.proc, this.platform, { bitmapCopy: scenario.bitmapCopy });
+    const profile = scenario.type1Profile ?? DEFAULT_TYPE1_OPTIONS.profile;
+    this.proc = new Process({ gup: type1Kernel(profile).gup });
+    installVfio(this.proc, this.platform, { bitmapCopy: scenario.bitmapCopy, profile });
   }
 
   private ioctl(fd: number, cmd: number, args: Uint8Array): number {

@@ -17,7 +17,7 @@ export function renderHeader(s: Scenario, result: Pick<MigrationResult, "regions
     `Guest ${formatBytes(s.guestBytes)} (${regions}), ${formatBytes(s.mappingPageSize)} mappings`,
     `Link ${formatRate(s.bandwidth)}, downtime limit ${formatSeconds(s.downtimeLimit)}, stop latency ${formatSeconds(s.stopLatency)}, ` +
       `at most ${s.maxRounds} rounds, ` +
-      `bitmap copy ${s.bitmapCopy}, seed ${s.seed}`,
+      `bitmap copy ${s.bitmapCopy}, seed ${s.seed}${s.type1Profile ? `, type1 profile ${s.type1Profile}` : ""}`,
   ];
   const width = Math.max(...s.devices.map((d) => d.name.length));
   for (const d of s.devices) {

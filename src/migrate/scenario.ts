@@ -4,6 +4,7 @@
  * data; the engine (engine.ts) runs it and the CLI builds it from options.
  */
 import type { PackVariant } from "../bitmap";
+import type { Type1Profile } from "../type1/options";
 import { layoutError } from "./layout";
 
 /**
@@ -71,6 +72,8 @@ export interface Scenario {
   readonly maxRounds: number;
   /** How type1 copies per-mapping bitmaps to the user bitmap (update_user_bitmap). */
   readonly bitmapCopy: PackVariant;
+  /** Which kernel the type1 containers model (default `linux-6.1`). */
+  readonly type1Profile?: Type1Profile;
   /** Seed of the DMA workload. */
   readonly seed: number;
 }

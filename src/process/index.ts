@@ -13,4 +13,6 @@ export type { UserSpan, PinnedRun } from "./memory";
 export { VmaList, PAGE_SIZE, PAGE_SHIFT, PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC, TASK_SIZE, protReadable, protWritable } from "./vma";
 export type { Vma } from "./vma";
 export { Process } from "./process";
+export { GUP_LINUX_6_1, GUP_LINUX_6_2 } from "./gup";
+export type { GupBehaviour } from "./gup";
 export type { SyscallResult, DeviceOpen, ProcessOptions } from "./process";

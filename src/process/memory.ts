@@ -9,6 +9,7 @@
 import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
 import { PageBacking } from "./pages";
+import { GUP_LINUX_6_1, type GupBehaviour } from "./gup";
 import { PAGE_SIZE, TASK_SIZE, VmaList, protReadable, protWritable } from "./vma";
 
 /** Bytes per backing frame. */
@@ -55,7 +56,13 @@ export class UserMemory {
     return v !== undefined && v.end >= end;
   });
 
-  constructor(readonly core: WasmCore) {
+  /**
+   * @param gup what get_user_pages() does on this kernel (default: Linux 6.1's).
+   */
+  constructor(
+    readonly core: WasmCore,
+    readonly gup: Readonly<GupBehaviour> = GUP_LINUX_6_1,
+  ) {
     this.vmas.onSplit = (addr) => this.backing.split(addr);
   }
 
@@ -187,9 +194,10 @@ export class UserMemory {
   /**
    * Resolves the pages pin_user_pages() would pin from `vaddr`: up to `maxPages` pages that
    * are accessible (writable when `write`) and physically contiguous. Returns the run, or
-   * -EFAULT when the first page cannot be pinned.
+   * -EFAULT when the first page cannot be pinned. `longterm` is FOLL_LONGTERM (what VFIO
+   * passes); with `gup.longtermUnshareZeroPage` a read-only long-term pin unshares zero pages.
    */
-  pinRun(vaddr: number, maxPages: number, write: boolean): PinnedRun | number {
+  pinRun(vaddr: number, maxPages: number, write: boolean, longterm = false): PinnedRun | number {
     const v = this.vmas.find(vaddr);
     if (!v || !(write ? protWritable(v.prot) : protReadable(v.prot))) return -Errno.EFAULT;
     const phys = v.phys + (vaddr - v.start);
@@ -205,8 +213,10 @@ export class UserMemory {
     }
     const npages = Math.min(maxPages, (end - vaddr) / PAGE_SIZE);
     const page = Math.floor(vaddr / PAGE_SIZE);
-    // GUP faults every page in first (FOLL_WRITE breaks COW from the zero pages).
-    this.backing.fault(vaddr, npages * PAGE_SIZE, write);
+    // GUP faults every page in first (FOLL_WRITE breaks COW from the zero pages; 6.2+ unshares
+    // them for a long-term read-only pin, every model mapping being private, so COW).
+    if (!write && longterm && this.gup.longtermUnshareZeroPage) this.backing.unshare(vaddr, npages * PAGE_SIZE);
+    else this.backing.fault(vaddr, npages * PAGE_SIZE, write);
     const b = this.backing.backing(page, npages);
     return { npages: b.npages, phys: b.reserved ? ZERO_PAGE_PHYS : phys, reserved: b.reserved };
   }

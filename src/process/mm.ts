@@ -5,6 +5,7 @@
 import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
 import { UserMemory } from "./memory";
+import type { GupBehaviour } from "./gup";
 import { PAGE_SHIFT } from "./vma";
 
 /** RLIM_INFINITY as a u64. */
@@ -24,8 +25,8 @@ export class MmStruct {
   /** Its memory. */
   readonly memory: UserMemory;
 
-  constructor(core: WasmCore) {
-    this.memory = new UserMemory(core);
+  constructor(core: WasmCore, gup?: Readonly<GupBehaviour>) {
+    this.memory = new UserMemory(core, gup);
   }
 
   /** VmLck in KiB. */

@@ -90,6 +90,36 @@ export class PageBacking {
     }
   }
 
+  /**
+   * An unshare fault over [addr, addr+len) (FAULT_FLAG_UNSHARE, from a long-term read-only
+   * pin on 6.2+): every page that holds a zero page, small or huge, gets a fresh anonymous
+   * page of its own. A huge zero PMD is split first (do_huge_pmd_wp_page() falls back), so
+   * unlike a write fault into an empty block, only the pinned pages become real.
+   */
+  unshare(addr: number, len: number): void {
+    if (len <= 0) return;
+    let page = Math.floor(addr / PAGE_SIZE);
+    const endPage = Math.ceil((addr + len) / PAGE_SIZE);
+    const firstFull = Math.ceil(page / HPAGE_PMD_NR);
+    const lastFull = Math.floor(endPage / HPAGE_PMD_NR);
+    if (lastFull > firstFull) {
+      // Whole blocks end with every page real, whatever they held: as a write fault.
+      this.real.add(firstFull * HPAGE_PMD_NR, lastFull * HPAGE_PMD_NR);
+      this.dropPmds(firstFull, lastFull);
+      this.unshare(addr, firstFull * HPAGE_SIZE - addr);
+      this.unshare(lastFull * HPAGE_SIZE, addr + len - lastFull * HPAGE_SIZE);
+      return;
+    }
+    while (page < endPage) {
+      const block = Math.floor(page / HPAGE_PMD_NR);
+      const bEnd = Math.min(endPage, (block + 1) * HPAGE_PMD_NR);
+      // Read fault (maybe a huge zero PMD), split, then one fresh page per pinned page.
+      this.pmd.set(block, Pmd.Table);
+      this.real.add(page, bEnd);
+      page = bEnd;
+    }
+  }
+
   private faultInBlock(block: number, from: number, to: number, write: boolean): void {
     let st = this.pmd.get(block);
     if (st === undefined) {

@@ -6,6 +6,7 @@
 import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
 import type { FileOps } from "./file";
+import type { GupBehaviour } from "./gup";
 import { CAP_IPC_LOCK, MmStruct, RLIM_INFINITY } from "./mm";
 import type { Task } from "./task";
 import { PAGE_SIZE, PROT_READ, PROT_WRITE, TASK_SIZE } from "./vma";
@@ -29,6 +30,8 @@ export interface ProcessOptions {
   rlimitMemlock?: bigint;
   /** Whether CAP_IPC_LOCK starts in the effective set (default true, like the oracle's root). */
   capIpcLock?: boolean;
+  /** What pinning does on the modelled kernel (default Linux 6.1's, `GUP_LINUX_6_1`). */
+  gup?: Readonly<GupBehaviour>;
 }
 
 let nextPid = 1000;
@@ -56,7 +59,7 @@ export class Process implements Task {
 
   constructor(opts: ProcessOptions = {}) {
     this.core = opts.core ?? new WasmCore();
-    this.mmRef = new MmStruct(this.core);
+    this.mmRef = new MmStruct(this.core, opts.gup);
     this.rlimMemlockSoft = this.rlimMemlockHard = opts.rlimitMemlock ?? RLIM_INFINITY;
     this.capIpcLockEffective = opts.capIpcLock ?? true;
   }

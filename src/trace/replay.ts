@@ -32,7 +32,7 @@ import { Process, SyscallResult } from "../process/process";
 import { PROT_NONE, PROT_READ, PROT_WRITE } from "../process/vma";
 import { Platform, vtdPlatform } from "../iommu/platform";
 import { installVfio, VfioContainer } from "../type1/container";
-import type { Type1Options } from "../type1/options";
+import { DEFAULT_TYPE1_OPTIONS, type Type1Options, type1Kernel } from "../type1/options";
 import type { VfioIommu } from "../type1/vfio-iommu";
 import { TraceLine, addrOf, numOf, parseTrace, sval } from "./parse";
 import { formatUserBuffer } from "./print";
@@ -50,7 +50,7 @@ const FD_BUF = SCRATCH_BASE + 0x18000n;
 export interface ReplayOptions {
   /** The machine (default: the oracle's VT-d preset). */
   platform?: Platform;
-  /** type1 options (profile, bitmapCopy, ...). */
+  /** type1 options (profile, bitmapCopy, ...); the profile also picks the process's GUP behaviour. */
   type1?: Partial<Type1Options>;
   /** Shares a Wasm core (tests that replay many files). */
   core?: WasmCore;
@@ -80,7 +80,7 @@ export class TraceRunner {
 
   constructor(readonly opts: ReplayOptions = {}) {
     this.platform = opts.platform ?? vtdPlatform();
-    this.proc = new Process({ core: opts.core });
+    this.proc = new Process({ core: opts.core, gup: type1Kernel(opts.type1?.profile ?? DEFAULT_TYPE1_OPTIONS.profile).gup });
     installVfio(this.proc, this.platform, opts.type1 ?? {});
     this.proc.mmap(SCRATCH_BASE, SCRATCH_SIZE, PROT_READ | PROT_WRITE);
   }

@@ -43,7 +43,7 @@ import { PROT_READ, PROT_WRITE } from "../process/vma";
 import type { IovaRange } from "../iommu/domain";
 import { Platform, vtdPlatform } from "../iommu/platform";
 import { VfioContainer, installVfio } from "./container";
-import type { Type1Options } from "./options";
+import { DEFAULT_TYPE1_OPTIONS, type Type1Options, type1Kernel } from "./options";
 import type { VfioIommu } from "./vfio-iommu";
 
 /** The outcome of a kernel call: `ok` with a value, or the errno Linux returned. */
@@ -103,9 +103,12 @@ export interface OpenType1Options {
 
 const SCRATCH = 0x10000;
 
-/** A process with VFIO installed: the usual starting point of the typed API. */
+/**
+ * A process with VFIO installed: the usual starting point of the typed API. The type1
+ * profile also picks the process's kernel behaviour (what pinning does, `GupBehaviour`).
+ */
 export function createVfioProcess(platform: Platform = vtdPlatform(), type1: Partial<Type1Options> = {}): Process {
-  const proc = new Process();
+  const proc = new Process({ gup: type1Kernel(type1.profile ?? DEFAULT_TYPE1_OPTIONS.profile).gup });
   installVfio(proc, platform, type1);
   return proc;
 }

@@ -20,7 +20,7 @@ import type { Process } from "../process/process";
 import type { Platform, PlatformGroup } from "../iommu/platform";
 import { VfioIommu } from "./vfio-iommu";
 import { vfioIommuType1CheckExtension, vfioIommuType1Ioctl } from "./ioctl";
-import { DEFAULT_TYPE1_OPTIONS, Type1Options } from "./options";
+import { DEFAULT_TYPE1_OPTIONS, Type1Options, type1Kernel } from "./options";
 
 /** VFIO_GROUP_FLAGS_VIABLE / _CONTAINER_SET. */
 const VFIO_GROUP_FLAGS_VIABLE = 1 << 0;
@@ -44,7 +44,7 @@ export class VfioContainer implements FileOps {
       case VFIO_GET_API_VERSION:
         return VFIO_API_VERSION;
       case VFIO_CHECK_EXTENSION:
-        return vfioIommuType1CheckExtension(this.iommu, arg, this.opts.profile);
+        return vfioIommuType1CheckExtension(this.iommu, arg, type1Kernel(this.opts.profile));
       case VFIO_SET_IOMMU:
         return this.setIommu(arg);
       default:
@@ -57,7 +57,7 @@ export class VfioContainer implements FileOps {
   /** vfio_ioctl_set_iommu(). */
   private setIommu(arg: bigint): number {
     if (this.groups.length === 0 || this.iommu) return -Errno.EINVAL;
-    if (vfioIommuType1CheckExtension(null, arg, this.opts.profile) <= 0) return -Errno.ENODEV;
+    if (vfioIommuType1CheckExtension(null, arg, type1Kernel(this.opts.profile)) <= 0) return -Errno.ENODEV;
     const iommu = VfioIommu.open(this.core, this.platform, Number(arg), this.opts);
     if (typeof iommu === "number") return iommu;
     for (const g of this.groups) {
@@ -95,9 +95,12 @@ export class VfioContainer implements FileOps {
     }
   }
 
-  release(): void {
-    for (const g of [...this.groups]) g.unsetContainer();
-  }
+  /**
+   * vfio_fops_release(): the fd's reference goes, nothing else. Each attached group holds
+   * its own reference (vfio_group_set_container()), so the container, its mappings and
+   * their charge live until the last group leaves; that detach releases the backend.
+   */
+  release(): void {}
 }
 
 /** A /dev/vfio/N file. */
@@ -158,6 +161,8 @@ export class VfioGroupFile implements FileOps {
  * Makes /dev/vfio/vfio and /dev/vfio/<group id> of `platform` openable in `proc`. Every
  * open of /dev/vfio/vfio is a new container; a group can be open once at a time (-EBUSY).
  * Containers share the process's Wasm core so the dirty bitmap packs straight into its memory.
+ * What pinning charges is the process's (`ProcessOptions.gup`): give a process made for a
+ * `linux-6.12` or `mainline` container `type1Kernel(profile).gup`, as `createVfioProcess` does.
  */
 export function installVfio(proc: Process, platform: Platform, opts: Partial<Type1Options> = {}): void {
   const options: Type1Options = { ...DEFAULT_TYPE1_OPTIONS, ...opts };

@@ -24,6 +24,8 @@ export interface VfioPfn {
   iova: bigint;
   phys: bigint;
   refCount: number;
+  /** The pfn is reserved (the zero page): put_pfn() unpins nothing and uncharges nothing. */
+  reserved: boolean;
 }
 
 /** struct vfio_dma. */
@@ -32,7 +34,7 @@ export class VfioDma {
   size = 0n;
   iommuMapped = false;
   vaddrInvalid = false;
-  /** Pages this dma has charged to its mm (mainline's dma->locked_vm; kept in every profile). */
+  /** Pages this dma has charged to its mm (6.3+'s dma->locked_vm; kept in every profile). */
   lockedVm = 0;
   /** Dirty bitmap while tracking (1 bit per smallest IOMMU page, plus a spare u64). */
   bitmap: Bitmap | null = null;

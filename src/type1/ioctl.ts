@@ -49,6 +49,7 @@ import {
 } from "../uapi/vfio";
 import type { Task } from "../process/task";
 import type { DmaUnmapArgs, VfioBitmapArgs, VfioIommu } from "./vfio-iommu";
+import type { Type1Kernel } from "./options";
 
 const u64 = (x: bigint): bigint => x & U64_MASK;
 
@@ -93,18 +94,18 @@ function shiftByFfs(x: bigint, pgsize: bigint): bigint {
 }
 
 /** vfio_iommu_type1_check_extension(); `iommu` is null before SET_IOMMU. */
-export function vfioIommuType1CheckExtension(iommu: VfioIommu | null, arg: bigint, profile: "linux-6.1" | "mainline"): number {
+export function vfioIommuType1CheckExtension(iommu: VfioIommu | null, arg: bigint, kernel: Readonly<Type1Kernel>): number {
   switch (arg) {
     case BigInt(VFIO_TYPE1_IOMMU):
     case BigInt(VFIO_TYPE1v2_IOMMU):
     case BigInt(VFIO_UNMAP_ALL):
       return 1;
     case BigInt(VFIO_TYPE1_NESTING_IOMMU):
-      // 6.1 still advertises nesting (recorded); SET_IOMMU(6) then fails at attach on a
-      // platform without nesting support. Mainline removed the type.
-      return profile === "mainline" ? 0 : 1;
+      // 6.1 and 6.12 still advertise nesting (recorded); SET_IOMMU(6) then fails at attach
+      // on a platform without nesting support. 6.13 removed the type.
+      return kernel.nestingRemoved ? 0 : 1;
     case BigInt(VFIO_UPDATE_VADDR):
-      if (profile === "mainline") return iommu !== null && iommu.emulatedGroups.length === 0 ? 1 : 0;
+      if (kernel.vaddrOwner) return iommu !== null && iommu.emulatedGroups.length === 0 ? 1 : 0;
       return 1;
     case BigInt(VFIO_DMA_CC_IOMMU):
       return iommu ? iommu.domainsHaveEnforceCacheCoherency() : 0;
@@ -115,7 +116,7 @@ export function vfioIommuType1CheckExtension(iommu: VfioIommu | null, arg: bigin
 
 /** The capability chain of GET_INFO, built in the kernel's order: MIGRATION, DMA_AVAIL, IOVA_RANGE. */
 function buildCaps(iommu: VfioIommu): Uint8Array {
-  const pad = iommu.opts.profile === "mainline";
+  const pad = iommu.kernel.alignedCaps;
   const caps: Array<{ id: number; body: (s: Struct) => void; size: number }> = [];
   caps.push({
     id: VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
@@ -159,7 +160,6 @@ function buildCaps(iommu: VfioIommu): Uint8Array {
 
 /** vfio_iommu_type1_get_info(). */
 function getInfo(iommu: VfioIommu, task: Task, arg: bigint): number {
-  const mainline = iommu.opts.profile === "mainline";
   let minsz: number = Type1Info.MINSZ;
   const inStruct = copyStruct(task, arg, minsz);
   if (!inStruct) return -Errno.EFAULT;
@@ -167,7 +167,7 @@ function getInfo(iommu: VfioIommu, task: Task, arg: bigint): number {
   info.bytes.set(inStruct.bytes);
   let argsz = info.u32(Type1Info.argsz);
   if (argsz < minsz) return -Errno.EINVAL;
-  if (mainline) minsz = Math.min(argsz, Type1Info.SIZE);
+  if (iommu.kernel.alignedCaps) minsz = Math.min(argsz, Type1Info.SIZE);
   else if (argsz >= Type1Info.CAPSZ) minsz = Type1Info.CAPSZ;
   info.setU32(Type1Info.cap_offset, 0);
 
@@ -253,7 +253,7 @@ function dirtyPages(iommu: VfioIommu, task: Task, arg: bigint): number {
     size: g.u64(DirtyBitmapGet.bitmap + VfioBitmap.size),
     data: g.u64(DirtyBitmapGet.bitmap + VfioBitmap.data),
   };
-  if (iommu.opts.profile === "mainline") {
+  if (iommu.kernel.overflowChecks) {
     if (size === 0n) return -Errno.EINVAL;
     if (u64(iova + size - 1n) < iova) return -Errno.EOVERFLOW;
   } else if (u64(iova + size) < iova) {
@@ -270,7 +270,7 @@ function dirtyPages(iommu: VfioIommu, task: Task, arg: bigint): number {
 export function vfioIommuType1Ioctl(iommu: VfioIommu, task: Task, cmd: number, arg: bigint): number {
   switch (cmd) {
     case VFIO_CHECK_EXTENSION:
-      return vfioIommuType1CheckExtension(iommu, arg, iommu.opts.profile);
+      return vfioIommuType1CheckExtension(iommu, arg, iommu.kernel);
     case VFIO_IOMMU_GET_INFO:
       return getInfo(iommu, task, arg);
     case VFIO_IOMMU_MAP_DMA:

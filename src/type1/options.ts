@@ -3,16 +3,62 @@
  * proposals from the review threads are turned on. Defaults model Linux 6.1.
  */
 import type { PackVariant } from "../bitmap";
+import { GUP_LINUX_6_1, GUP_LINUX_6_2, type GupBehaviour } from "../process/gup";
 
-/** Which kernel's behaviour to reproduce. */
-export type Type1Profile = "linux-6.1" | "mainline";
+/**
+ * Which kernel's behaviour to reproduce. `linux-6.1` and `linux-6.12` are checked against
+ * recordings of those kernels; `mainline` is `linux-6.12` plus the later changes listed in
+ * `TYPE1_PROFILES` (read from the source, not recorded).
+ */
+export type Type1Profile = "linux-6.1" | "linux-6.12" | "mainline";
+
+/** Every profile name, for option parsers. */
+export const TYPE1_PROFILE_NAMES: readonly Type1Profile[] = ["linux-6.1", "linux-6.12", "mainline"];
+
+/**
+ * What a profile changes, one switch per kernel change; each names the release that made it.
+ */
+export interface Type1Kernel {
+  /**
+   * v6.3 (Steve Sistare's live-update series): VFIO_UPDATE_VADDR is advertised only while no
+   * emulated group is attached, and MAP_DMA(VADDR) moves the dma's charge to the new mm
+   * (vfio_change_dma_owner()).
+   */
+  vaddrOwner: boolean;
+  /**
+   * v6.6 (a881b496941f "vfio: align capability structures"): every GET_INFO capability is
+   * padded to 8 bytes, and the info struct is copied out as min(argsz, sizeof(info)).
+   */
+  alignedCaps: boolean;
+  /** v6.13 (35890f85573c "vfio: Remove VFIO_TYPE1_NESTING_IOMMU"): CHECK_EXTENSION(6) is 0. */
+  nestingRemoved: boolean;
+  /**
+   * v6.18-rc4 (Alex Mastro, "vfio/type1: sanitize for overflow using check_*_overflow()" and
+   * "handle DMA map/unmap up to the addressable limit"): wraps are -EOVERFLOW and checked
+   * before the alignment checks, size 0 is refused first, ranges use inclusive ends.
+   */
+  overflowChecks: boolean;
+  /** What GUP does to the pages vfio pins (mm, not type1: see `GupBehaviour`). */
+  gup: GupBehaviour;
+}
+
+/** The switches of each profile. */
+export const TYPE1_PROFILES: Readonly<Record<Type1Profile, Readonly<Type1Kernel>>> = {
+  "linux-6.1": { vaddrOwner: false, alignedCaps: false, nestingRemoved: false, overflowChecks: false, gup: GUP_LINUX_6_1 },
+  "linux-6.12": { vaddrOwner: true, alignedCaps: true, nestingRemoved: false, overflowChecks: false, gup: GUP_LINUX_6_2 },
+  mainline: { vaddrOwner: true, alignedCaps: true, nestingRemoved: true, overflowChecks: true, gup: GUP_LINUX_6_2 },
+};
+
+/** The switches of `profile`. */
+export function type1Kernel(profile: Type1Profile): Readonly<Type1Kernel> {
+  return TYPE1_PROFILES[profile];
+}
 
 /** Options of a type1 container. */
 export interface Type1Options {
   /**
-   * `linux-6.1` (default; matches the recordings): address wrap is -EINVAL, GET_INFO caps
-   * are not padded. `mainline`: -EOVERFLOW for wrap, caps padded to 8 bytes, UPDATE_VADDR
-   * reported only without emulated groups, VADDR remap moves the charge to the new mm.
+   * `linux-6.1` (default), `linux-6.12` or `mainline`: see `Type1Profile` and
+   * `TYPE1_PROFILES` for what each changes.
    */
   profile: Type1Profile;
   /**

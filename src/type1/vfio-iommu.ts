@@ -36,8 +36,8 @@ import { CAP_IPC_LOCK } from "../process/mm";
 import { PAGE_SHIFT, PAGE_SIZE } from "../process/vma";
 import { Mutex } from "./lock";
 import { ChunkedList } from "../util/sorted-list";
-import { VfioDma, VfioPfn } from "./dma";
-import { DEFAULT_TYPE1_OPTIONS, Type1Options } from "./options";
+import { VfioDma, type PinnedRun, type VfioPfn } from "./dma";
+import { DEFAULT_TYPE1_OPTIONS, Type1Kernel, Type1Options, type1Kernel } from "./options";
 import { reportAndClear, updateUserBitmap } from "./dirty";
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -113,6 +113,8 @@ export class VfioIommu {
   readonly nesting: boolean;
   dirtyPageTracking = false;
   readonly opts: Type1Options;
+  /** The kernel changes the profile selects. */
+  readonly kernel: Readonly<Type1Kernel>;
 
   /** vfio_iommu_type1_open(). Use `VfioIommu.open` to get the errno for a bad type. */
   private constructor(
@@ -122,6 +124,7 @@ export class VfioIommu {
     opts: Partial<Type1Options>,
   ) {
     this.opts = { ...DEFAULT_TYPE1_OPTIONS, ...opts };
+    this.kernel = type1Kernel(this.opts.profile);
     this.v2 = type !== 1;
     this.nesting = type === 6;
     this.dmaAvail = this.opts.dmaEntryLimit;
@@ -134,9 +137,9 @@ export class VfioIommu {
     return new VfioIommu(core, platform, type, opts);
   }
 
-  /** The error for an address wrap: -EINVAL in 6.1, -EOVERFLOW in mainline. */
+  /** The error for an address wrap: -EINVAL up to 6.18-rc3, then -EOVERFLOW. */
   private get wrapErrno(): number {
-    return this.opts.profile === "mainline" ? -Errno.EOVERFLOW : -Errno.EINVAL;
+    return this.kernel.overflowChecks ? -Errno.EOVERFLOW : -Errno.EINVAL;
   }
 
   /** 1 << __ffs(pgsize_bitmap). */
@@ -159,10 +162,10 @@ export class VfioIommu {
 
   /**
    * vfio_find_dma(): a dma overlapping [start, start+size). 6.1 compares with an exclusive
-   * end computed in u64 (a sum that wraps to 0 finds nothing); mainline uses inclusive ends.
+   * end computed in u64 (a sum that wraps to 0 finds nothing); 6.18+ uses inclusive ends.
    */
   vfioFindDma(start: bigint, size: bigint): VfioDma | null {
-    const end = this.opts.profile === "mainline" ? start + (size === 0n ? 0n : size - 1n) + 1n : u64(start + size);
+    const end = this.kernel.overflowChecks ? start + (size === 0n ? 0n : size - 1n) + 1n : u64(start + size);
     const i = this.lowerBound(start);
     const d = this.dmaList.at(i)!;
     if (!d) return null;
@@ -231,13 +234,16 @@ export class VfioIommu {
     if (!mm) return -Errno.ENODEV;
     const max = this.opts.disableHugepages ? 1 : npage;
     if (vaddr > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT;
-    const run = mm.memory.pinRun(Number(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0);
+    const run = mm.memory.pinRun(Number(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0, true);
     if (typeof run === "number") return run;
     const iova = vaddr - dma.vaddr + dma.iova;
     // Reserved pfns (the zero page) are never charged; externally pinned pages already are.
     const acct = run.reserved ? 0 : run.npages - this.vpfnPages(dma, iova, run.npages);
-    // The kernel checks page by page; the first page over the limit fails the whole run.
-    if (!dma.lockCap && BigInt(mm.lockedVm + acct) > limit) return -Errno.ENOMEM;
+    // The kernel checks each page it would charge (locked_vm + lock_acct + 1 > limit); the
+    // first one over the limit fails the whole run. Pages it does not charge (reserved,
+    // already pinned by a vfio_pfn) are not checked at all, even when locked_vm is already
+    // above the limit.
+    if (acct > 0 && !dma.lockCap && BigInt(mm.lockedVm + acct) > limit) return -Errno.ENOMEM;
     const r = this.vfioLockAcct(dma, acct, false);
     if (r < 0) return r;
     return { npages: run.npages, phys: BigInt(run.phys), reserved: run.reserved };
@@ -245,8 +251,9 @@ export class VfioIommu {
 
   /** vfio_unpin_pages_remote(): unpins a run; with accounting, uncharges what no vfio_pfn holds. */
   vfioUnpinPagesRemote(dma: VfioDma, iova: bigint, npage: number, reserved: boolean, doAccounting: boolean): number {
+    // put_pfn() of a reserved pfn returns 0, so such pages count neither as unlocked nor locked.
     const unlocked = reserved ? 0 : npage;
-    const locked = this.vpfnPages(dma, iova, npage);
+    const locked = reserved ? 0 : this.vpfnPages(dma, iova, npage);
     if (doAccounting) this.vfioLockAcct(dma, locked - unlocked, true);
     return unlocked;
   }
@@ -331,8 +338,8 @@ export class VfioIommu {
     let prot = 0;
     if (map.flags & VFIO_DMA_MAP_FLAG_WRITE) prot |= IOMMU_WRITE;
     if (map.flags & VFIO_DMA_MAP_FLAG_READ) prot |= IOMMU_READ;
-    const mainline = this.opts.profile === "mainline";
-    if (mainline) {
+    const overflowChecks = this.kernel.overflowChecks;
+    if (overflowChecks) {
       if (size === 0n) return -Errno.EINVAL;
       if (u64(iova + size - 1n) < iova || u64(vaddr + size - 1n) < vaddr) return -Errno.EOVERFLOW;
     }
@@ -342,13 +349,13 @@ export class VfioIommu {
     try {
       const pgsize = this.pgsize();
       if (size === 0n || ((size | iova | vaddr) & (pgsize - 1n)) !== 0n) return -Errno.EINVAL;
-      if (!mainline && (u64(iova + size - 1n) < iova || u64(vaddr + size - 1n) < vaddr)) return this.wrapErrno;
+      if (!overflowChecks && (u64(iova + size - 1n) < iova || u64(vaddr + size - 1n) < vaddr)) return this.wrapErrno;
 
       const found = this.vfioFindDma(iova, size);
       if (setVaddr) {
         if (!found) return -Errno.ENOENT;
         if (!found.vaddrInvalid || found.iova !== iova || found.size !== size) return -Errno.EINVAL;
-        if (mainline) {
+        if (this.kernel.vaddrOwner) {
           const r = this.vfioChangeDmaOwner(current, found);
           if (r < 0) return r;
         }
@@ -379,7 +386,7 @@ export class VfioIommu {
     }
   }
 
-  /** vfio_change_dma_owner() (mainline, v6.3+): move the charge to the remapping task's mm. */
+  /** vfio_change_dma_owner() (v6.3+): move the charge to the remapping task's mm. */
   private vfioChangeDmaOwner(current: Task, dma: VfioDma): number {
     const newMm = current.mm;
     if (!newMm) return -Errno.ENODEV;
@@ -759,40 +766,56 @@ export class VfioIommu {
     }
   }
 
-  /** vfio_iommu_replay(): map every existing dma into a new domain (pinning the ones never mapped). */
+  /**
+   * vfio_iommu_replay(): map every existing dma into a new domain, pinning the ones never
+   * mapped (an emulated-only container until now). All or nothing: iommu_mapped is set only
+   * after every dma is mapped, and a failure unmaps from the new domain, unpins and
+   * uncharges everything this call pinned (the kernel's unwind walk), so pins and charge are
+   * as before.
+   */
   private vfioIommuReplay(vd: VfioDomain): number {
     const done: Array<[bigint, bigint]> = [];
-    const mappedBefore = this.domainList.length > 0;
+    const pinned = new Map<VfioDma, PinnedRun[]>();
+    const unwind = (ret: number): number => {
+      for (const [i, s] of done) vd.domain.unmap(i, s);
+      for (const [dma, runs] of pinned) {
+        for (const run of runs) this.vfioUnpinPagesRemote(dma, dma.iova + run.offset, run.npages, run.reserved, true);
+      }
+      return ret;
+    };
     for (const dma of this.dmaList) {
       if (dma.msiReserved) continue;
-      if (mappedBefore || dma.iommuMapped) {
+      if (dma.iommuMapped) {
         for (const run of dma.runs) {
           const iova = dma.iova + run.offset;
           const size = BigInt(run.npages) * PAGE;
           const r = vd.domain.map(iova, run.phys, size, dma.prot | IOMMU_CACHE);
-          if (r < 0) {
-            for (const [i, s] of done) vd.domain.unmap(i, s);
-            return r;
-          }
+          if (r < 0) return unwind(r);
           done.push([iova, size]);
         }
         continue;
       }
-      // Never pinned (emulated-only container until now): pin from the dma's own mm.
+      // Never pinned: pin from the dma's own mm.
+      const runs: PinnedRun[] = [];
+      pinned.set(dma, runs);
       let off = 0n;
       const limit = dma.task.rlimitMemlock() >> PSHIFT;
       while (off < dma.size) {
         const r = this.vfioPinPagesRemote(dma.task, dma, dma.vaddr + off, Number((dma.size - off) >> PSHIFT), limit);
-        if (typeof r === "number") return r;
+        if (typeof r === "number") return unwind(r);
         const size = BigInt(r.npages) * PAGE;
         const m = vd.domain.map(dma.iova + off, r.phys, size, dma.prot | IOMMU_CACHE);
         if (m < 0) {
           this.vfioUnpinPagesRemote(dma, dma.iova + off, r.npages, r.reserved, true);
-          return m;
+          return unwind(m);
         }
-        dma.runs.push({ offset: off, phys: r.phys, npages: r.npages, reserved: r.reserved });
+        done.push([dma.iova + off, size]);
+        runs.push({ offset: off, phys: r.phys, npages: r.npages, reserved: r.reserved });
         off += size;
       }
+    }
+    for (const [dma, runs] of pinned) {
+      dma.runs = runs;
       dma.iommuMapped = true;
     }
     return 0;
@@ -822,7 +845,7 @@ export class VfioIommu {
             if (this.emulatedGroups.length === 0) {
               while (this.dmaList.length) this.vfioRemoveDma(this.dmaList.at(0)!);
             } else {
-              for (const dma of this.dmaList) this.vfioUnmapUnpin(dma, true);
+              this.vfioIommuUnmapUnpinReaccount();
             }
           } else {
             for (const dma of this.dmaList) for (const run of dma.runs) d.domain.unmap(dma.iova + run.offset, BigInt(run.npages) * PAGE);
@@ -836,6 +859,21 @@ export class VfioIommu {
       return -Errno.EINVAL;
     } finally {
       this.lock.unlock();
+    }
+  }
+
+  /**
+   * vfio_iommu_unmap_unpin_reaccount(): the last IOMMU domain goes while emulated groups
+   * stay. Every dma is unmapped and unpinned without accounting, then charged again for the
+   * pages emulated devices still pin (their vfio_pfn entries, reserved pfns excepted), which
+   * later vfio_unpin_pages() calls uncharge one by one.
+   */
+  private vfioIommuUnmapUnpinReaccount(): void {
+    for (const dma of this.dmaList) {
+      const unlocked = this.vfioUnmapUnpin(dma, false);
+      let locked = 0;
+      for (const vpfn of dma.pfnList.values()) if (!vpfn.reserved) locked++;
+      this.vfioLockAcct(dma, locked - unlocked, true);
     }
   }
 
@@ -873,17 +911,20 @@ export class VfioIommu {
     this.lock.unlock();
   }
 
-  /** vfio_pin_page_external(): pin one page of the dma's mm, charging it without a domain. */
-  private vfioPinPageExternal(dma: VfioDma, vaddr: bigint, doAccounting: boolean): bigint | number {
+  /**
+   * vfio_pin_page_external(): pin one page of the dma's mm, charging it without a domain
+   * (a reserved pfn, the zero page on 6.1, is pinned but not charged).
+   */
+  private vfioPinPageExternal(dma: VfioDma, vaddr: bigint, doAccounting: boolean): { phys: bigint; reserved: boolean } | number {
     if (!dma.mm.alive) return -Errno.ENODEV;
     if (vaddr > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT;
-    const run = dma.mm.memory.pinRun(Number(vaddr), 1, (dma.prot & IOMMU_WRITE) !== 0);
+    const run = dma.mm.memory.pinRun(Number(vaddr), 1, (dma.prot & IOMMU_WRITE) !== 0, true);
     if (typeof run === "number") return run;
     if (doAccounting && !run.reserved) {
       const r = this.vfioLockAcct(dma, 1, true);
       if (r) return r;
     }
-    return BigInt(run.phys);
+    return { phys: BigInt(run.phys), reserved: run.reserved };
   }
 
   /** vfio_iommu_type1_pin_pages() with the container layer's E2BIG / EINVAL checks in front. */
@@ -892,7 +933,7 @@ export class VfioIommu {
     if (!Number.isInteger(npage) || npage <= 0) return fail(-Errno.EINVAL);
     if (npage > PAGE_SIZE / 8) return fail(-Errno.E2BIG);
     if (!this.v2) return fail(-Errno.EACCES);
-    if (this.opts.profile === "mainline" && u64(userIova + BigInt(npage) * PAGE - 1n) < userIova) return fail(-Errno.EOVERFLOW);
+    if (this.kernel.overflowChecks && u64(userIova + BigInt(npage) * PAGE - 1n) < userIova) return fail(-Errno.EOVERFLOW);
     this.lock.lock();
     try {
       if (this.vaddrInvalidCount) return fail(-Errno.EBUSY);
@@ -924,8 +965,8 @@ export class VfioIommu {
           ret = p;
           break;
         }
-        dma.pfnList.set(iova, { iova, phys: p, refCount: 1 });
-        phys.push(p);
+        dma.pfnList.set(iova, { iova, phys: p.phys, refCount: 1, reserved: p.reserved });
+        phys.push(p.phys);
         if (this.dirtyPageTracking && dma.bitmap) {
           dma.bitmap.set(Number((iova - dma.iova) / pgsize), 1);
           dma.bitmapLowClean = false;
@@ -946,7 +987,10 @@ export class VfioIommu {
     }
   }
 
-  /** vfio_unpin_page_external(): drop one reference; at zero, unpin and (without a domain) uncharge. */
+  /**
+   * vfio_unpin_page_external(): drop one reference; at zero, unpin and (without a domain)
+   * uncharge what put_pfn() unpinned: nothing for a reserved pfn.
+   */
   private vfioUnpinPageExternal(iova: bigint, doAccounting: boolean): boolean {
     this.lock.assertHeld();
     const dma = this.vfioFindDma(iova, PAGE);
@@ -956,7 +1000,7 @@ export class VfioIommu {
     vpfn.refCount--;
     if (vpfn.refCount === 0) {
       dma.pfnList.delete(iova);
-      if (doAccounting) this.vfioLockAcct(dma, -1, true);
+      if (doAccounting && !vpfn.reserved) this.vfioLockAcct(dma, -1, true);
     }
     return true;
   }

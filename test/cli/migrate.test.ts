@@ -76,6 +76,17 @@ describe("vfio-sim migrate", () => {
     expect(doc.reason).toMatch(/every mapped page dirty/);
   });
 
+  test("--profile picks the kernel the type1 containers model", async () => {
+    const io = capture();
+    expect(await main(["migrate", ...SMALL, "--scenario", "all-kinds", "--profile", "linux-6.12", "--json"], io)).toBe(0);
+    const doc = JSON.parse(io.stdout);
+    expect(doc.scenario.type1Profile).toBe("linux-6.12");
+    expect(doc.check.ok).toBe(true);
+    const plain = capture();
+    expect(await main(["migrate", ...SMALL, "--profile", "linux-6.12"], plain)).toBe(0);
+    expect(plain.stdout).toMatch(/seed 1, type1 profile linux-6\.12\n/);
+  });
+
   test("plain output: header, one line per round, the table and the verdict; no progress bar off a TTY", async () => {
     const io = capture(false);
     expect(await main(["migrate", ...SMALL, "--device", "hw-type1:nicA", "--device", "emulated:gpu,pinned=1M"], io)).toBe(0);
@@ -117,6 +128,7 @@ describe("vfio-sim migrate", () => {
     [["--downtime", "-1"], /bad downtime/],
     [["--max-rounds", "0"], /max rounds/],
     [["--bitmap-copy", "avx"], /byte, word or simd/],
+    [["--profile", "linux-5.4"], /unknown --profile 'linux-5.4' \(linux-6.1, linux-6.12, mainline\)/],
     [["--hot-fraction", "2"], /hot fraction/],
     [["--working-set", "128G"], /larger than the guest/],
     [["--scenario", "nope"], /unknown scenario/],

@@ -17,6 +17,13 @@ describe("vfio-sim replay", () => {
     expect(b.out.join("")).toBe(readFileSync(join(dir, "basics.out"), "utf8"));
   });
 
+  it("--profile linux-6.12 prints the 6.12 recording (a read-only pin of never-written memory charges there)", async () => {
+    const dir = join(__dirname, "..", "conformance", "linux-6.12");
+    const b = io();
+    expect(await main(["replay", "--profile", "linux-6.12", join(dir, "memlock-uncharged-pins.trace")], b.io)).toBe(0);
+    expect(b.out.join("")).toBe(readFileSync(join(dir, "memlock-uncharged-pins.out"), "utf8"));
+  });
+
   it("exits 1 for an unreadable file and 2 for usage errors", async () => {
     const a = io();
     expect(await main(["replay", "/nonexistent/x.trace"], a.io)).toBe(1);

@@ -1,30 +1,38 @@
 /**
- * The acceptance test: every recorded trace (Linux 6.1 under the kernel oracle) replays to
- * exactly the bytes the kernel printed. Files are discovered, so new recordings are picked up.
+ * The acceptance test: every recorded trace replays to exactly the bytes the kernel printed
+ * under the kernel oracle. Each directory is recorded on one kernel and replayed with that
+ * kernel's profile (`linux-6.1/` and `new/`: Linux 6.1.192; `linux-6.12/`: 6.12.111).
+ * Files are discovered, so new recordings are picked up.
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { WasmCore } from "../../src/wasm/core";
 import { replayTrace } from "../../src/trace";
+import type { Type1Profile } from "../../src/type1";
 
 const ROOT = __dirname;
-const DIRS = ["linux-6.1", "new"];
+/** Each corpus directory and the profile of the kernel it was recorded on. */
+const CORPUS: ReadonlyArray<{ dir: string; profile: Type1Profile }> = [
+  { dir: "linux-6.1", profile: "linux-6.1" },
+  { dir: "new", profile: "linux-6.1" },
+  { dir: "linux-6.12", profile: "linux-6.12" },
+];
 
 const core = new WasmCore();
 
-for (const dir of DIRS) {
+for (const { dir, profile } of CORPUS) {
   let files: string[] = [];
   try {
     files = readdirSync(join(ROOT, dir)).filter((f) => f.endsWith(".trace"));
   } catch {
     continue;
   }
-  describe(`conformance/${dir}`, () => {
+  describe(`conformance/${dir} (profile ${profile})`, () => {
     for (const f of files) {
       it(`${f} replays byte for byte`, () => {
         const trace = readFileSync(join(ROOT, dir, f), "utf8");
         const want = readFileSync(join(ROOT, dir, f.replace(/\.trace$/, ".out")), "utf8");
-        const got = replayTrace(trace, { core });
+        const got = replayTrace(trace, { core, type1: { profile } });
         // Compare line by line first so a failure names the first differing line.
         const g = got.split("\n");
         const w = want.split("\n");

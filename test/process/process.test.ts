@@ -1,4 +1,4 @@
-import { Process, PROT_NONE, PROT_READ, PROT_WRITE, PAGE_SIZE, FRAME_SIZE } from "../../src/process";
+import { Process, PROT_NONE, PROT_READ, PROT_WRITE, PAGE_SIZE, FRAME_SIZE, GUP_LINUX_6_1, GUP_LINUX_6_2 } from "../../src/process";
 import { Errno } from "../../src/uapi/errno";
 import { Rng } from "../../src/util/random";
 
@@ -170,5 +170,35 @@ describe("page backing stays small", () => {
     // Untouched THP-eligible memory pins the huge zero page: charged (not reserved).
     expect(run).toMatchObject({ reserved: false });
     expect(p.mm!.memory.backing.pmdCount).toBeLessThanOrEqual(2);
+  });
+});
+
+describe("GUP per kernel (GupBehaviour)", () => {
+  it("6.1 pins the small zero page as a reserved pfn; 6.2+ unshares it, for long-term read pins only", () => {
+    for (const [gup, reservedWhenLongterm] of [
+      [GUP_LINUX_6_1, true],
+      [GUP_LINUX_6_2, false],
+    ] as const) {
+      const p = new Process({ gup });
+      const a = 0x1000_0000;
+      expect(p.mmap(a, 4 << 20).ret).toBe(a);
+      // A VMA boundary inside the first 2 MiB block: no huge zero page there.
+      expect(p.mprotect(a + 0x1ff000, 0x1000, PROT_READ).errno).toBe(0);
+      const longterm = p.mm!.memory.pinRun(a, 4, false, true);
+      expect(typeof longterm !== "number" && longterm.reserved).toBe(reservedWhenLongterm);
+      const shortterm = p.mm!.memory.pinRun(a + 0x10000, 4, false, false);
+      expect(typeof shortterm !== "number" && shortterm.reserved).toBe(true);
+    }
+  });
+
+  it("6.2+ unsharing a huge zero block makes only the pinned pages real (not a whole THP)", () => {
+    const p = new Process({ gup: GUP_LINUX_6_2 });
+    const a = 0x1000_0000;
+    expect(p.mmap(a, 4 << 20).ret).toBe(a);
+    expect(p.read(a, 8)).toEqual(new Uint8Array(8)); // read fault: the huge zero page
+    const run = p.mm!.memory.pinRun(a, 2, false, true);
+    expect(run).toMatchObject({ npages: 2, reserved: false });
+    // The block was split: its other pages are small zero pages (reserved for a plain read pin).
+    expect(p.mm!.memory.pinRun(a + 0x2000, 4, false, false)).toMatchObject({ npages: 4, reserved: true });
   });
 });

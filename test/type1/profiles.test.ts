@@ -1,8 +1,9 @@
 /**
- * The `mainline` profile (the reference text) where it differs from the 6.1 recordings, the
+ * The profiles where they differ: `linux-6.1` and `linux-6.12` as their recordings show
+ * (test/conformance), `mainline` as the later kernel changes listed in TYPE1_PROFILES; the
  * opt-in 2016 MSI_RESERVED_IOVA proposal, and the locking rules.
  */
-import { Type1Handle, createVfioProcess, LockingError } from "../../src/type1";
+import { Type1Handle, createVfioProcess, LockingError, TYPE1_PROFILES } from "../../src/type1";
 import { smmuPlatform, vtdPlatform } from "../../src/iommu";
 import { Errno } from "../../src/uapi/errno";
 import { replayTrace } from "../../src/trace";
@@ -17,25 +18,42 @@ dirty flags=4 iova=0x2000 size=0xfffffffffffff000 pgsize=0x1000 bitmap_size=8 da
 info argsz=100
 info argsz=4096
 ext id=6
+mprotect addr=+0x3ff000 size=0x1000 prot=r
+map flags=1 vaddr=+0x200000 iova=0x10000 size=0x1000
+locked
 `;
 
 describe("profiles", () => {
-  it("linux-6.1 and mainline differ exactly where the reference says", () => {
-    const v61 = replayTrace(script, { type1: { profile: "linux-6.1" } });
-    const main = replayTrace(script, { type1: { profile: "mainline" } });
-    expect(v61).toContain("2 map = -1 EINVAL");
-    expect(main).toContain("2 map = -1 EOVERFLOW");
-    expect(v61).toContain("3 unmap = -1 EINVAL");
-    expect(main).toContain("3 unmap = -1 EOVERFLOW");
-    expect(v61).toContain("6 dirty = -1 EINVAL");
-    expect(main).toContain("6 dirty = -1 EOVERFLOW");
-    // Unpadded (6.1): 116 bytes, IOVA_RANGE at 68; padded (mainline): 120, at 72.
+  const v61 = replayTrace(script, { type1: { profile: "linux-6.1" } });
+  const v612 = replayTrace(script, { type1: { profile: "linux-6.12" } });
+  const main = replayTrace(script, { type1: { profile: "mainline" } });
+
+  it("linux-6.1 and linux-6.12 differ in capability alignment and in what read-only pins charge", () => {
+    for (const out of [v61, v612]) {
+      expect(out).toContain("2 map = -1 EINVAL");
+      expect(out).toContain("3 unmap = -1 EINVAL");
+      expect(out).toContain("6 dirty = -1 EINVAL");
+      expect(out).toContain("9 ext = 1 OK");
+    }
+    // Unpadded (6.1): 116 bytes, IOVA_RANGE at 68; padded (6.6+): 120, at 72.
     expect(v61).toContain("7 info = 0 OK argsz=116 flags=0x3 pgsizes=0x40201000 cap_offset=0");
-    expect(main).toContain("7 info = 0 OK argsz=120 flags=0x3 pgsizes=0x40201000 cap_offset=0");
+    expect(v612).toContain("7 info = 0 OK argsz=120 flags=0x3 pgsizes=0x40201000 cap_offset=0");
     expect(v61).toContain("cap3.v1@56[avail=65534] cap1.v1@68");
-    expect(main).toContain("cap3.v1@56[avail=65534] cap1.v1@72");
-    expect(v61).toContain("9 ext = 1 OK");
+    expect(v612).toContain("cap3.v1@56[avail=65534] cap1.v1@72");
+    // A read-only pin of a never-written page in a 2 MiB block that no single VMA covers:
+    // 6.1 pins the small zero page (not charged), 6.12 unshares it into a charged page.
+    expect(v61).toContain("12 locked = 0 OK locked_kb=4");
+    expect(v612).toContain("12 locked = 0 OK locked_kb=8");
+  });
+
+  it("mainline is linux-6.12 plus the listed later changes", () => {
+    expect(TYPE1_PROFILES.mainline).toEqual({ ...TYPE1_PROFILES["linux-6.12"], nestingRemoved: true, overflowChecks: true });
+    expect(main).toContain("2 map = -1 EOVERFLOW");
+    expect(main).toContain("3 unmap = -1 EOVERFLOW");
+    expect(main).toContain("6 dirty = -1 EOVERFLOW");
     expect(main).toContain("9 ext = 0 OK");
+    const strip = (out: string): string[] => out.split("\n").filter((l) => !/^(2 map|3 unmap|6 dirty|9 ext) /.test(l));
+    expect(strip(main)).toEqual(strip(v612));
   });
 });
 

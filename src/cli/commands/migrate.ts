@@ -4,6 +4,7 @@
  * itself is src/migrate/.
  */
 import { writeFileSync } from "node:fs";
+import { TYPE1_PROFILE_NAMES } from "../../type1/options";
 import { PACK_VARIANTS, type PackVariant } from "../../bitmap";
 import {
   BACKENDS,
@@ -68,6 +69,8 @@ Link and limits:
 
 Harvest and output:
   --bitmap-copy V        type1 user-bitmap copy: byte, word (Linux, default) or simd
+  --profile P            kernel the type1 containers model: linux-6.1 (default),
+                         linux-6.12 or mainline (see README, type1 profiles)
   --seed N               workload seed (default 1)
   --stand-ins            use the interim stand-in backend for every device kind instead of
                          the model's subsystems (faster; same dirty pages, see README)
@@ -183,6 +186,7 @@ function parse(argv: readonly string[]): Parsed | "help" {
     "--max-rounds",
     "--stall-rounds",
     "--bitmap-copy",
+    "--profile",
     "--seed",
     "--report",
   ]);
@@ -240,6 +244,9 @@ function parse(argv: readonly string[]): Parsed | "help" {
 
   const copy = opts.get("--bitmap-copy") ?? base.bitmapCopy;
   if (!(PACK_VARIANTS as readonly string[]).includes(copy)) throw new UsageError(`bad --bitmap-copy '${copy}' (byte, word or simd)`);
+  const profileName = opts.get("--profile");
+  const type1Profile = profileName === undefined ? undefined : TYPE1_PROFILE_NAMES.find((p) => p === profileName);
+  if (profileName !== undefined && type1Profile === undefined) throw new UsageError(`unknown --profile '${profileName}' (${TYPE1_PROFILE_NAMES.join(", ")})`);
   const scenario: Scenario = {
     guestBytes,
     mappingPageSize: get("--page-size", parseSize, "page size", base.mappingPageSize),
@@ -249,6 +256,7 @@ function parse(argv: readonly string[]): Parsed | "help" {
     stopLatency: get("--stop-latency", parseDuration, "stop latency", base.stopLatency),
     maxRounds: get("--max-rounds", parseInteger, "max rounds", base.maxRounds),
     bitmapCopy: copy as PackVariant,
+    ...(type1Profile ? { type1Profile } : {}),
     seed: get("--seed", parseInteger, "seed", base.seed),
   };
   const errs = validateScenario(scenario);

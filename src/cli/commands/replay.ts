@@ -6,10 +6,10 @@ import { readFileSync } from "node:fs";
 import type { CliIo, Command } from "../command";
 import { replayTrace } from "../../trace";
 import { PLATFORMS } from "../../iommu/platform";
-import type { Type1Profile } from "../../type1/options";
+import { TYPE1_PROFILE_NAMES, type Type1Profile } from "../../type1/options";
 import type { PackVariant } from "../../bitmap";
 
-const USAGE = `usage: vfio-sim replay [--profile linux-6.1|mainline] [--platform vtd|smmu] [--bitmap-copy byte|word|simd] FILE.trace...
+const USAGE = `usage: vfio-sim replay [--profile linux-6.1|linux-6.12|mainline] [--platform vtd|smmu] [--bitmap-copy byte|word|simd] FILE.trace...
 
 Replays each vfio-trace script (format: shared/conformance/vfio-trace.md) against the model
 and prints one result line per call, exactly as the kernel oracle prints it.
@@ -32,8 +32,9 @@ export const replayCommand: Command = {
         return 0;
       } else if (a === "--profile") {
         const v = val();
-        if (v !== "linux-6.1" && v !== "mainline") return usage(io, `unknown profile: ${v}`);
-        profile = v;
+        const p = TYPE1_PROFILE_NAMES.find((n) => n === v);
+        if (p === undefined) return usage(io, `unknown profile: ${v}`);
+        profile = p;
       } else if (a === "--platform") {
         const v = val();
         if (v === undefined || !(v in PLATFORMS)) return usage(io, `unknown platform: ${v}`);
