@@ -185,6 +185,26 @@ export class IommufdCtx implements FileOps {
   }
 
   /**
+   * The harvest's window buffer, dirty target and gather (iova_bitmap_alloc's share), kept
+   * for the life of the fd. All or nothing: a partial set would be taken for a complete one
+   * by the next call.
+   */
+  private allocHarvestBuffers(): boolean {
+    const scratch = this.core.alloc(WINDOW_PAGES * PAGE + 64);
+    const target = scratch ? DirtyTarget.create(this.core) : null;
+    const gather = target ? IotlbGather.create(this.core) : null;
+    if (!gather) {
+      target?.dispose();
+      this.core.free(scratch);
+      return false;
+    }
+    this.scratch = scratch;
+    this.target = target;
+    this.gather = gather;
+    return true;
+  }
+
+  /**
    * iopt_read_and_clear_dirty_data(): iova_bitmap_for_each over the user bitmap, window by
    * window (≤ 512 pinned pages), the driver walk over the contiguous areas of each window,
    * set-ahead of records that cross a window, one IOTLB sync at the end unless NO_CLEAR.
@@ -192,12 +212,7 @@ export class IommufdCtx implements FileOps {
    * ioctl returns 0 like the kernel's iommu_read_and_clear_dirty does.
    */
   readAndClearDirtyData(task: UserAccess, h: HwptObj, iova: bigint, length: bigint, pageSize: bigint, data: bigint, flags: number): number {
-    if (!this.scratch) {
-      this.scratch = this.core.alloc(WINDOW_PAGES * PAGE + 64);
-      this.target = DirtyTarget.create(this.core);
-      this.gather = IotlbGather.create(this.core);
-      if (!this.scratch || !this.target || !this.gather) return -Errno.ENOMEM;
-    }
+    if (!this.scratch && !this.allocHarvestBuffers()) return -Errno.ENOMEM;
     const t = this.target!;
     const g = this.gather!;
     const dom = h.domain;

@@ -115,6 +115,8 @@ export class WasmCore {
   readonly x: CoreExports;
   /** Counts allocations of this core and fails the chosen one (tests; see ./fault.ts). */
   readonly faults = new FaultInjector();
+  /** Blocks from `alloc` not yet freed (leak checks in tests). */
+  liveBlocks = 0;
   private buf: ArrayBuffer;
   private u8view: Uint8Array;
   private dview: DataView;
@@ -162,7 +164,9 @@ export class WasmCore {
     if (!Number.isInteger(size) || size < 0 || size > 0xffff_0000) return 0;
     if (this.faults.shouldFail("heap")) return 0;
     try {
-      return zero ? this.x.allocZeroed(Math.max(size, 1)) : this.x.alloc(Math.max(size, 1));
+      const p = zero ? this.x.allocZeroed(Math.max(size, 1)) : this.x.alloc(Math.max(size, 1));
+      this.liveBlocks++;
+      return p;
     } catch {
       // The allocator traps (unreachable) when memory.grow fails: that is ENOMEM, not a bug.
       return 0;
@@ -171,7 +175,9 @@ export class WasmCore {
 
   /** Frees a block from `alloc`. */
   free(ptr: number): void {
-    if (ptr !== 0) this.x.free(ptr);
+    if (ptr === 0) return;
+    this.x.free(ptr);
+    this.liveBlocks--;
   }
 }
 
