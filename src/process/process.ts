@@ -88,6 +88,10 @@ export class Process implements Task {
     return this.mmRef ? this.mmRef.memory.copyToUser(addr, data) : data.length;
   }
 
+  faultInWriteable(addr: bigint, len: number): number {
+    return this.mmRef ? this.mmRef.memory.faultInWriteable(addr, len) : len;
+  }
+
   // ---- credentials and limits ----
 
   /** setrlimit(RLIMIT_MEMLOCK, {soft, hard}) (the simulated process may raise the hard limit, like root). */

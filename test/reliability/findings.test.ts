@@ -49,3 +49,28 @@ describe("F1: iommufd harvest buffers", () => {
     expect(bitsAt(w, w.bitmaps, 512)).toEqual([1, 7, 300]);
   });
 });
+
+describe("F4: iommufd pins the bitmap for write before the walk", () => {
+  test("a read-only bitmap window clears no dirty bit", () => {
+    const { w, hwpt } = iommufdTracking();
+    writePages(w, hwpt, [2, 3, 511]);
+    const ro = w.bitmaps + 0x10000n;
+    expect(w.proc.mprotect(ro, 0x1000, 1).errno).toBe(0); // PROT_READ
+    expect(w.get(hwpt, START, 512n * 4096n, 4096n, ro)).toBe(0);
+    expect(w.get(hwpt, START, 512n * 4096n, 4096n, w.bitmaps)).toBe(0);
+    expect(bitsAt(w, w.bitmaps, 512)).toEqual([2, 3, 511]);
+  });
+
+  test("a bitmap page that cannot be faulted in clears no dirty bit", () => {
+    const { w, hwpt } = iommufdTracking();
+    expect(w.get(hwpt, START, 512n * 4096n, 4096n, w.bitmaps)).toBe(0); // harvest buffers exist now
+    writePages(w, hwpt, [0, 100]);
+    const fresh = w.bitmaps + 0x20000n; // never written: its frame is allocated by the pin
+    w.core.faults.failNth(1);
+    expect(w.get(hwpt, START, 512n * 4096n, 4096n, fresh)).toBe(0);
+    expect(w.core.faults.hits).toBe(1);
+    w.core.faults.failNth(0);
+    expect(w.get(hwpt, START, 512n * 4096n, 4096n, fresh)).toBe(0);
+    expect(bitsAt(w, fresh, 512)).toEqual([0, 100]);
+  });
+});
