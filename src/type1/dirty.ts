@@ -13,6 +13,9 @@ import type { VfioIommu } from "./vfio-iommu";
 
 const u64 = (x: bigint): bigint => x & U64_MASK;
 
+/** u64 words staged per step of the bitmap copy (the staging buffer holds this many). */
+export const COPY_CHUNK_WORDS = 4096;
+
 /** Geometry of one dma's copy-out: where its bits land in the user bitmap. */
 interface CopyGeometry {
   nbits: number;
@@ -65,29 +68,38 @@ export function updateUserBitmap(iommu: VfioIommu, current: Task, ubuf: bigint, 
   }
   const core = iommu.core;
   const bytes = g.words * 8;
+  // The staging buffer was allocated with the bitmaps (DIRTY_PAGES START): Linux's
+  // update_user_bitmap() allocates nothing, so ENOMEM is never its answer here.
+  const scratch = iommu.copyScratch();
   if (g.shift === 0) {
     if (iommu.opts.bitmapCopy === "byte") {
       // The v12 proposal copied byte by byte; the result is the same words.
-      const scratch = iommu.copyScratch(bytes);
-      if (scratch === 0) return -Errno.ENOMEM;
-      pack(core, "byte", scratch, 0, bitmap.ptr, g.words * 64);
-      return copyOut(iommu, current, g.dst, scratch, bytes) ? -Errno.EFAULT : 0;
+      for (let k0 = 0; k0 < g.words; k0 += COPY_CHUNK_WORDS) {
+        const n = Math.min(COPY_CHUNK_WORDS, g.words - k0);
+        pack(core, "byte", scratch, 0, bitmap.ptr + 8 * k0, n * 64);
+        if (copyOut(iommu, current, g.dst + BigInt(8 * k0), scratch, n * 8)) return -Errno.EFAULT;
+      }
+      return 0;
     }
     return copyOut(iommu, current, g.dst, bitmap.ptr, bytes) ? -Errno.EFAULT : 0;
   }
-  // bitmap_shift_left() over nbits + shift bits, then bitmap_or() with the user's word:
-  // pack() computes exactly those words when its first destination word holds `leftover`.
+  // bitmap_shift_left() over nbits + shift bits, in place, then bitmap_or() with the user's
+  // word. pack() computes the shifted words of a chunk when its first destination word holds
+  // what the word below contributes; chunks go from the top down, so every source word is
+  // read before it is overwritten.
   const leftover = current.copyFromUser(g.dst, 8);
-  const scratch = iommu.copyScratch(bytes);
-  if (scratch === 0) return -Errno.ENOMEM;
-  // pack() ORs into the first word and overwrites the rest: only word 0 needs a value,
-  // the user's leftover word (or nothing, when reading it faulted).
-  if (leftover) core.u8.set(leftover, scratch);
-  else core.x.fillBytes(scratch, 0, 8);
-  pack(core, iommu.opts.bitmapCopy, scratch, g.shift, bitmap.ptr, g.words * 64 - g.shift);
-  core.x.copyBytes(bitmap.ptr, scratch, bytes);
+  const s = BigInt(g.shift);
+  for (let k1 = g.words; k1 > 0; ) {
+    const k0 = Math.max(0, k1 - COPY_CHUNK_WORDS);
+    if (k0 > 0) core.dv.setBigUint64(scratch, core.dv.getBigUint64(bitmap.ptr + 8 * (k0 - 1), true) >> (64n - s), true);
+    else if (leftover) core.u8.set(leftover, scratch);
+    else core.x.fillBytes(scratch, 0, 8);
+    pack(core, iommu.opts.bitmapCopy, scratch, g.shift, bitmap.ptr + 8 * k0, (k1 - k0) * 64 - g.shift);
+    core.x.copyBytes(bitmap.ptr + 8 * k0, scratch, (k1 - k0) * 8);
+    k1 = k0;
+  }
   if (!leftover) return -Errno.EFAULT;
-  return copyOut(iommu, current, g.dst, scratch, bytes) ? -Errno.EFAULT : 0;
+  return copyOut(iommu, current, g.dst, bitmap.ptr, bytes) ? -Errno.EFAULT : 0;
 }
 
 /**
@@ -126,7 +138,9 @@ function reportAllDirtyFused(iommu: VfioIommu, current: Task, ubuf: bigint, dma:
   if (g.dst > BigInt(Number.MAX_SAFE_INTEGER)) return false;
   const dst = Number(g.dst);
   const bytes = g.words * 8;
-  if (mem.accessibleLength(dst, bytes, true) < bytes) return false;
+  // Fault the user words in first (copy_to_user's page faults): from here on no write can
+  // fail, so the dma bitmap is never cleared with its bits left unreported.
+  if (mem.faultInWriteable(g.dst, bytes) !== 0) return false;
   const core = iommu.core;
   const s = BigInt(g.shift);
   const full = Math.floor(g.nbits / 64);
@@ -158,10 +172,10 @@ function reportAllDirtyFused(iommu: VfioIommu, current: Task, ubuf: bigint, dma:
   if (midEnd > midStart && !mem.fillRaw(dst + midStart * 8, (midEnd - midStart) * 8, 0xff)) return false;
   const w = new Uint8Array(8);
   const wv = new DataView(w.buffer);
-  edges.forEach((k, i) => {
+  for (let i = 0; i < edges.length; i++) {
     wv.setBigUint64(0, userEdge[i], true);
-    mem.writeRaw(dst + k * 8, w);
-  });
+    if (!mem.writeRaw(dst + edges[i] * 8, w)) throw new Error("BUG: a faulted-in user word could not be written");
+  }
   if (!dma.bitmapLowClean && full > 0) core.x.fillBytes(bitmap.ptr, 0, Math.min(full, allocWords) * 8);
   for (const [k, v] of keep) core.dv.setBigUint64(bitmap.ptr + 8 * k, v, true);
   dma.bitmapLowClean = true;

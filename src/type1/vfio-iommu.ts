@@ -38,7 +38,7 @@ import { Mutex } from "./lock";
 import { ChunkedList } from "../util/sorted-list";
 import { VfioDma, VfioPfn } from "./dma";
 import { DEFAULT_TYPE1_OPTIONS, Type1Options } from "./options";
-import { reportAndClear, updateUserBitmap } from "./dirty";
+import { COPY_CHUNK_WORDS, reportAndClear, updateUserBitmap } from "./dirty";
 
 const PAGE = BigInt(PAGE_SIZE);
 const PSHIFT = BigInt(PAGE_SHIFT);
@@ -636,6 +636,10 @@ export class VfioIommu {
       if (this.dirtyPageTracking) return 0;
       const r = this.vfioDmaBitmapAllocAll(this.pgsize());
       if (r) return r;
+      if (!this.allocCopyScratch()) {
+        this.vfioDmaBitmapFreeAll();
+        return -Errno.ENOMEM;
+      }
       const hw = this.vfioIommuSetHwDirtyTracking(true);
       if (hw) {
         this.vfioDmaBitmapFreeAll();
@@ -1030,27 +1034,23 @@ export class VfioIommu {
     }
     this.core.free(this.scratchPtr);
     this.scratchPtr = 0;
-    this.scratchBytes = 0;
   }
 
   private scratchPtr = 0;
-  private scratchBytes = 0;
 
   /**
-   * A buffer of at least `bytes` in linear memory for update_user_bitmap()'s shifted copy
-   * (the kernel shifts dma->bitmap in place; the model stages the words here). Reused across
-   * calls and grown on demand, so GET_BITMAP does not allocate per call. Contents are
-   * undefined; 0 on ENOMEM. Valid until the next call.
+   * The staging buffer of update_user_bitmap()'s shifted and byte-wise copies
+   * (COPY_CHUNK_WORDS words), allocated by DIRTY_PAGES START with the bitmaps and kept until
+   * the container goes: GET_BITMAP and unmap-with-bitmap allocate nothing, as in Linux.
    */
-  copyScratch(bytes: number): number {
-    if (bytes > this.scratchBytes) {
-      const p = this.core.alloc(bytes, false);
-      if (p === 0) return 0;
-      this.core.free(this.scratchPtr);
-      this.scratchPtr = p;
-      this.scratchBytes = bytes;
-    }
+  copyScratch(): number {
     return this.scratchPtr;
+  }
+
+  /** Allocates the staging buffer if needed; false on ENOMEM. */
+  private allocCopyScratch(): boolean {
+    if (this.scratchPtr === 0) this.scratchPtr = this.core.alloc(COPY_CHUNK_WORDS * 8, false);
+    return this.scratchPtr !== 0;
   }
 
   /** vfio_domains_have_enforce_cache_coherency(). */

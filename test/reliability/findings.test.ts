@@ -5,7 +5,14 @@
 import { WasmCore } from "../../src/wasm/core";
 import * as U from "../../src/iommufd/uapi";
 import { Errno } from "../../src/uapi/errno";
-import { IommufdWorld } from "./helpers";
+import { vtdPlatform, type Platform } from "../../src/iommu/platform";
+import type { Type1Options } from "../../src/type1/options";
+import { withHardwareDirty, HwIommuDomain } from "../../src/iommu/hw/iommu-domain";
+import { DmaDevice, DMA_OK } from "../../src/iommu/hw/device";
+import { COPY_CHUNK_WORDS } from "../../src/type1/dirty";
+import { TraceRunner, parseTrace } from "../../src/trace";
+import type { PackVariant } from "../../src/bitmap";
+import { IommufdWorld, Type1World } from "./helpers";
 
 const START = U.MOCK_APERTURE_START;
 
@@ -72,5 +79,90 @@ describe("F4: iommufd pins the bitmap for write before the walk", () => {
     w.core.faults.failNth(0);
     expect(w.get(hwpt, START, 512n * 4096n, 4096n, fresh)).toBe(0);
     expect(bitsAt(w, fresh, 512)).toEqual([0, 100]);
+  });
+});
+
+/** A type1v2 container on `platform` with group 0 attached and 16 written guest pages mapped at 0. */
+function type1Mapped(platform: Platform = vtdPlatform(), opts: Partial<Type1Options> = {}): Type1World {
+  const w = new Type1World(new WasmCore(), platform, opts);
+  expect(w.setContainer(0)).toBe(0);
+  expect(w.setIommu()).toBe(0);
+  expect(w.map(0n, 0n, 16n * 4096n)).toBe(0);
+  return w;
+}
+
+describe("F3: type1 GET_BITMAP, fused all-dirty path", () => {
+  test("a user bitmap page that cannot be faulted in loses no dirty bit", () => {
+    const n = 1;
+    const w = type1Mapped();
+    expect(w.dirty(1)).toBe(0); // START
+    const at = w.bitmaps + 0x8000n; // never written
+    w.core.faults.failNth(n);
+    const r = w.get(0n, 16n * 4096n, at);
+    expect(w.core.faults.hits).toBe(1);
+    w.core.faults.failNth(0);
+    if (r === 0) {
+      expect(w.sys.user(at, 8)).toBe("ffff000000000000");
+    } else {
+      expect(r).toBe(-Errno.EFAULT);
+      expect(w.get(0n, 16n * 4096n, at)).toBe(0);
+      expect(w.sys.user(at, 8)).toBe("ffff000000000000");
+    }
+  });
+});
+
+describe("F13: type1 GET_BITMAP allocates nothing", () => {
+  // The byte copy on plain VT-d, and every copy on dirty-capable hardware, take the general
+  // path (staged shift) rather than the fused all-dirty one.
+  test.each([
+    ["byte", false],
+    ["byte", true],
+    ["word", true],
+    ["simd", true],
+  ] as const)("a shifted GET_BITMAP (%s copy, dirty hardware %s) never fails with ENOMEM", (bitmapCopy, hw) => {
+    const w = type1Mapped(hw ? withHardwareDirty(vtdPlatform(), "intel-ss") : vtdPlatform(), { bitmapCopy });
+    expect(w.map(16n * 4096n, 16n * 4096n, 8n * 4096n)).toBe(0); // its bits start at bit 16
+    expect(w.dirty(1)).toBe(0); // START
+    if (hw) {
+      const dev = new DmaDevice();
+      dev.attach((w.iommu.domainList[0].domain as HwIommuDomain).hw);
+      for (let p = 0; p < 24; p++) expect(dev.write(p * 4096, 8)).toBe(DMA_OK);
+    }
+    w.proc.fill(w.bitmaps, 4096, 0xff); // written: copy_to_user faults nothing in
+    w.proc.fill(w.bitmaps, 4096, 0);
+    w.core.faults.failNth(1);
+    const r = w.get(0n, 24n * 4096n, w.bitmaps);
+    expect({ r, hits: w.core.faults.hits }).toEqual({ r: 0, hits: 0 });
+    expect(w.sys.user(w.bitmaps, 8)).toBe("ffffff0000000000");
+  });
+});
+
+describe("F13: the staged copy across chunks", () => {
+  // update_user_bitmap() now shifts through a fixed staging buffer of COPY_CHUNK_WORDS
+  // words, top chunk first. A mapping of more than one chunk of bits (> 1 GiB of 4 KiB
+  // pages) at a bit offset that is not a multiple of 64: the byte copy (staged) must print
+  // the same bytes and leave the same per-mapping bitmaps as the fused all-dirty path.
+  test("a mapping of several staging chunks at a bit offset prints what the fused path prints", () => {
+    const pages = 2 * COPY_CHUNK_WORDS * 64 + 77;
+    const bytes = Math.ceil((pages + 5) / 64) * 8;
+    const script = [
+      "case chunks arena=0x88000000",
+      `map vaddr=+0x200000 iova=0x5000 size=0x${(pages * 4096).toString(16)}`,
+      "dirty flags=1",
+      `fill addr=+0x100000 size=${bytes + 16} byte=0xa5`,
+      `dirty flags=4 iova=0 size=0x${((pages + 5) * 4096).toString(16)} pgsize=0x1000 bitmap_size=${bytes} data=+0x100000 show=${bytes + 16}`,
+      `dirty flags=4 iova=0 size=0x${((pages + 5) * 4096).toString(16)} pgsize=0x1000 bitmap_size=${bytes} data=+0x100000 show=${bytes + 16}`,
+    ].join("\n") + "\n";
+    const run = (bitmapCopy: PackVariant): { out: string; bitmaps: string[] } => {
+      const runner = new TraceRunner({ core: new WasmCore(), type1: { bitmapCopy } });
+      let out = runner.start();
+      for (const line of parseTrace(script)) out += runner.step(line).output;
+      const bitmaps = runner.iommu!.dmaList.toArray().map((d) => Buffer.from(d.bitmap!.core.u8.subarray(d.bitmap!.ptr, d.bitmap!.ptr + d.bitmap!.bytes)).toString("hex"));
+      return { out, bitmaps };
+    };
+    const staged = run("byte");
+    expect(staged.out).toMatch(/map = 0 OK/);
+    expect(staged.out.match(/dirty = 0 OK bitmap=/g)?.length).toBe(2);
+    expect(run("simd")).toEqual(staged);
   });
 });

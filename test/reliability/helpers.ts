@@ -10,6 +10,7 @@ import { Process } from "../../src/process/process";
 import { VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_IOMMU_DIRTY_PAGES } from "../../src/uapi/vfio";
 import { installVfio, VfioContainer } from "../../src/type1/container";
 import type { VfioIommu } from "../../src/type1/vfio-iommu";
+import type { Type1Options } from "../../src/type1/options";
 import type { Platform } from "../../src/iommu/platform";
 import { HwIommuDomain } from "../../src/iommu/hw/iommu-domain";
 import { installIommufd, IommufdCtx } from "../../src/iommufd";
@@ -107,10 +108,10 @@ export class Type1World {
   /** Bitmaps are harvested here: never written before the first harvest (frames on demand). */
   readonly bitmaps: bigint;
 
-  constructor(readonly core: WasmCore, readonly platform: Platform) {
+  constructor(readonly core: WasmCore, readonly platform: Platform, opts: Partial<Type1Options> = {}) {
     this.sys = new Sys(core);
     const proc = this.sys.proc;
-    installVfio(proc, platform);
+    installVfio(proc, platform, opts);
     this.container = proc.open("/dev/vfio/vfio").ret;
     for (const g of platform.groups) this.groups.set(g.id, proc.open(`/dev/vfio/${g.id}`).ret);
     this.guest = BigInt(proc.mmap(undefined, 4 << 20).ret);
