@@ -609,6 +609,18 @@ export class VfioIommu {
   }
 
 
+  /**
+   * A domain that joins while tracking on dirty-capable hardware: tracking on, and the dirty
+   * state its replayed mappings start with (ARM's writable-dirty) cleared, so it reports
+   * what devices write from now on, as START does for the domains it finds.
+   */
+  private vfioDomainJoinHwDirty(vd: VfioDomain): void {
+    const ops = vd.domain.dirty!;
+    ops.setDirtyTracking(true);
+    const pgsize = this.pgsize();
+    for (const dma of this.dmaList) if (dma.iommuMapped && dma.size > 0n) ops.readAndClearDirtyBitmap?.(dma.iova, dma.size, pgsize, 0, 0);
+  }
+
   /** vfio_dma_bitmap_alloc_all(): allocate and populate every dma's bitmap, unwinding on failure. */
   vfioDmaBitmapAllocAll(pgsize: bigint): number {
     this.lock.assertHeld();
@@ -751,8 +763,10 @@ export class VfioIommu {
         const vd: VfioDomain = { domain, groups: [vg], enforceCacheCoherency: domain.enforceCacheCoherency, msiCookie: swMsi };
         const r = this.vfioIommuReplay(vd);
         if (r) return r;
-        if (this.dirtyPageTracking && this.hwDirty) domain.dirty?.setDirtyTracking(true);
         this.domainList.push(vd);
+        // Tested with the new domain listed: a START with only emulated groups attached left
+        // hwDirty false, and the first IOMMU domain must still start tracking (F8).
+        if (this.dirtyPageTracking && this.hwDirty) this.vfioDomainJoinHwDirty(vd);
         this.vfioUpdatePgsizeBitmap();
       }
       this.iovaList = list;

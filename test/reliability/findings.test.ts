@@ -12,6 +12,7 @@ import { DmaDevice, DMA_OK } from "../../src/iommu/hw/device";
 import { COPY_CHUNK_WORDS } from "../../src/type1/dirty";
 import { TraceRunner, parseTrace } from "../../src/trace";
 import type { PackVariant } from "../../src/bitmap";
+import { PT_FORMATS } from "../../src/iommu/pgtable";
 import { IommufdWorld, Type1World } from "./helpers";
 
 const START = U.MOCK_APERTURE_START;
@@ -164,5 +165,23 @@ describe("F13: the staged copy across chunks", () => {
     expect(staged.out).toMatch(/map = 0 OK/);
     expect(staged.out.match(/dirty = 0 OK bitmap=/g)?.length).toBe(2);
     expect(run("simd")).toEqual(staged);
+  });
+});
+
+describe("F8: type1 on dirty-capable hardware, IOMMU group attached after START", () => {
+  test.each(PT_FORMATS)("the first IOMMU domain joining a tracking container tracks device writes (%s)", (format) => {
+    const platform = withHardwareDirty(vtdPlatform(), format);
+    platform.groups.push({ id: 7, devices: [{ name: "mdev0", resv: [] }], emulated: true });
+    const w = new Type1World(new WasmCore(), platform);
+    expect(w.setContainer(7)).toBe(0); // emulated only: no IOMMU domain yet
+    expect(w.setIommu()).toBe(0);
+    expect(w.map(0n, 0n, 16n * 4096n)).toBe(0);
+    expect(w.dirty(1)).toBe(0); // START
+    expect(w.setContainer(0)).toBe(0); // the IOMMU group: its domain replays the mapping
+    const dev = new DmaDevice();
+    dev.attach((w.iommu.domainList[0].domain as HwIommuDomain).hw);
+    for (const p of [3, 9]) expect(dev.write(p * 4096, 8)).toBe(DMA_OK);
+    expect(w.get(0n, 16n * 4096n, w.bitmaps)).toBe(0);
+    expect(w.sys.user(w.bitmaps, 8)).toBe("0802000000000000"); // pages 3 and 9
   });
 });
