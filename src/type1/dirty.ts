@@ -45,6 +45,14 @@ function copyOut(iommu: VfioIommu, current: Task, dst: bigint, src: number, len:
   return current.copyToUser(dst, iommu.core.u8.slice(src, src + len));
 }
 
+/** Faults in the writable part of [dst, dst+len) of the task's memory; false when a page cannot be allocated. */
+function faultInUserWords(current: Task, dst: bigint, len: number): boolean {
+  const mem = current.mm?.memory;
+  if (!mem || dst > BigInt(Number.MAX_SAFE_INTEGER)) return true;
+  const writable = mem.accessibleLength(Number(dst), len, true);
+  return mem.faultInWriteable(dst, writable) === 0;
+}
+
 /**
  * update_user_bitmap(): reports one dma's bits into the user bitmap at `ubuf` relative to
  * `baseIova`. Marks everything dirty first when an IOMMU-backed group cannot report
@@ -57,6 +65,10 @@ export function updateUserBitmap(iommu: VfioIommu, current: Task, ubuf: bigint, 
   const bitmap = dma.bitmap;
   if (!bitmap) return 0;
   const g = geometry(dma, ubuf, baseIova, pgsize);
+  // copy_to_user() faults the user words in; a page that cannot be had fails the call here,
+  // before the harvest or bitmap_set() below changes anything. (Unwritable words still
+  // fail at the copy, after the bitmap has changed, as in Linux.)
+  if (!faultInUserWords(current, g.dst, g.words * 8)) return -Errno.EFAULT;
   if (iommu.hwDirty && dma.iommuMapped) {
     // Dirty-capable hardware (a model extension): IOMMU-backed devices report what they
     // actually wrote, harvested from the page tables, instead of "every mapped page".

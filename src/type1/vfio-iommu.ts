@@ -748,21 +748,24 @@ export class VfioIommu {
       const domain = allocDomain(this.platform, this.core);
       if (!domain) return -Errno.ENOMEM;
       const geo = domain.aperture;
-      if (vfioIommuAperConflict(this.iovaList, geo.start, geo.end, (lo, hi) => this.dmaIn(lo, hi))) return -Errno.EINVAL;
+      // iommu_domain_free() on every way out that does not keep the domain.
+      const fail = (errno: number): number => (domain.destroy?.(), errno);
+      if (vfioIommuAperConflict(this.iovaList, geo.start, geo.end, (lo, hi) => this.dmaIn(lo, hi))) return fail(-Errno.EINVAL);
       const resv = groupResvRegions(g);
-      if (vfioIommuResvConflict(resv, (lo, hi) => this.dmaIn(lo, hi))) return -Errno.EINVAL;
+      if (vfioIommuResvConflict(resv, (lo, hi) => this.dmaIn(lo, hi))) return fail(-Errno.EINVAL);
       const list = vfioIommuResvExclude(vfioIommuAperResize(this.iovaList, geo.start, geo.end), resv);
-      if (typeof list === "number") return list;
+      if (typeof list === "number") return fail(list);
       const swMsi = vfioIommuHasSwMsi(resv);
-      if (!this.opts.allowUnsafeInterrupts && !this.platform.iommu.msiIsolated) return -Errno.EPERM;
+      if (!this.opts.allowUnsafeInterrupts && !this.platform.iommu.msiIsolated) return fail(-Errno.EPERM);
       const vg: VfioIommuGroup = { group: g, pinnedPageDirtyScope: false };
       const same = this.domainList.find((d) => d.enforceCacheCoherency === domain.enforceCacheCoherency);
       if (same) {
         same.groups.push(vg);
+        domain.destroy?.();
       } else {
         const vd: VfioDomain = { domain, groups: [vg], enforceCacheCoherency: domain.enforceCacheCoherency, msiCookie: swMsi };
         const r = this.vfioIommuReplay(vd);
-        if (r) return r;
+        if (r) return fail(r);
         this.domainList.push(vd);
         // Tested with the new domain listed: a START with only emulated groups attached left
         // hwDirty false, and the first IOMMU domain must still start tracking (F8).
@@ -846,6 +849,7 @@ export class VfioIommu {
             for (const dma of this.dmaList) for (const run of dma.runs) d.domain.unmap(dma.iova + run.offset, BigInt(run.npages) * PAGE);
           }
           this.domainList.splice(di, 1);
+          d.domain.destroy?.();
           this.vfioUpdatePgsizeBitmap();
         }
         this.iovaList = this.rebuildIovaList();
