@@ -13,6 +13,7 @@ import { PgtableDomain } from "../iommu/hw";
 import * as U from "./uapi";
 import { IommufdObj, IoasObj, HwptObj, DeviceObj, DeviceIommu, Area, fillDomain, ioasMap, ioasAllocIova, ioasUnmap, iovaAlignment } from "./ioas";
 import { testCmd } from "./selftest";
+import { argInt, argObject } from "../util/args";
 
 /** One decoded command: its bytes (kernel-sized), the user's size, and where it lives. */
 export interface Ucmd {
@@ -130,6 +131,7 @@ export class IommufdCtx implements FileOps {
    * VFIO device cdev, so the VMM's bind goes straight here.
    */
   bindDevice(iommu: DeviceIommu): number {
+    argObject("iommu", iommu);
     const dev: DeviceObj = { kind: "device", id: this.allocId(), flags: iommu.dirtyTracking ? 0 : U.MOCK_FLAGS_DEVICE_NO_DIRTY, iommu, hwpt: null, stdev: null };
     this.objects.set(dev.id, dev);
     return dev.id;
@@ -142,6 +144,8 @@ export class IommufdCtx implements FileOps {
    * for a device that cannot track).
    */
   attachDevice(devId: number, ptId: number): number {
+    argInt("devId", devId);
+    argInt("ptId", ptId);
     const dev = this.get(devId, "device");
     const target = this.objects.get(ptId);
     if (!dev || !target || (target.kind !== "ioas" && target.kind !== "hwpt")) return -Errno.ENOENT;
@@ -161,6 +165,7 @@ export class IommufdCtx implements FileOps {
 
   /** iommufd_device_unbind(): detaches a device bound with bindDevice() and drops it. */
   unbindDevice(devId: number): number {
+    argInt("devId", devId);
     const dev = this.get(devId, "device");
     if (!dev || dev.stdev) return -Errno.ENOENT;
     this.detach(dev);
