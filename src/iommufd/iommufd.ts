@@ -239,9 +239,6 @@ export class IommufdCtx implements FileOps {
       const pinBytes = npages * PAGE;
       const bytes = task.copyFromUser(pinStart, pinBytes);
       if (!bytes) break; // pin_user_pages failed: EFAULT, dropped
-      // iova_bitmap pins the window with FOLL_WRITE before the walk: a window that cannot
-      // be written (read-only, no page to fault in) fails here, before a D bit is cleared.
-      if (!pinForWrite(task, pinStart, bytes)) break;
       this.core.u8.set(bytes, this.scratch);
       let avail = BigInt(pinBytes - pgoff);
       if (avail > totalBytes - base) avail = totalBytes - base;
@@ -279,12 +276,6 @@ export class IommufdCtx implements FileOps {
     if (!(flags & U.IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR)) dom.iotlbSync(g);
     return 0;
   }
-}
-
-/** The FOLL_WRITE part of pin_user_pages(): whether all of [addr, +bytes.length) can be written. */
-function pinForWrite(task: UserAccess, addr: bigint, bytes: Uint8Array): boolean {
-  if (task.faultInWriteable) return task.faultInWriteable(addr, bytes.length) === 0;
-  return task.copyToUser(addr, bytes) === 0; // the same bytes: nothing changes
 }
 
 function u32(u: Ucmd, off: number): number {
