@@ -9,7 +9,29 @@ import { U64_MASK } from "../uapi/vfio";
 import { Errno } from "../uapi/errno";
 import type { Task } from "../process/task";
 import type { VfioDma } from "./dma";
-import type { VfioIommu } from "./vfio-iommu";
+import type { WasmCore } from "../wasm/core";
+import type { Mutex } from "./lock";
+import type { Type1Options } from "./options";
+
+/**
+ * What the read-out needs from its container (struct vfio_iommu, src/type1/vfio-iommu.ts,
+ * which implements it): declared here so this lower module does not import the container.
+ */
+export interface DirtyBitmapHost {
+  readonly lock: Mutex;
+  readonly core: WasmCore;
+  readonly opts: Type1Options;
+  /** num_non_pinned_groups. */
+  readonly numNonPinnedGroups: number;
+  /** Every domain tracks dirty bits in its page tables (a model extension). */
+  readonly hwDirty: boolean;
+  /** The staging buffer of COPY_CHUNK_WORDS words (allocated by START). */
+  copyScratch(): number;
+  /** Harvests the dma's page-table dirty bits into the bitmap at `bitmapPtr`, ORed in. */
+  vfioDmaHarvestHwDirty(dma: VfioDma, pgsize: bigint, bitmapPtr: number): void;
+  /** vfio_dma_populate_bitmap(). */
+  vfioDmaPopulateBitmap(dma: VfioDma, pgsize: bigint): void;
+}
 
 const u64 = (x: bigint): bigint => x & U64_MASK;
 
@@ -39,7 +61,7 @@ function geometry(dma: VfioDma, ubuf: bigint, baseIova: bigint, pgsize: bigint):
 }
 
 /** copy_to_user from linear memory: straight into user frames when they share the core. */
-function copyOut(iommu: VfioIommu, current: Task, dst: bigint, src: number, len: number): number {
+function copyOut(iommu: DirtyBitmapHost, current: Task, dst: bigint, src: number, len: number): number {
   const mem = current.mm?.memory;
   if (mem && mem.core === iommu.core) return mem.copyToUserFromLinear(dst, src, len);
   return current.copyToUser(dst, iommu.core.u8.slice(src, src + len));
@@ -60,7 +82,7 @@ function faultInUserWords(current: Task, dst: bigint, len: number): boolean {
  * in place and the user's first word is ORed into it (all 64 bits), then whole words are
  * copied out. Returns 0 or -EFAULT (the in-place shift has happened either way, like Linux).
  */
-export function updateUserBitmap(iommu: VfioIommu, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): number {
+export function updateUserBitmap(iommu: DirtyBitmapHost, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): number {
   iommu.lock.assertHeld();
   const bitmap = dma.bitmap;
   if (!bitmap) return 0;
@@ -118,7 +140,7 @@ export function updateUserBitmap(iommu: VfioIommu, current: Task, ubuf: bigint, 
  * One dma of vfio_iova_dirty_bitmap(): update_user_bitmap(), then bitmap_clear(0, nbits) and
  * vfio_dma_populate_bitmap(). Returns 0 or -EFAULT (then nothing is cleared, like Linux).
  */
-export function reportAndClear(iommu: VfioIommu, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): number {
+export function reportAndClear(iommu: DirtyBitmapHost, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): number {
   if (reportAllDirtyFused(iommu, current, ubuf, dma, baseIova, pgsize)) return 0;
   const r = updateUserBitmap(iommu, current, ubuf, dma, baseIova, pgsize);
   if (r) return r;
@@ -141,7 +163,7 @@ const ONES = U64_MASK;
  * nothing) when the case does not apply: not all-dirty (or dirty-capable hardware), pinned pages to repopulate, the byte
  * variant (which models the v12 loop), another core's memory, or a user range that would fault.
  */
-function reportAllDirtyFused(iommu: VfioIommu, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): boolean {
+function reportAllDirtyFused(iommu: DirtyBitmapHost, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): boolean {
   const bitmap = dma.bitmap;
   const mem = current.mm?.memory;
   if (!bitmap || !mem || mem.core !== iommu.core) return false;

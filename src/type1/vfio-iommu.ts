@@ -38,7 +38,7 @@ import { Mutex } from "./lock";
 import { ChunkedList } from "../util/sorted-list";
 import { VfioDma, VfioPfn } from "./dma";
 import { DEFAULT_TYPE1_OPTIONS, Type1Options } from "./options";
-import { COPY_CHUNK_WORDS, reportAndClear, updateUserBitmap } from "./dirty";
+import { COPY_CHUNK_WORDS, reportAndClear, updateUserBitmap, type DirtyBitmapHost } from "./dirty";
 
 const PAGE = BigInt(PAGE_SIZE);
 const PSHIFT = BigInt(PAGE_SHIFT);
@@ -97,7 +97,7 @@ export interface PinPagesResult {
 }
 
 /** The type1 container state. */
-export class VfioIommu {
+export class VfioIommu implements DirtyBitmapHost {
   readonly lock = new Mutex("iommu->lock");
   readonly domainList: VfioDomain[] = [];
   iovaList: IovaRange[] = [];
