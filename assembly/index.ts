@@ -23,3 +23,5 @@ export {
   ptOutPhys, ptOutLeafIova, ptOutLeafSize, ptOutPte, ptOutNoUpdate, ptOutLevel, ptOutWritable, pteLo, pteHi,
 } from "./pgtable/table";
 export { scanXor } from "./util/scan";
+// Fault injection: the shell arms the allocation hook (import env.allocFault) while it counts.
+export { faultHookSet } from "./runtime/fault";

@@ -2,7 +2,9 @@
  * vfio-sim: an executable, kernel-faithful model of Linux's IOMMU user interfaces.
  * This is the package's public entry point; each subsystem lives in its own folder.
  */
-export { WasmCore, compiledCore, DEFAULT_WASM_PATH } from "./wasm/core";
+export { WasmCore, compiledCore, DEFAULT_WASM_PATH, UNSIGNED_RESULTS } from "./wasm/core";
+export { FaultInjector } from "./wasm/fault";
+export type { AllocKind } from "./wasm/fault";
 export type { CoreExports } from "./wasm/core";
 export { Bitmap, bitmapBytes, pack, PACK_VARIANTS } from "./bitmap";
 export type { PackVariant } from "./bitmap";

@@ -13,6 +13,8 @@
 // its slot 0; a page-aligned pointer has bit 0 and bits 1..11 clear, so it reads as "not
 // present" in every format modelled.
 
+import { allocFault, FAULT_TABLE_PAGE } from "../runtime/fault";
+
 const PAGE: usize = 4096;
 const REFILL_WASM_PAGES: i32 = 16; // 1 MiB = 256 table pages per refill
 
@@ -35,7 +37,7 @@ function carve(firstWasmPage: i32, wasmPages: i32): void {
 
 /** A zeroed, 4 KiB-aligned table page, or 0 when memory (or the test limit) is exhausted. */
 export function tablePageAlloc(): usize {
-  if (inUse >= pageLimit) return 0;
+  if (inUse >= pageLimit || allocFault(FAULT_TABLE_PAGE)) return 0;
   if (freeHead == 0) {
     let first = memory.grow(REFILL_WASM_PAGES);
     if (first >= 0) carve(first, REFILL_WASM_PAGES);

@@ -18,6 +18,7 @@ import { tablePageAlloc, tablePageFree } from "./pages";
 import { gatherAddRange, gatherSetPgsize, gatherDeferFree } from "./gather";
 import { record } from "./target";
 import { harvestLeafRun, harvestBlockTable } from "./fast";
+import { allocFault, FAULT_PT_HEADER } from "../runtime/fault";
 
 const HEADER_BYTES: usize = 80;
 const EINVAL: i32 = 22;
@@ -117,6 +118,7 @@ function tableAt(pt: usize, iova: u64, stop: u32): usize {
  * selftest mock). Returns the header address, or 0 on ENOMEM.
  */
 export function ptCreate(fmt: u32, levels: u32, maxLevels: u32, gs: u32, flags: u32, pgsizeLo: u32, pgsizeHi: u32): usize {
+  if (allocFault(FAULT_PT_HEADER)) return 0;
   const pt = heap.alloc(HEADER_BYTES);
   memory.fill(pt, 0, HEADER_BYTES);
   const root = tablePageAlloc();

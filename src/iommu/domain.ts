@@ -69,4 +69,10 @@ export interface IommuDomain {
   iovaToPhys(iova: bigint): bigint | null;
   /** Hardware dirty tracking, when the domain has it. */
   readonly dirty?: IommuDirtyOps;
+  /**
+   * iommu_domain_free(): gives back what the domain holds outside the JS heap (page tables
+   * in Wasm memory). The domain must not be used afterwards. Optional: JS-only domains
+   * have nothing to free.
+   */
+  destroy?(): void;
 }

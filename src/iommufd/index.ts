@@ -5,6 +5,7 @@
  */
 import type { Process } from "../process";
 import { IommufdCtx } from "./iommufd";
+import { argObject } from "../util/args";
 
 export { IommufdCtx } from "./iommufd";
 export type { Ucmd } from "./iommufd";
@@ -13,5 +14,6 @@ export * as iommufdUapi from "./uapi";
 
 /** Makes /dev/iommu openable in `proc`; each open is a new context on the process's Wasm core. */
 export function installIommufd(proc: Process): void {
+  argObject("proc", proc);
   proc.registerDevice("/dev/iommu", () => new IommufdCtx(proc.core));
 }

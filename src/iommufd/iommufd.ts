@@ -13,6 +13,7 @@ import { PgtableDomain } from "../iommu/hw";
 import * as U from "./uapi";
 import { IommufdObj, IoasObj, HwptObj, DeviceObj, DeviceIommu, Area, fillDomain, ioasMap, ioasAllocIova, ioasUnmap, iovaAlignment } from "./ioas";
 import { testCmd } from "./selftest";
+import { argInt, argObject } from "../util/args";
 
 /** One decoded command: its bytes (kernel-sized), the user's size, and where it lives. */
 export interface Ucmd {
@@ -130,6 +131,7 @@ export class IommufdCtx implements FileOps {
    * VFIO device cdev, so the VMM's bind goes straight here.
    */
   bindDevice(iommu: DeviceIommu): number {
+    argObject("iommu", iommu);
     const dev: DeviceObj = { kind: "device", id: this.allocId(), flags: iommu.dirtyTracking ? 0 : U.MOCK_FLAGS_DEVICE_NO_DIRTY, iommu, hwpt: null, stdev: null };
     this.objects.set(dev.id, dev);
     return dev.id;
@@ -142,6 +144,8 @@ export class IommufdCtx implements FileOps {
    * for a device that cannot track).
    */
   attachDevice(devId: number, ptId: number): number {
+    argInt("devId", devId);
+    argInt("ptId", ptId);
     const dev = this.get(devId, "device");
     const target = this.objects.get(ptId);
     if (!dev || !target || (target.kind !== "ioas" && target.kind !== "hwpt")) return -Errno.ENOENT;
@@ -161,6 +165,7 @@ export class IommufdCtx implements FileOps {
 
   /** iommufd_device_unbind(): detaches a device bound with bindDevice() and drops it. */
   unbindDevice(devId: number): number {
+    argInt("devId", devId);
     const dev = this.get(devId, "device");
     if (!dev || dev.stdev) return -Errno.ENOENT;
     this.detach(dev);
@@ -185,6 +190,26 @@ export class IommufdCtx implements FileOps {
   }
 
   /**
+   * The harvest's window buffer, dirty target and gather (iova_bitmap_alloc's share), kept
+   * for the life of the fd. All or nothing: a partial set would be taken for a complete one
+   * by the next call.
+   */
+  private allocHarvestBuffers(): boolean {
+    const scratch = this.core.alloc(WINDOW_PAGES * PAGE + 64);
+    const target = scratch ? DirtyTarget.create(this.core) : null;
+    const gather = target ? IotlbGather.create(this.core) : null;
+    if (!gather) {
+      target?.dispose();
+      this.core.free(scratch);
+      return false;
+    }
+    this.scratch = scratch;
+    this.target = target;
+    this.gather = gather;
+    return true;
+  }
+
+  /**
    * iopt_read_and_clear_dirty_data(): iova_bitmap_for_each over the user bitmap, window by
    * window (≤ 512 pinned pages), the driver walk over the contiguous areas of each window,
    * set-ahead of records that cross a window, one IOTLB sync at the end unless NO_CLEAR.
@@ -192,12 +217,7 @@ export class IommufdCtx implements FileOps {
    * ioctl returns 0 like the kernel's iommu_read_and_clear_dirty does.
    */
   readAndClearDirtyData(task: UserAccess, h: HwptObj, iova: bigint, length: bigint, pageSize: bigint, data: bigint, flags: number): number {
-    if (!this.scratch) {
-      this.scratch = this.core.alloc(WINDOW_PAGES * PAGE + 64);
-      this.target = DirtyTarget.create(this.core);
-      this.gather = IotlbGather.create(this.core);
-      if (!this.scratch || !this.target || !this.gather) return -Errno.ENOMEM;
-    }
+    if (!this.scratch && !this.allocHarvestBuffers()) return -Errno.ENOMEM;
     const t = this.target!;
     const g = this.gather!;
     const dom = h.domain;

@@ -20,6 +20,12 @@ export interface UserAccess {
    * (0 on success). Like Linux, the bytes before the first unwritable one are written.
    */
   copyToUser(addr: bigint, data: Uint8Array): number;
+  /**
+   * fault_in_writeable() / pin_user_pages(FOLL_WRITE)'s fault-in: makes [addr, addr+len)
+   * present and writable without changing its bytes; returns how many bytes could NOT be
+   * (0 on success). Optional: without it, callers write the bytes they read back.
+   */
+  faultInWriteable?(addr: bigint, len: number): number;
 }
 
 /** The file operations a kernel object implements (struct file_operations, the parts modelled). */

@@ -177,6 +177,20 @@ export class UserMemory {
   }
 
   /**
+   * fault_in_writeable(): faults [addr, addr+len) in for write (allocating the frames a
+   * write would) without changing a byte; returns the bytes not faulted in (all of them
+   * when a frame cannot be allocated, in which case no page becomes written).
+   */
+  faultInWriteable(addr: bigint, len: number): number {
+    const a = toNum(addr);
+    if (a < 0 || !Number.isSafeInteger(len) || len < 0) return len;
+    const n = this.accessibleLength(a, len, true);
+    if (this.spans(a, n, true).some((s) => s.ptr === 0)) return len;
+    this.touch(a, n);
+    return len - n;
+  }
+
+  /**
    * copy_to_user from linear memory of the same Wasm core (no JS copy): writes up to the
    * first unwritable byte of [addr, addr+len) from `src` and returns the bytes not written.
    */

@@ -10,6 +10,7 @@ import type { GupBehaviour } from "./gup";
 import { CAP_IPC_LOCK, MmStruct, RLIM_INFINITY } from "./mm";
 import type { Task } from "./task";
 import { PAGE_SIZE, PROT_READ, PROT_WRITE, TASK_SIZE } from "./vma";
+import { argBool, argBytes, argInt, argString, argU64, argULong, argWhole } from "../util/args";
 
 /** A syscall's result as user space sees it. */
 export interface SyscallResult {
@@ -91,10 +92,16 @@ export class Process implements Task {
     return this.mmRef ? this.mmRef.memory.copyToUser(addr, data) : data.length;
   }
 
+  faultInWriteable(addr: bigint, len: number): number {
+    return this.mmRef ? this.mmRef.memory.faultInWriteable(addr, len) : len;
+  }
+
   // ---- credentials and limits ----
 
   /** setrlimit(RLIMIT_MEMLOCK, {soft, hard}) (the simulated process may raise the hard limit, like root). */
   setrlimitMemlock(soft: bigint, hard: bigint = soft): SyscallResult {
+    soft = argU64("soft", soft);
+    hard = argU64("hard", hard);
     if (soft > hard) return fail(-Errno.EINVAL);
     this.rlimMemlockSoft = soft;
     this.rlimMemlockHard = hard;
@@ -108,6 +115,7 @@ export class Process implements Task {
 
   /** capset() raising or dropping CAP_IPC_LOCK in the effective set (it stays permitted). */
   setCapIpcLock(on: boolean): SyscallResult {
+    argBool("on", on);
     this.capIpcLockEffective = on;
     return ok();
   }
@@ -121,6 +129,9 @@ export class Process implements Task {
 
   /** mmap(2) of anonymous private memory; `addr` means MAP_FIXED_NOREPLACE. Returns the address in `ret`. */
   mmap(addr: bigint | number | undefined, len: bigint | number, prot = PROT_READ | PROT_WRITE): SyscallResult {
+    if (addr !== undefined) argWhole("addr", addr);
+    argWhole("len", len);
+    argInt("prot", prot);
     if (!this.mmRef) return fail(-Errno.ENOMEM);
     const a = addr === undefined ? undefined : num(addr);
     const l = num(len);
@@ -130,6 +141,8 @@ export class Process implements Task {
 
   /** munmap(2). */
   munmap(addr: bigint | number, len: bigint | number): SyscallResult {
+    argWhole("addr", addr);
+    argWhole("len", len);
     if (!this.mmRef) return fail(-Errno.EINVAL);
     const a = num(addr);
     const l = num(len);
@@ -145,6 +158,9 @@ export class Process implements Task {
 
   /** mprotect(2) with PROT_NONE / PROT_READ / PROT_READ|PROT_WRITE. */
   mprotect(addr: bigint | number, len: bigint | number, prot: number): SyscallResult {
+    argWhole("addr", addr);
+    argWhole("len", len);
+    argInt("prot", prot);
     if (!this.mmRef) return fail(-Errno.ENOMEM);
     const a = num(addr);
     const l = num(len);
@@ -158,6 +174,9 @@ export class Process implements Task {
    * -1/EFAULT (a SIGSEGV in real life) when any byte is not writable, writing nothing.
    */
   fill(addr: bigint | number, len: bigint | number, byte: number): SyscallResult {
+    argWhole("addr", addr);
+    argWhole("len", len);
+    argInt("byte", byte);
     const a = num(addr);
     const l = num(len);
     const mem = this.mmRef?.memory;
@@ -168,6 +187,8 @@ export class Process implements Task {
 
   /** Writes bytes as the process would (EFAULT, nothing written, if not all writable). */
   write(addr: bigint | number, data: Uint8Array): SyscallResult {
+    argWhole("addr", addr);
+    argBytes("data", data);
     const a = num(addr);
     const mem = this.mmRef?.memory;
     if (!mem || a === -1) return fail(-Errno.EFAULT);
@@ -177,6 +198,8 @@ export class Process implements Task {
 
   /** Reads bytes as process_vm_readv would: null when any byte is not readable. */
   read(addr: bigint | number, len: number): Uint8Array | null {
+    argWhole("addr", addr);
+    argInt("len", len, 0);
     const a = num(addr);
     if (a === -1 || !this.mmRef) return null;
     return this.mmRef.memory.copyFromUser(BigInt(a), len);
@@ -191,6 +214,7 @@ export class Process implements Task {
 
   /** open(2) of a registered device node; the lowest free fd, from 3. */
   open(path: string): SyscallResult {
+    argString("path", path);
     const opener = this.devices.get(path);
     if (!opener) return fail(-Errno.ENOENT);
     const f = opener(this);
@@ -203,6 +227,7 @@ export class Process implements Task {
 
   /** close(2): the last close calls the file's release. */
   close(fd: number): SyscallResult {
+    argInt("fd", fd);
     const f = this.files.get(fd);
     if (!f) return fail(-Errno.EBADF);
     this.files.delete(fd);
@@ -212,10 +237,13 @@ export class Process implements Task {
 
   /** ioctl(2): dispatches to the file's ioctl; ENOTTY when it has none. */
   ioctl(fd: number, cmd: number, arg: bigint | number = 0n): SyscallResult {
+    argInt("fd", fd);
+    argInt("cmd", cmd, -(2 ** 31), 2 ** 32 - 1);
+    const a = argULong("arg", arg);
     const f = this.files.get(fd);
     if (!f) return fail(-Errno.EBADF);
     if (!f.ioctl) return fail(-Errno.ENOTTY);
-    const r = f.ioctl(this, cmd >>> 0, typeof arg === "bigint" ? arg : BigInt(arg));
+    const r = f.ioctl(this, cmd >>> 0, a);
     return toResult(r);
   }
 

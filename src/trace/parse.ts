@@ -3,6 +3,7 @@
  * fgets lines, '#' comments, strtok on blanks, `key=value` words matched by prefix, and
  * numbers through strtoull(v, NULL, 0) (decimal, 0x hex, leading-0 octal, wrap on '-').
  */
+import { argString } from "../util/args";
 
 /** ULLONG_MAX. */
 const ULLONG_MAX = 0xffff_ffff_ffff_ffffn;
@@ -46,6 +47,7 @@ export interface TraceLine {
 
 /** Splits a script into non-empty lines the way the runner does (fgets with a 1024-byte buffer). */
 export function parseTrace(text: string): TraceLine[] {
+  argString("text", text);
   const out: TraceLine[] = [];
   // fgets() returns at most 1023 bytes per call; longer lines are read in pieces, each counted.
   const raw: string[] = [];

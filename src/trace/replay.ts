@@ -3,6 +3,7 @@
  * (shared/kernel-oracle/vfio-trace-run.c) prints: the same bytes in the same user-memory
  * layouts, through the simulated process's syscalls.
  */
+import { argFunction, argObject, argString } from "../util/args";
 import { WasmCore } from "../wasm/core";
 import { errnoName, Errno } from "../uapi/errno";
 import {
@@ -319,6 +320,9 @@ export class TraceRunner {
  * `onStep` sees every executed line (after it ran).
  */
 export function replayTrace(text: string, opts: ReplayOptions = {}, onStep?: (s: ReplayStep, runner: TraceRunner) => void): string {
+  argString("text", text);
+  argObject("opts", opts);
+  if (onStep !== undefined) argFunction("onStep", onStep);
   const runner = new TraceRunner(opts);
   let out = runner.start();
   for (const line of parseTrace(text)) {

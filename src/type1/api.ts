@@ -45,6 +45,21 @@ import { Platform, vtdPlatform } from "../iommu/platform";
 import { VfioContainer, installVfio } from "./container";
 import { DEFAULT_TYPE1_OPTIONS, type Type1Options, type1Kernel } from "./options";
 import type { VfioIommu } from "./vfio-iommu";
+import { argBool, argInt, argObject, argULong } from "../util/args";
+
+/** A request's u64 field, checked (TypeError/RangeError naming it). */
+const field = (req: string, name: string, v: unknown): bigint => argULong(`${req}.${name}`, v);
+
+/** A UserBitmap argument, checked. */
+function checkBitmap(name: string, b: UserBitmap): UserBitmap {
+  argObject(name, b);
+  return { pgsize: field(name, "pgsize", b.pgsize), size: field(name, "size", b.size), data: field(name, "data", b.data) };
+}
+
+/** An optional boolean option. */
+function optBool(name: string, v: unknown): boolean | undefined {
+  return v === undefined ? undefined : argBool(name, v);
+}
 
 /** The outcome of a kernel call: `ok` with a value, or the errno Linux returned. */
 export type KernelResult<T = void> = { ok: true; value: T } | { ok: false; errno: number; errnoName: string };
@@ -108,6 +123,8 @@ const SCRATCH = 0x10000;
  * profile also picks the process's kernel behaviour (what pinning does, `GupBehaviour`).
  */
 export function createVfioProcess(platform: Platform = vtdPlatform(), type1: Partial<Type1Options> = {}): Process {
+  argObject("platform", platform);
+  argObject("type1", type1);
   const proc = new Process({ gup: type1Kernel(type1.profile ?? DEFAULT_TYPE1_OPTIONS.profile).gup });
   installVfio(proc, platform, type1);
   return proc;
@@ -126,6 +143,10 @@ export class Type1Handle {
 
   /** Opens /dev/vfio/vfio and the group, attaches it and sets the IOMMU type. */
   static open(proc: Process, opts: OpenType1Options = {}): KernelResult<Type1Handle> {
+    if (!(proc instanceof Process)) throw new TypeError(`proc must be a Process, got ${proc === null ? "null" : typeof proc}`);
+    argObject("opts", opts);
+    if (opts.version !== undefined && opts.version !== 1 && opts.version !== 2) throw new RangeError(`opts.version must be 1 or 2, got ${String(opts.version)}`);
+    if (opts.groupId !== undefined) argInt("opts.groupId", opts.groupId, 0);
     const m = proc.mmap(undefined, SCRATCH, PROT_READ | PROT_WRITE);
     if (m.ret < 0) return failure(m.errno);
     const scratch = BigInt(m.ret);
@@ -169,30 +190,36 @@ export class Type1Handle {
 
   /** VFIO_CHECK_EXTENSION: the kernel's answer (0 = not supported). */
   checkExtension(id: number): number {
+    argInt("id", id);
     return this.proc.ioctl(this.fd, VFIO_CHECK_EXTENSION, BigInt(id)).ret;
   }
 
   /** VFIO_IOMMU_MAP_DMA. At least one of read/write (default both). */
   mapDma(req: MapDmaRequest): KernelResult {
-    const read = req.read ?? true;
-    const write = req.write ?? true;
+    argObject("req", req);
+    const read = optBool("req.read", req.read) ?? true;
+    const write = optBool("req.write", req.write) ?? true;
+    const vaddr = field("req", "vaddr", req.vaddr);
+    const iova = field("req", "iova", req.iova);
+    const size = field("req", "size", req.size);
     const s = new DataView(new ArrayBuffer(DmaMap.SIZE));
     s.setUint32(DmaMap.argsz, DmaMap.SIZE, true);
     s.setUint32(DmaMap.flags, (read ? VFIO_DMA_MAP_FLAG_READ : 0) | (write ? VFIO_DMA_MAP_FLAG_WRITE : 0), true);
-    s.setBigUint64(DmaMap.vaddr, BigInt.asUintN(64, req.vaddr), true);
-    s.setBigUint64(DmaMap.iova, BigInt.asUintN(64, req.iova), true);
-    s.setBigUint64(DmaMap.size, BigInt.asUintN(64, req.size), true);
+    s.setBigUint64(DmaMap.vaddr, vaddr, true);
+    s.setBigUint64(DmaMap.iova, iova, true);
+    s.setBigUint64(DmaMap.size, size, true);
     return result(this.call(VFIO_IOMMU_MAP_DMA, new Uint8Array(s.buffer)), () => undefined);
   }
 
   /** MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR: give an invalidated mapping its new vaddr. */
   updateVaddr(req: { iova: bigint; vaddr: bigint; size: bigint }): KernelResult {
+    argObject("req", req);
     const s = new DataView(new ArrayBuffer(DmaMap.SIZE));
     s.setUint32(DmaMap.argsz, DmaMap.SIZE, true);
     s.setUint32(DmaMap.flags, VFIO_DMA_MAP_FLAG_VADDR, true);
-    s.setBigUint64(DmaMap.vaddr, BigInt.asUintN(64, req.vaddr), true);
-    s.setBigUint64(DmaMap.iova, BigInt.asUintN(64, req.iova), true);
-    s.setBigUint64(DmaMap.size, BigInt.asUintN(64, req.size), true);
+    s.setBigUint64(DmaMap.vaddr, field("req", "vaddr", req.vaddr), true);
+    s.setBigUint64(DmaMap.iova, field("req", "iova", req.iova), true);
+    s.setBigUint64(DmaMap.size, field("req", "size", req.size), true);
     return result(this.call(VFIO_IOMMU_MAP_DMA, new Uint8Array(s.buffer)), () => undefined);
   }
 
@@ -201,8 +228,8 @@ export class Type1Handle {
     const s = new DataView(new ArrayBuffer(len));
     s.setUint32(DmaUnmap.argsz, len, true);
     s.setUint32(DmaUnmap.flags, flags, true);
-    s.setBigUint64(DmaUnmap.iova, BigInt.asUintN(64, iova), true);
-    s.setBigUint64(DmaUnmap.size, BigInt.asUintN(64, size), true);
+    s.setBigUint64(DmaUnmap.iova, field("req", "iova", iova), true);
+    s.setBigUint64(DmaUnmap.size, field("req", "size", size), true);
     if (bitmap) {
       s.setBigUint64(DmaUnmap.data + VfioBitmap.pgsize, bitmap.pgsize, true);
       s.setBigUint64(DmaUnmap.data + VfioBitmap.size, bitmap.size, true);
@@ -214,17 +241,20 @@ export class Type1Handle {
 
   /** VFIO_IOMMU_UNMAP_DMA: the bytes unmapped (v2: whole mappings only). */
   unmapDma(req: UnmapDmaRequest): KernelResult<{ unmapped: bigint }> {
-    return this.unmapRaw(req.all ? VFIO_DMA_UNMAP_FLAG_ALL : 0, req.iova, req.size);
+    argObject("req", req);
+    return this.unmapRaw(optBool("req.all", req.all) ? VFIO_DMA_UNMAP_FLAG_ALL : 0, req.iova, req.size);
   }
 
   /** UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_VADDR: invalidate the vaddr of the mappings (live update). */
   invalidateVaddr(req: UnmapDmaRequest): KernelResult<{ unmapped: bigint }> {
-    return this.unmapRaw(VFIO_DMA_UNMAP_FLAG_VADDR | (req.all ? VFIO_DMA_UNMAP_FLAG_ALL : 0), req.iova, req.size);
+    argObject("req", req);
+    return this.unmapRaw(VFIO_DMA_UNMAP_FLAG_VADDR | (optBool("req.all", req.all) ? VFIO_DMA_UNMAP_FLAG_ALL : 0), req.iova, req.size);
   }
 
   /** UNMAP_DMA with GET_DIRTY_BITMAP: unmaps and reports the mappings' dirty bits into `bitmap`. */
   unmapDmaGetDirty(req: { iova: bigint; size: bigint }, bitmap: UserBitmap): KernelResult<{ unmapped: bigint }> {
-    return this.unmapRaw(VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, req.iova, req.size, bitmap);
+    argObject("req", req);
+    return this.unmapRaw(VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, req.iova, req.size, checkBitmap("bitmap", bitmap));
   }
 
   private dirtyRaw(flags: number, get?: { iova: bigint; size: bigint; bitmap: UserBitmap }): KernelResult {
@@ -234,8 +264,8 @@ export class Type1Handle {
     s.setUint32(DirtyBitmap.flags, flags, true);
     if (get) {
       const g = DirtyBitmap.data;
-      s.setBigUint64(g + DirtyBitmapGet.iova, BigInt.asUintN(64, get.iova), true);
-      s.setBigUint64(g + DirtyBitmapGet.size, BigInt.asUintN(64, get.size), true);
+      s.setBigUint64(g + DirtyBitmapGet.iova, field("req", "iova", get.iova), true);
+      s.setBigUint64(g + DirtyBitmapGet.size, field("req", "size", get.size), true);
       s.setBigUint64(g + DirtyBitmapGet.bitmap + VfioBitmap.pgsize, get.bitmap.pgsize, true);
       s.setBigUint64(g + DirtyBitmapGet.bitmap + VfioBitmap.size, get.bitmap.size, true);
       s.setBigUint64(g + DirtyBitmapGet.bitmap + VfioBitmap.data, get.bitmap.data, true);
@@ -255,7 +285,8 @@ export class Type1Handle {
 
   /** DIRTY_PAGES GET_BITMAP into `bitmap` (user memory of the process; zero it first, as the uAPI says). */
   getDirtyBitmap(req: { iova: bigint; size: bigint }, bitmap: UserBitmap): KernelResult {
-    return this.dirtyRaw(VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP, { ...req, bitmap });
+    argObject("req", req);
+    return this.dirtyRaw(VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP, { iova: req.iova, size: req.size, bitmap: checkBitmap("bitmap", bitmap) });
   }
 
   /** VFIO_IOMMU_GET_INFO with room for every capability, decoded. */

@@ -9,9 +9,34 @@ import { U64_MASK } from "../uapi/vfio";
 import { Errno } from "../uapi/errno";
 import type { Task } from "../process/task";
 import type { VfioDma } from "./dma";
-import type { VfioIommu } from "./vfio-iommu";
+import type { WasmCore } from "../wasm/core";
+import type { Mutex } from "./lock";
+import type { Type1Options } from "./options";
+
+/**
+ * What the read-out needs from its container (struct vfio_iommu, src/type1/vfio-iommu.ts,
+ * which implements it): declared here so this lower module does not import the container.
+ */
+export interface DirtyBitmapHost {
+  readonly lock: Mutex;
+  readonly core: WasmCore;
+  readonly opts: Type1Options;
+  /** num_non_pinned_groups. */
+  readonly numNonPinnedGroups: number;
+  /** Every domain tracks dirty bits in its page tables (a model extension). */
+  readonly hwDirty: boolean;
+  /** The staging buffer of COPY_CHUNK_WORDS words (allocated by START). */
+  copyScratch(): number;
+  /** Harvests the dma's page-table dirty bits into the bitmap at `bitmapPtr`, ORed in. */
+  vfioDmaHarvestHwDirty(dma: VfioDma, pgsize: bigint, bitmapPtr: number): void;
+  /** vfio_dma_populate_bitmap(). */
+  vfioDmaPopulateBitmap(dma: VfioDma, pgsize: bigint): void;
+}
 
 const u64 = (x: bigint): bigint => x & U64_MASK;
+
+/** u64 words staged per step of the bitmap copy (the staging buffer holds this many). */
+export const COPY_CHUNK_WORDS = 4096;
 
 /** Geometry of one dma's copy-out: where its bits land in the user bitmap. */
 interface CopyGeometry {
@@ -36,10 +61,18 @@ function geometry(dma: VfioDma, ubuf: bigint, baseIova: bigint, pgsize: bigint):
 }
 
 /** copy_to_user from linear memory: straight into user frames when they share the core. */
-function copyOut(iommu: VfioIommu, current: Task, dst: bigint, src: number, len: number): number {
+function copyOut(iommu: DirtyBitmapHost, current: Task, dst: bigint, src: number, len: number): number {
   const mem = current.mm?.memory;
   if (mem && mem.core === iommu.core) return mem.copyToUserFromLinear(dst, src, len);
   return current.copyToUser(dst, iommu.core.u8.slice(src, src + len));
+}
+
+/** Faults in the writable part of [dst, dst+len) of the task's memory; false when a page cannot be allocated. */
+function faultInUserWords(current: Task, dst: bigint, len: number): boolean {
+  const mem = current.mm?.memory;
+  if (!mem || dst > BigInt(Number.MAX_SAFE_INTEGER)) return true;
+  const writable = mem.accessibleLength(Number(dst), len, true);
+  return mem.faultInWriteable(dst, writable) === 0;
 }
 
 /**
@@ -49,11 +82,15 @@ function copyOut(iommu: VfioIommu, current: Task, dst: bigint, src: number, len:
  * in place and the user's first word is ORed into it (all 64 bits), then whole words are
  * copied out. Returns 0 or -EFAULT (the in-place shift has happened either way, like Linux).
  */
-export function updateUserBitmap(iommu: VfioIommu, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): number {
+export function updateUserBitmap(iommu: DirtyBitmapHost, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): number {
   iommu.lock.assertHeld();
   const bitmap = dma.bitmap;
   if (!bitmap) return 0;
   const g = geometry(dma, ubuf, baseIova, pgsize);
+  // copy_to_user() faults the user words in; a page that cannot be had fails the call here,
+  // before the harvest or bitmap_set() below changes anything. (Unwritable words still
+  // fail at the copy, after the bitmap has changed, as in Linux.)
+  if (!faultInUserWords(current, g.dst, g.words * 8)) return -Errno.EFAULT;
   if (iommu.hwDirty && dma.iommuMapped) {
     // Dirty-capable hardware (a model extension): IOMMU-backed devices report what they
     // actually wrote, harvested from the page tables, instead of "every mapped page".
@@ -65,36 +102,45 @@ export function updateUserBitmap(iommu: VfioIommu, current: Task, ubuf: bigint, 
   }
   const core = iommu.core;
   const bytes = g.words * 8;
+  // The staging buffer was allocated with the bitmaps (DIRTY_PAGES START): Linux's
+  // update_user_bitmap() allocates nothing, so ENOMEM is never its answer here.
+  const scratch = iommu.copyScratch();
   if (g.shift === 0) {
     if (iommu.opts.bitmapCopy === "byte") {
       // The v12 proposal copied byte by byte; the result is the same words.
-      const scratch = iommu.copyScratch(bytes);
-      if (scratch === 0) return -Errno.ENOMEM;
-      pack(core, "byte", scratch, 0, bitmap.ptr, g.words * 64);
-      return copyOut(iommu, current, g.dst, scratch, bytes) ? -Errno.EFAULT : 0;
+      for (let k0 = 0; k0 < g.words; k0 += COPY_CHUNK_WORDS) {
+        const n = Math.min(COPY_CHUNK_WORDS, g.words - k0);
+        pack(core, "byte", scratch, 0, bitmap.ptr + 8 * k0, n * 64);
+        if (copyOut(iommu, current, g.dst + BigInt(8 * k0), scratch, n * 8)) return -Errno.EFAULT;
+      }
+      return 0;
     }
     return copyOut(iommu, current, g.dst, bitmap.ptr, bytes) ? -Errno.EFAULT : 0;
   }
-  // bitmap_shift_left() over nbits + shift bits, then bitmap_or() with the user's word:
-  // pack() computes exactly those words when its first destination word holds `leftover`.
+  // bitmap_shift_left() over nbits + shift bits, in place, then bitmap_or() with the user's
+  // word. pack() computes the shifted words of a chunk when its first destination word holds
+  // what the word below contributes; chunks go from the top down, so every source word is
+  // read before it is overwritten.
   const leftover = current.copyFromUser(g.dst, 8);
-  const scratch = iommu.copyScratch(bytes);
-  if (scratch === 0) return -Errno.ENOMEM;
-  // pack() ORs into the first word and overwrites the rest: only word 0 needs a value,
-  // the user's leftover word (or nothing, when reading it faulted).
-  if (leftover) core.u8.set(leftover, scratch);
-  else core.x.fillBytes(scratch, 0, 8);
-  pack(core, iommu.opts.bitmapCopy, scratch, g.shift, bitmap.ptr, g.words * 64 - g.shift);
-  core.x.copyBytes(bitmap.ptr, scratch, bytes);
+  const s = BigInt(g.shift);
+  for (let k1 = g.words; k1 > 0; ) {
+    const k0 = Math.max(0, k1 - COPY_CHUNK_WORDS);
+    if (k0 > 0) core.dv.setBigUint64(scratch, core.dv.getBigUint64(bitmap.ptr + 8 * (k0 - 1), true) >> (64n - s), true);
+    else if (leftover) core.u8.set(leftover, scratch);
+    else core.x.fillBytes(scratch, 0, 8);
+    pack(core, iommu.opts.bitmapCopy, scratch, g.shift, bitmap.ptr + 8 * k0, (k1 - k0) * 64 - g.shift);
+    core.x.copyBytes(bitmap.ptr + 8 * k0, scratch, (k1 - k0) * 8);
+    k1 = k0;
+  }
   if (!leftover) return -Errno.EFAULT;
-  return copyOut(iommu, current, g.dst, scratch, bytes) ? -Errno.EFAULT : 0;
+  return copyOut(iommu, current, g.dst, bitmap.ptr, bytes) ? -Errno.EFAULT : 0;
 }
 
 /**
  * One dma of vfio_iova_dirty_bitmap(): update_user_bitmap(), then bitmap_clear(0, nbits) and
  * vfio_dma_populate_bitmap(). Returns 0 or -EFAULT (then nothing is cleared, like Linux).
  */
-export function reportAndClear(iommu: VfioIommu, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): number {
+export function reportAndClear(iommu: DirtyBitmapHost, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): number {
   if (reportAllDirtyFused(iommu, current, ubuf, dma, baseIova, pgsize)) return 0;
   const r = updateUserBitmap(iommu, current, ubuf, dma, baseIova, pgsize);
   if (r) return r;
@@ -117,7 +163,7 @@ const ONES = U64_MASK;
  * nothing) when the case does not apply: not all-dirty (or dirty-capable hardware), pinned pages to repopulate, the byte
  * variant (which models the v12 loop), another core's memory, or a user range that would fault.
  */
-function reportAllDirtyFused(iommu: VfioIommu, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): boolean {
+function reportAllDirtyFused(iommu: DirtyBitmapHost, current: Task, ubuf: bigint, dma: VfioDma, baseIova: bigint, pgsize: bigint): boolean {
   const bitmap = dma.bitmap;
   const mem = current.mm?.memory;
   if (!bitmap || !mem || mem.core !== iommu.core) return false;
@@ -126,7 +172,9 @@ function reportAllDirtyFused(iommu: VfioIommu, current: Task, ubuf: bigint, dma:
   if (g.dst > BigInt(Number.MAX_SAFE_INTEGER)) return false;
   const dst = Number(g.dst);
   const bytes = g.words * 8;
-  if (mem.accessibleLength(dst, bytes, true) < bytes) return false;
+  // Fault the user words in first (copy_to_user's page faults): from here on no write can
+  // fail, so the dma bitmap is never cleared with its bits left unreported.
+  if (mem.faultInWriteable(g.dst, bytes) !== 0) return false;
   const core = iommu.core;
   const s = BigInt(g.shift);
   const full = Math.floor(g.nbits / 64);
@@ -158,10 +206,10 @@ function reportAllDirtyFused(iommu: VfioIommu, current: Task, ubuf: bigint, dma:
   if (midEnd > midStart && !mem.fillRaw(dst + midStart * 8, (midEnd - midStart) * 8, 0xff)) return false;
   const w = new Uint8Array(8);
   const wv = new DataView(w.buffer);
-  edges.forEach((k, i) => {
+  for (let i = 0; i < edges.length; i++) {
     wv.setBigUint64(0, userEdge[i], true);
-    mem.writeRaw(dst + k * 8, w);
-  });
+    if (!mem.writeRaw(dst + edges[i] * 8, w)) throw new Error("BUG: a faulted-in user word could not be written");
+  }
   if (!dma.bitmapLowClean && full > 0) core.x.fillBytes(bitmap.ptr, 0, Math.min(full, allocWords) * 8);
   for (const [k, v] of keep) core.dv.setBigUint64(bitmap.ptr + 8 * k, v, true);
   dma.bitmapLowClean = true;

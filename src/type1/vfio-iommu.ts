@@ -38,7 +38,7 @@ import { Mutex } from "./lock";
 import { ChunkedList } from "../util/sorted-list";
 import { VfioDma, type PinnedRun, type VfioPfn } from "./dma";
 import { DEFAULT_TYPE1_OPTIONS, Type1Kernel, Type1Options, type1Kernel } from "./options";
-import { reportAndClear, updateUserBitmap } from "./dirty";
+import { COPY_CHUNK_WORDS, reportAndClear, updateUserBitmap, type DirtyBitmapHost } from "./dirty";
 
 const PAGE = BigInt(PAGE_SIZE);
 const PSHIFT = BigInt(PAGE_SHIFT);
@@ -97,7 +97,7 @@ export interface PinPagesResult {
 }
 
 /** The type1 container state. */
-export class VfioIommu {
+export class VfioIommu implements DirtyBitmapHost {
   readonly lock = new Mutex("iommu->lock");
   readonly domainList: VfioDomain[] = [];
   iovaList: IovaRange[] = [];
@@ -616,6 +616,18 @@ export class VfioIommu {
   }
 
 
+  /**
+   * A domain that joins while tracking on dirty-capable hardware: tracking on, and the dirty
+   * state its replayed mappings start with (ARM's writable-dirty) cleared, so it reports
+   * what devices write from now on, as START does for the domains it finds.
+   */
+  private vfioDomainJoinHwDirty(vd: VfioDomain): void {
+    const ops = vd.domain.dirty!;
+    ops.setDirtyTracking(true);
+    const pgsize = this.pgsize();
+    for (const dma of this.dmaList) if (dma.iommuMapped && dma.size > 0n) ops.readAndClearDirtyBitmap?.(dma.iova, dma.size, pgsize, 0, 0);
+  }
+
   /** vfio_dma_bitmap_alloc_all(): allocate and populate every dma's bitmap, unwinding on failure. */
   vfioDmaBitmapAllocAll(pgsize: bigint): number {
     this.lock.assertHeld();
@@ -643,6 +655,10 @@ export class VfioIommu {
       if (this.dirtyPageTracking) return 0;
       const r = this.vfioDmaBitmapAllocAll(this.pgsize());
       if (r) return r;
+      if (!this.allocCopyScratch()) {
+        this.vfioDmaBitmapFreeAll();
+        return -Errno.ENOMEM;
+      }
       const hw = this.vfioIommuSetHwDirtyTracking(true);
       if (hw) {
         this.vfioDmaBitmapFreeAll();
@@ -739,23 +755,28 @@ export class VfioIommu {
       const domain = allocDomain(this.platform, this.core);
       if (!domain) return -Errno.ENOMEM;
       const geo = domain.aperture;
-      if (vfioIommuAperConflict(this.iovaList, geo.start, geo.end, (lo, hi) => this.dmaIn(lo, hi))) return -Errno.EINVAL;
+      // iommu_domain_free() on every way out that does not keep the domain.
+      const fail = (errno: number): number => (domain.destroy?.(), errno);
+      if (vfioIommuAperConflict(this.iovaList, geo.start, geo.end, (lo, hi) => this.dmaIn(lo, hi))) return fail(-Errno.EINVAL);
       const resv = groupResvRegions(g);
-      if (vfioIommuResvConflict(resv, (lo, hi) => this.dmaIn(lo, hi))) return -Errno.EINVAL;
+      if (vfioIommuResvConflict(resv, (lo, hi) => this.dmaIn(lo, hi))) return fail(-Errno.EINVAL);
       const list = vfioIommuResvExclude(vfioIommuAperResize(this.iovaList, geo.start, geo.end), resv);
-      if (typeof list === "number") return list;
+      if (typeof list === "number") return fail(list);
       const swMsi = vfioIommuHasSwMsi(resv);
-      if (!this.opts.allowUnsafeInterrupts && !this.platform.iommu.msiIsolated) return -Errno.EPERM;
+      if (!this.opts.allowUnsafeInterrupts && !this.platform.iommu.msiIsolated) return fail(-Errno.EPERM);
       const vg: VfioIommuGroup = { group: g, pinnedPageDirtyScope: false };
       const same = this.domainList.find((d) => d.enforceCacheCoherency === domain.enforceCacheCoherency);
       if (same) {
         same.groups.push(vg);
+        domain.destroy?.();
       } else {
         const vd: VfioDomain = { domain, groups: [vg], enforceCacheCoherency: domain.enforceCacheCoherency, msiCookie: swMsi };
         const r = this.vfioIommuReplay(vd);
-        if (r) return r;
-        if (this.dirtyPageTracking && this.hwDirty) domain.dirty?.setDirtyTracking(true);
+        if (r) return fail(r);
         this.domainList.push(vd);
+        // Tested with the new domain listed: a START with only emulated groups attached left
+        // hwDirty false, and the first IOMMU domain must still start tracking (F8).
+        if (this.dirtyPageTracking && this.hwDirty) this.vfioDomainJoinHwDirty(vd);
         this.vfioUpdatePgsizeBitmap();
       }
       this.iovaList = list;
@@ -851,6 +872,7 @@ export class VfioIommu {
             for (const dma of this.dmaList) for (const run of dma.runs) d.domain.unmap(dma.iova + run.offset, BigInt(run.npages) * PAGE);
           }
           this.domainList.splice(di, 1);
+          d.domain.destroy?.();
           this.vfioUpdatePgsizeBitmap();
         }
         this.iovaList = this.rebuildIovaList();
@@ -1074,27 +1096,23 @@ export class VfioIommu {
     }
     this.core.free(this.scratchPtr);
     this.scratchPtr = 0;
-    this.scratchBytes = 0;
   }
 
   private scratchPtr = 0;
-  private scratchBytes = 0;
 
   /**
-   * A buffer of at least `bytes` in linear memory for update_user_bitmap()'s shifted copy
-   * (the kernel shifts dma->bitmap in place; the model stages the words here). Reused across
-   * calls and grown on demand, so GET_BITMAP does not allocate per call. Contents are
-   * undefined; 0 on ENOMEM. Valid until the next call.
+   * The staging buffer of update_user_bitmap()'s shifted and byte-wise copies
+   * (COPY_CHUNK_WORDS words), allocated by DIRTY_PAGES START with the bitmaps and kept until
+   * the container goes: GET_BITMAP and unmap-with-bitmap allocate nothing, as in Linux.
    */
-  copyScratch(bytes: number): number {
-    if (bytes > this.scratchBytes) {
-      const p = this.core.alloc(bytes, false);
-      if (p === 0) return 0;
-      this.core.free(this.scratchPtr);
-      this.scratchPtr = p;
-      this.scratchBytes = bytes;
-    }
+  copyScratch(): number {
     return this.scratchPtr;
+  }
+
+  /** Allocates the staging buffer if needed; false on ENOMEM. */
+  private allocCopyScratch(): boolean {
+    if (this.scratchPtr === 0) this.scratchPtr = this.core.alloc(COPY_CHUNK_WORDS * 8, false);
+    return this.scratchPtr !== 0;
   }
 
   /** vfio_domains_have_enforce_cache_coherency(). */

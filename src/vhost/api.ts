@@ -4,6 +4,7 @@
  * (and gets the same errno) as a raw write(2). Kernel errors come back as values, never
  * as exceptions.
  */
+import { argFunction, argInt, argObject, argU64 } from "../util/args";
 import type { FileOps, UserAccess } from "../process/file";
 import { Errno, errnoName } from "../uapi/errno";
 import { VHOST_IOTLB_MSG_V2, VhostIotlbType, encodeVhostMsgV2 } from "../uapi/vhost";
@@ -26,6 +27,9 @@ export interface IotlbLookupSource {
  * unwritable buffer would be for the caller.
  */
 export function fileWriter(file: FileOps, task: UserAccess, scratch: bigint): VhostMsgWriter {
+  argObject("file", file);
+  argObject("task", task);
+  argU64("scratch", scratch);
   return (msg: Uint8Array): number => {
     if (task.copyToUser(scratch, msg) !== 0) return -Errno.EFAULT;
     return file.write === undefined ? -Errno.EINVAL : file.write(task, scratch, msg.length);
@@ -58,6 +62,11 @@ export interface IotlbRemap {
   asid?: number;
 }
 
+/** An address-space id argument (u32; default 0). */
+function asidOf(asid: unknown): number {
+  return asid === undefined ? 0 : argInt("asid", asid, 0, 0xffff_ffff);
+}
+
 /** Typed IOTLB operations over one device file. */
 export class VhostIotlbApi {
   constructor(
@@ -67,27 +76,30 @@ export class VhostIotlbApi {
 
   /** VHOST_IOTLB_UPDATE. */
   update(a: IotlbUpdate): IotlbResult {
-    return this.send(VhostIotlbType.UPDATE, a.asid ?? 0, a.iova, a.size, a.uaddr, a.perm);
+    argObject("a", a);
+    return this.send(VhostIotlbType.UPDATE, asidOf(a.asid), argU64("a.iova", a.iova), argU64("a.size", a.size), argU64("a.uaddr", a.uaddr), argInt("a.perm", a.perm, 0, 0xff));
   }
 
   /** VHOST_IOTLB_INVALIDATE: removes every mapping overlapping the range, whole. */
   invalidate(a: IotlbInvalidate): IotlbResult {
-    return this.send(VhostIotlbType.INVALIDATE, a.asid ?? 0, a.iova, a.size, 0n, 0);
+    argObject("a", a);
+    return this.send(VhostIotlbType.INVALIDATE, asidOf(a.asid), argU64("a.iova", a.iova), argU64("a.size", a.size), 0n, 0);
   }
 
   /** VHOST_IOTLB_REMAP (RFC; perm is always 0 on the wire). */
   remap(a: IotlbRemap): IotlbResult {
-    return this.send(VhostIotlbType.REMAP, a.asid ?? 0, a.iova, a.size, a.uaddr, 0);
+    argObject("a", a);
+    return this.send(VhostIotlbType.REMAP, asidOf(a.asid), argU64("a.iova", a.iova), argU64("a.size", a.size), argU64("a.uaddr", a.uaddr), 0);
   }
 
   /** VHOST_IOTLB_BATCH_BEGIN. */
   batchBegin(asid = 0): IotlbResult {
-    return this.send(VhostIotlbType.BATCH_BEGIN, asid, 0n, 0n, 0n, 0);
+    return this.send(VhostIotlbType.BATCH_BEGIN, asidOf(asid), 0n, 0n, 0n, 0);
   }
 
   /** VHOST_IOTLB_BATCH_END. */
   batchEnd(asid = 0): IotlbResult {
-    return this.send(VhostIotlbType.BATCH_END, asid, 0n, 0n, 0n, 0);
+    return this.send(VhostIotlbType.BATCH_END, asidOf(asid), 0n, 0n, 0n, 0);
   }
 
   /**
@@ -96,6 +108,7 @@ export class VhostIotlbApi {
    * the messages inside are whatever `fn` did with them.
    */
   batch(fn: () => void, asid = 0): IotlbResult {
+    argFunction("fn", fn);
     const begin = this.batchBegin(asid);
     if (!begin.ok) return begin;
     let end: IotlbResult = begin;
@@ -110,6 +123,8 @@ export class VhostIotlbApi {
 
   /** Model introspection: the IOTLB entry translating `iova` in `asid`, or null. */
   lookup(iova: bigint, asid = 0): VhostIotlbMap | null {
+    argU64("iova", iova);
+    asidOf(asid);
     return this.source?.iotlb(asid)?.first(iova, iova) ?? null;
   }
 

@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import "./webassembly-types";
+import { FAULT_KIND_BY_CODE, FaultInjector } from "./fault";
 
 /** The raw exports of build/core.wasm, as the AssemblyScript sources declare them. */
 export interface CoreExports {
@@ -64,6 +65,40 @@ export interface CoreExports {
   pteLo(pte: number): number;
   pteHi(pte: number): number;
   scanXor(ptr: number, bytes: number): number;
+  faultHookSet(on: number): void;
+}
+
+/**
+ * The exports whose result is a wasm32 `usize` or `u32`. A Wasm i32 result reaches JS as a
+ * signed number, so an address at or above 2 GiB (or a count above 2^31) would come back
+ * negative; WasmCore reads every one of these through `>>> 0`, once, here, so no caller has
+ * to remember. test/wasm/unsigned-exports.test.ts checks this list against the AssemblyScript
+ * signatures. (Other results are i32 on purpose, -errno, or f64.)
+ */
+export const UNSIGNED_RESULTS = [
+  "alloc", "allocZeroed", "testRange", "popcountRange", "findNextSet",
+  "ptPagesInUse", "ptPagesFree", "ptCreate", "ptTables", "ptLevels", "ptLookup",
+  "ptOutPte", "ptOutNoUpdate", "ptOutLevel", "ptOutWritable", "pteLo", "pteHi", "scanXor",
+] as const satisfies ReadonlyArray<keyof CoreExports>;
+
+type NumFn = (...args: number[]) => number;
+
+/** `f` with its result read as unsigned; fixed arities keep the hot calls cheap. */
+function unsignedResult(f: NumFn): NumFn {
+  switch (f.length) {
+    case 0: return () => f() >>> 0;
+    case 1: return (a) => f(a) >>> 0;
+    case 2: return (a, b) => f(a, b) >>> 0;
+    case 3: return (a, b, c) => f(a, b, c) >>> 0;
+    default: return (...a) => f(...a) >>> 0;
+  }
+}
+
+/** The raw exports with every UNSIGNED_RESULTS entry normalised to 0 .. 2^32-1. */
+function normaliseExports(raw: CoreExports): CoreExports {
+  const x: Record<string, unknown> = { ...raw };
+  for (const name of UNSIGNED_RESULTS) x[name] = unsignedResult(raw[name] as unknown as NumFn);
+  return x as unknown as CoreExports;
 }
 
 /** Where the compiled core lives: build/ at the package root, two levels above src/wasm or dist/wasm. */
@@ -76,15 +111,21 @@ export const DEFAULT_WASM_PATH = join(__dirname, "..", "..", "build", "core.wasm
  * growth detaches the old ArrayBuffer. Never keep a view across a call that allocates.
  */
 export class WasmCore {
-  /** The kernels, called directly on hot paths. */
+  /** The kernels, called directly on hot paths (usize/u32 results already unsigned). */
   readonly x: CoreExports;
+  /** Counts allocations of this core and fails the chosen one (tests; see ./fault.ts). */
+  readonly faults = new FaultInjector();
+  /** Blocks from `alloc` not yet freed (leak checks in tests). */
+  liveBlocks = 0;
   private buf: ArrayBuffer;
   private u8view: Uint8Array;
   private dview: DataView;
 
   constructor(wasm: WebAssembly.Module = compiledCore()) {
-    const instance = new WebAssembly.Instance(wasm, {});
-    this.x = instance.exports as unknown as CoreExports;
+    const allocFault = (code: number): number => (this.faults.shouldFail(FAULT_KIND_BY_CODE[code] ?? "heap") ? 1 : 0);
+    const instance = new WebAssembly.Instance(wasm, { env: { allocFault } });
+    this.x = normaliseExports(instance.exports as unknown as CoreExports);
+    this.faults.onArmedChange = (armed) => this.x.faultHookSet(armed ? 1 : 0);
     this.buf = this.x.memory.buffer;
     this.u8view = new Uint8Array(this.buf);
     this.dview = new DataView(this.buf);
@@ -121,9 +162,11 @@ export class WasmCore {
    */
   alloc(size: number, zero = true): number {
     if (!Number.isInteger(size) || size < 0 || size > 0xffff_0000) return 0;
+    if (this.faults.shouldFail("heap")) return 0;
     try {
-      // usize comes back as a signed i32: addresses at and above 2 GiB must not turn negative.
-      return (zero ? this.x.allocZeroed(Math.max(size, 1)) : this.x.alloc(Math.max(size, 1))) >>> 0;
+      const p = zero ? this.x.allocZeroed(Math.max(size, 1)) : this.x.alloc(Math.max(size, 1));
+      this.liveBlocks++;
+      return p;
     } catch {
       // The allocator traps (unreachable) when memory.grow fails: that is ENOMEM, not a bug.
       return 0;
@@ -132,7 +175,9 @@ export class WasmCore {
 
   /** Frees a block from `alloc`. */
   free(ptr: number): void {
-    if (ptr !== 0) this.x.free(ptr);
+    if (ptr === 0) return;
+    this.x.free(ptr);
+    this.liveBlocks--;
   }
 }
 

@@ -73,6 +73,12 @@ export class HwIommuDomain implements IommuDomain {
     return new HwIommuDomain(hw, params, target, gather);
   }
 
+  destroy(): void {
+    this.target.dispose();
+    this.gather.dispose();
+    this.hw.destroy();
+  }
+
   map(iova: bigint, paddr: bigint, size: bigint, prot: IommuProt): number {
     if (iova < this.aperture.start || size <= 0n || iova + size - 1n > this.aperture.end) return -Errno.EINVAL;
     if (paddr + size > MAX_SAFE) return -Errno.EINVAL;
