@@ -21,6 +21,8 @@ export type { PgtableDomainOptions, IotlbEntry, IotlbStats, DmaDeviceStats } fro
 export * as uapi from "./uapi";
 export { Process, UserMemory, MmStruct, isTask, RLIM_INFINITY, CAP_IPC_LOCK, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE } from "./process";
 export type { Task, SyscallResult, ProcessOptions, DeviceOpen, Vma } from "./process";
+export { MemfdFile, MAP_SHARED, MAP_PRIVATE } from "./process";
+export type { MappedFile } from "./process";
 export { RangeDomain, IommuResvType, vtdPlatform, smmuPlatform, PLATFORMS, IOMMU_DIRTY_NO_CLEAR } from "./iommu";
 export type { IommuDomain, IommuDirtyOps, DirtyRecorder, IovaRange, Platform, PlatformGroup, PlatformDevice, ResvRegion, IommuParams } from "./iommu";
 export { VfioIommu, VfioDma, VfioContainer, VfioGroupFile, installVfio, DEFAULT_TYPE1_OPTIONS, Mutex, LockingError } from "./type1";

@@ -2,7 +2,8 @@
  * process: the simulated user process: address space (VMAs with mmap/munmap/mprotect),
  * sparse user memory in Wasm frames with copy_from_user/copy_to_user semantics,
  * RLIMIT_MEMLOCK, CAP_IPC_LOCK, locked_vm, and a file table whose ioctls reach kernel
- * objects through `FileOps`.
+ * objects through `FileOps`; memfds mapped MAP_SHARED (the same pages in every process)
+ * or MAP_PRIVATE (COW), read/write on files, and fds handed to another process.
  */
 export type { FileOps, UserAccess } from "./file";
 export type { Task } from "./task";
@@ -12,5 +13,8 @@ export { UserMemory, FRAME_SIZE } from "./memory";
 export type { UserSpan, PinnedRun } from "./memory";
 export { VmaList, PAGE_SIZE, PAGE_SHIFT, PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC, TASK_SIZE, protReadable, protWritable } from "./vma";
 export type { Vma } from "./vma";
-export { Process } from "./process";
+export { Process, MAP_SHARED, MAP_PRIVATE } from "./process";
+export { MemfdFile } from "./shmem";
+export type { MappedFile } from "./shmem";
+export { fileCount } from "./fref";
 export type { SyscallResult, DeviceOpen, ProcessOptions } from "./process";
