@@ -10,8 +10,8 @@ import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
 import { IntervalSet } from "./intervals";
 import { PageBacking } from "./pages";
-import type { MappedFile } from "./shmem";
 import { PAGE_SIZE, TASK_SIZE, VmaList, protReadable, protWritable } from "./vma";
+import type { MappedFile } from "./shmem";
 
 /** Bytes per backing frame. */
 export const FRAME_SIZE = 0x10000;
@@ -53,16 +53,15 @@ export class UserMemory {
   /** The address space layout. */
   readonly vmas = new VmaList();
   private readonly frames = new Map<number, number>();
+  /** Pages of private file mappings that hold their own copy (written since mapped: COW broken). */
+  private readonly cowed = new IntervalSet();
+  /** Whether any file was ever mapped (else every byte lives in this mm's own frames). */
+  private fileMapped = false;
   /** Which pages are real, small-zero or huge-zero (decides what pinning charges). */
   readonly backing = new PageBacking((start, end) => {
     const v = this.vmas.find(start);
     return v !== undefined && v.end >= end;
   });
-
-  /** Pages of private file mappings that hold their own copy (written since mapped: COW broken). */
-  private readonly cowed = new IntervalSet();
-  /** Whether any file was ever mapped (else every byte lives in this mm's own frames). */
-  private fileMapped = false;
 
   constructor(readonly core: WasmCore) {
     this.vmas.onSplit = (addr) => this.backing.split(addr);

@@ -6,10 +6,10 @@
 import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
 import type { FileOps } from "./file";
-import { fget, fput } from "./fref";
-import { MemfdFile } from "./shmem";
 import { CAP_IPC_LOCK, MmStruct, RLIM_INFINITY } from "./mm";
 import type { Task } from "./task";
+import { fget, fput } from "./fref";
+import { MemfdFile } from "./shmem";
 import { PAGE_SIZE, PROT_READ, PROT_WRITE, TASK_SIZE } from "./vma";
 
 /** A syscall's result as user space sees it. */
