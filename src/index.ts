@@ -21,8 +21,6 @@ export type { PgtableDomainOptions, IotlbEntry, IotlbStats, DmaDeviceStats } fro
 export * as uapi from "./uapi";
 export { Process, UserMemory, MmStruct, isTask, RLIM_INFINITY, CAP_IPC_LOCK, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE } from "./process";
 export type { Task, SyscallResult, ProcessOptions, DeviceOpen, Vma } from "./process";
-export { MemfdFile, MAP_SHARED, MAP_PRIVATE } from "./process";
-export type { MappedFile } from "./process";
 export { RangeDomain, IommuResvType, vtdPlatform, smmuPlatform, PLATFORMS, IOMMU_DIRTY_NO_CLEAR } from "./iommu";
 export type { IommuDomain, IommuDirtyOps, DirtyRecorder, IovaRange, Platform, PlatformGroup, PlatformDevice, ResvRegion, IommuParams } from "./iommu";
 export { VfioIommu, VfioDma, VfioContainer, VfioGroupFile, installVfio, DEFAULT_TYPE1_OPTIONS, Mutex, LockingError } from "./type1";
@@ -35,6 +33,8 @@ export type { Scenario, DeviceSpec, DeviceKind, Workload, MigrationResult, Round
 export type { DeviceBackend, DirtyHarvester, DmaWriter, HarvestSink, BackendFactory, BackendTable } from "./migrate";
 export { VhostIotlb, VHOST_IOTLB_FLAG_RETIRE, VhostVdpa, vhostVdpaOpener, VdpaSimParent, VhostIotlbApi, fileWriter } from "./vhost";
 export { LiveUpdateWorld, LiveDevice } from "./vhost";
+export { MemfdFile, MAP_SHARED, MAP_PRIVATE } from "./process";
+export type { MappedFile } from "./process";
 export type { GuestRegion, Vmm, StepResult, LiveUpdateOptions, DeviceWrite, LedgerCheck } from "./vhost";
 export type {
   VhostIotlbMap,
