@@ -34,6 +34,10 @@ export { runMigration, defaultScenario, validateScenario, PRESETS, DEVICE_KINDS,
 export type { Scenario, DeviceSpec, DeviceKind, Workload, MigrationResult, RoundResult, MigrationOptions, MigrationObserver } from "./migrate";
 export type { DeviceBackend, DirtyHarvester, DmaWriter, HarvestSink, BackendFactory, BackendTable } from "./migrate";
 export { VhostIotlb, VHOST_IOTLB_FLAG_RETIRE, VhostVdpa, vhostVdpaOpener, VdpaSimParent, VhostIotlbApi, fileWriter } from "./vhost";
+export { LiveUpdateWorld, LiveDevice } from "./vhost";
+export { MemfdFile, MAP_SHARED, MAP_PRIVATE } from "./process";
+export type { MappedFile } from "./process";
+export type { GuestRegion, Vmm, StepResult, LiveUpdateOptions, DeviceWrite, LedgerCheck } from "./vhost";
 export type {
   VhostIotlbMap,
   VhostVdpaOptions,

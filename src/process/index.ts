@@ -2,7 +2,8 @@
  * process: the simulated user process: address space (VMAs with mmap/munmap/mprotect),
  * sparse user memory in Wasm frames with copy_from_user/copy_to_user semantics,
  * RLIMIT_MEMLOCK, CAP_IPC_LOCK, locked_vm, and a file table whose ioctls reach kernel
- * objects through `FileOps`.
+ * objects through `FileOps`; memfds mapped MAP_SHARED (the same pages in every process)
+ * or MAP_PRIVATE (COW), read/write on files, and fds handed to another process.
  */
 export type { FileOps, UserAccess } from "./file";
 export type { Task } from "./task";
@@ -16,3 +17,7 @@ export { Process } from "./process";
 export { GUP_LINUX_6_1, GUP_LINUX_6_2 } from "./gup";
 export type { GupBehaviour } from "./gup";
 export type { SyscallResult, DeviceOpen, ProcessOptions } from "./process";
+export { MAP_SHARED, MAP_PRIVATE } from "./process";
+export { MemfdFile } from "./shmem";
+export type { MappedFile } from "./shmem";
+export { fileCount } from "./fref";

@@ -8,9 +8,11 @@
  */
 import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
+import { IntervalSet } from "./intervals";
 import { PageBacking } from "./pages";
 import { GUP_LINUX_6_1, type GupBehaviour } from "./gup";
 import { PAGE_SIZE, TASK_SIZE, VmaList, protReadable, protWritable } from "./vma";
+import type { MappedFile } from "./shmem";
 
 /** Bytes per backing frame. */
 export const FRAME_SIZE = 0x10000;
@@ -43,6 +45,8 @@ export interface PinnedRun {
 /** Synthetic physical address of the shared zero page. */
 export const ZERO_PAGE_PHYS = 0x1000;
 
+const pageUp = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+
 const toNum = (a: bigint): number => (a >= 0n && a < BigInt(TASK_SIZE) ? Number(a) : -1);
 
 /** The memory of one simulated address space. */
@@ -50,6 +54,10 @@ export class UserMemory {
   /** The address space layout. */
   readonly vmas = new VmaList();
   private readonly frames = new Map<number, number>();
+  /** Pages of private file mappings that hold their own copy (written since mapped: COW broken). */
+  private readonly cowed = new IntervalSet();
+  /** Whether any file was ever mapped (else every byte lives in this mm's own frames). */
+  private fileMapped = false;
   /** Which pages are real, small-zero or huge-zero (decides what pinning charges). */
   readonly backing = new PageBacking((start, end) => {
     const v = this.vmas.find(start);
@@ -81,7 +89,11 @@ export class UserMemory {
       const v = this.vmas.at(i);
       if (!v || v.start > pos) break;
       if (!(write ? protWritable(v.prot) : protReadable(v.prot))) break;
-      pos = Math.min(v.end, end);
+      // Pages of a file mapping past EOF fault (SIGBUS), so copy_*_user stops there.
+      const stop = v.file === undefined ? v.end : Math.min(v.end, v.start + Math.max(0, pageUp(v.file.size) - (v.offset ?? 0)));
+      if (stop <= pos) break;
+      pos = Math.min(stop, end);
+      if (stop < v.end) break;
       i++;
     }
     return pos - addr;
@@ -105,6 +117,7 @@ export class UserMemory {
    * No access check: callers check first.
    */
   spans(addr: number, len: number, allocate: boolean): UserSpan[] {
+    if (this.fileMapped) return this.mappedSpans(addr, len, allocate);
     const out: UserSpan[] = [];
     let pos = addr;
     const end = addr + len;
@@ -146,7 +159,8 @@ export class UserMemory {
   /** memset without access checks; zero fills of absent frames allocate nothing. */
   fillRaw(addr: number, len: number, byte: number): boolean {
     this.touch(addr, len);
-    const spans = this.spans(addr, len, byte !== 0);
+    // Zeroing a private file page must copy it first, so file mappings always allocate.
+    const spans = this.spans(addr, len, byte !== 0 || this.fileMapped);
     for (const s of spans) {
       if (s.ptr === 0) {
         if (byte !== 0) return false;
@@ -214,6 +228,8 @@ export class UserMemory {
   pinRun(vaddr: number, maxPages: number, write: boolean, longterm = false): PinnedRun | number {
     const v = this.vmas.find(vaddr);
     if (!v || !(write ? protWritable(v.prot) : protReadable(v.prot))) return -Errno.EFAULT;
+    // FOLL_WRITE in a private file mapping breaks COW: the pin holds the private copy.
+    if (write && v.file !== undefined && !v.shared) this.breakCow(vaddr, Math.min(v.end, vaddr + maxPages * PAGE_SIZE));
     const phys = v.phys + (vaddr - v.start);
     let end = v.end;
     let cur = v;
@@ -238,6 +254,7 @@ export class UserMemory {
   /** Drops the frames of [start, end) (page-aligned) after munmap: a later mapping there reads zeros. */
   discard(start: number, end: number): void {
     this.backing.unmap(start, end);
+    this.cowed.remove(Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
     if ((end - start) / FRAME_SIZE > this.frames.size) {
       // A big range with few frames: visit the frames, not the range.
       for (const index of [...this.frames.keys()]) {
@@ -267,6 +284,116 @@ export class UserMemory {
     } else {
       this.core.x.fillBytes(p + (from - fStart), 0, to - from);
     }
+  }
+
+  /**
+   * mmap(2) of `file` (see VmaList.mmapFile). Its pages are page-cache pages, never the
+   * zero page, so pinning charges every one of them.
+   */
+  mmapFile(addr: number | undefined, len: number, prot: number, file: MappedFile, offset: number, shared: boolean): number {
+    if (file.core !== this.core) return -Errno.EINVAL; // the pages must be in this mm's linear memory
+    const r = this.vmas.mmapFile(addr, len, prot, file, offset, shared);
+    if (r < 0) return r;
+    this.fileMapped = true;
+    this.backing.fault(r, pageUp(len), true);
+    return r;
+  }
+
+  /** Whether page `page` of a private file mapping holds its own copy. */
+  isCowed(page: number): boolean {
+    return this.cowed.extent(page, page + 1).inSet;
+  }
+
+  /**
+   * Breaks COW on the private-file pages of [from, to): each page not yet copied gets the
+   * file's current bytes in this mm's own frames, which every later access uses.
+   */
+  private breakCow(from: number, to: number): boolean {
+    let page = Math.floor(from / PAGE_SIZE);
+    const endPage = Math.ceil(to / PAGE_SIZE);
+    while (page < endPage) {
+      const addr = page * PAGE_SIZE;
+      const v = this.vmas.find(addr);
+      if (v === undefined) {
+        page++;
+        continue;
+      }
+      const vEndPage = Math.min(endPage, v.end / PAGE_SIZE);
+      if (v.file === undefined || v.shared) {
+        page = vEndPage;
+        continue;
+      }
+      const ext = this.cowed.extent(page, vEndPage);
+      if (!ext.inSet) {
+        const bytes = v.file.readAt((v.offset ?? 0) + (addr - v.start), (ext.end - page) * PAGE_SIZE);
+        for (const s of this.anonSpans(addr, bytes.length, true)) {
+          if (s.ptr === 0) return false;
+          this.core.u8.set(bytes.subarray(s.offset, s.offset + s.len), s.ptr);
+        }
+        this.cowed.add(page, ext.end);
+      }
+      page = ext.end;
+    }
+    return true;
+  }
+
+  /** spans() over this mm's own frames only (anonymous memory and COW copies). */
+  private anonSpans(addr: number, len: number, allocate: boolean): UserSpan[] {
+    const out: UserSpan[] = [];
+    for (let pos = addr; pos < addr + len; ) {
+      const index = Math.floor(pos / FRAME_SIZE);
+      const inFrame = pos - index * FRAME_SIZE;
+      const n = Math.min(FRAME_SIZE - inFrame, addr + len - pos);
+      const f = this.frame(index, allocate);
+      out.push({ ptr: f === 0 ? 0 : f + inFrame, len: n, offset: pos - addr });
+      pos += n;
+    }
+    return out;
+  }
+
+  /**
+   * spans() once files are mapped: bytes of a shared file mapping (and of a private one not
+   * yet written) live in the file's frames at the mapped offset; with `allocate` (a write),
+   * private file pages are copied first (COW).
+   */
+  private mappedSpans(addr: number, len: number, allocate: boolean): UserSpan[] {
+    const end = addr + len;
+    if (allocate && !this.breakCow(addr, end)) return [{ ptr: 0, len, offset: 0 }];
+    const out: UserSpan[] = [];
+    let pos = addr;
+    while (pos < end) {
+      const i = this.vmas.findIndex(pos);
+      const v = this.vmas.at(i);
+      let file: MappedFile | null = null;
+      let limit: number;
+      if (v === undefined || v.start > pos) {
+        limit = Math.min(end, v === undefined ? end : v.start);
+      } else {
+        limit = Math.min(end, v.end);
+        if (v.file !== undefined) {
+          const page = Math.floor(pos / PAGE_SIZE);
+          const ext = v.shared ? { inSet: false, end: Math.ceil(limit / PAGE_SIZE) } : this.cowed.extent(page, Math.ceil(limit / PAGE_SIZE));
+          limit = Math.min(limit, ext.end * PAGE_SIZE);
+          if (!ext.inSet) file = v.file;
+        }
+      }
+      if (file === null) {
+        for (const s of this.anonSpans(pos, limit - pos, allocate)) out.push({ ...s, offset: s.offset + pos - addr });
+      } else {
+        const fileOff = (v!.offset ?? 0) + (pos - v!.start);
+        for (let p = pos; p < limit; ) {
+          const off = fileOff + (p - pos);
+          const index = Math.floor(off / FRAME_SIZE);
+          const inFrame = off - index * FRAME_SIZE;
+          const n = Math.min(FRAME_SIZE - inFrame, limit - p);
+          const f = file.frame(index, allocate);
+          out.push({ ptr: f === 0 ? 0 : f + inFrame, len: n, offset: p - addr });
+          p += n;
+        }
+      }
+      pos = limit;
+    }
+    return out;
   }
 
   /** Frees every frame (the mm is gone). */

@@ -9,6 +9,8 @@ import type { FileOps } from "./file";
 import type { GupBehaviour } from "./gup";
 import { CAP_IPC_LOCK, MmStruct, RLIM_INFINITY } from "./mm";
 import type { Task } from "./task";
+import { fget, fput } from "./fref";
+import { MemfdFile } from "./shmem";
 import { PAGE_SIZE, PROT_READ, PROT_WRITE, TASK_SIZE } from "./vma";
 import { argBool, argBytes, argInt, argString, argU64, argULong, argWhole } from "../util/args";
 
@@ -34,6 +36,14 @@ export interface ProcessOptions {
   /** What pinning does on the modelled kernel (default Linux 6.1's, `GUP_LINUX_6_1`). */
   gup?: Readonly<GupBehaviour>;
 }
+
+/** mmap flags (mman-common.h / mman.h): share changes with the file, or keep them private (COW). */
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+/** ESPIPE: lseek on a file without a position. */
+const ESPIPE = 29;
+/** ECONNREFUSED: the peer of the socket is gone. */
+const ECONNREFUSED = 111;
 
 let nextPid = 1000;
 
@@ -151,8 +161,9 @@ export class Process implements Task {
     const r = vmas.checkMunmap(a, l);
     if (r < 0) return fail(r);
     const end = a + Math.ceil(l / PAGE_SIZE) * PAGE_SIZE;
-    vmas.removeRange(a, end);
+    const removed = vmas.removeRange(a, end);
     this.mmRef.memory.discard(a, end);
+    for (const v of removed) if (v.file !== undefined) fput(v.file);
     return ok();
   }
 
@@ -219,10 +230,16 @@ export class Process implements Task {
     if (!opener) return fail(-Errno.ENOENT);
     const f = opener(this);
     if (typeof f === "number") return fail(f);
+    return ok(this.installFd(f));
+  }
+
+  /** fd_install at the lowest free fd from 3, taking a reference on the file. */
+  private installFd(f: FileOps): number {
     let fd = 3;
     while (this.files.has(fd)) fd++;
     this.files.set(fd, f);
-    return ok(fd);
+    fget(f);
+    return fd;
   }
 
   /** close(2): the last close calls the file's release. */
@@ -231,7 +248,8 @@ export class Process implements Task {
     const f = this.files.get(fd);
     if (!f) return fail(-Errno.EBADF);
     this.files.delete(fd);
-    if (![...this.files.values()].includes(f)) f.release?.();
+    // The file is released when its last reference goes, in whichever process that is.
+    fput(f);
     return ok();
   }
 
@@ -247,10 +265,95 @@ export class Process implements Task {
     return toResult(r);
   }
 
+  // ---- files and shared memory (memfd, file mappings, read/write, fd passing) ----
+
+  /** memfd_create(2): a new empty memfd (flags are not modelled); returns its fd. */
+  memfdCreate(name: string): SyscallResult {
+    // memfd_create: the name is at most 249 bytes (NAME_MAX minus "memfd:").
+    if (new TextEncoder().encode(name).length > 249) return fail(-Errno.EINVAL);
+    const f = new MemfdFile(this.core, name);
+    return ok(this.installFd(f));
+  }
+
+  /** ftruncate(2) of a memfd: EBADF for no fd, EINVAL for a file that cannot be truncated. */
+  ftruncate(fd: number, length: bigint | number): SyscallResult {
+    const f = this.files.get(fd);
+    if (!f) return fail(-Errno.EBADF);
+    if (!(f instanceof MemfdFile)) return fail(-Errno.EINVAL);
+    const l = num(length);
+    if (l === -1) return fail(-Errno.EINVAL);
+    return toResult(f.truncate(l));
+  }
+
+  /**
+   * mmap(2) of a file: `flags` MAP_SHARED (1) or MAP_PRIVATE (2); `addr` means
+   * MAP_FIXED_NOREPLACE as in `mmap`. EBADF for no fd, ENODEV for a file that cannot be
+   * mapped, EACCES for MAP_SHARED|PROT_WRITE of a file opened read-only (never here),
+   * EINVAL for other flags or an unaligned offset. Mapping past EOF is allowed; touching
+   * those pages faults.
+   */
+  mmapFd(addr: bigint | number | undefined, len: bigint | number, prot: number, flags: number, fd: number, offset: bigint | number = 0): SyscallResult {
+    if (!this.mmRef) return fail(-Errno.ENOMEM);
+    if (flags !== MAP_SHARED && flags !== MAP_PRIVATE) return fail(-Errno.EINVAL);
+    const f = this.files.get(fd);
+    if (!f) return fail(-Errno.EBADF);
+    if (!(f instanceof MemfdFile)) return fail(-Errno.ENODEV);
+    const a = addr === undefined ? undefined : num(addr);
+    const l = num(len);
+    const o = num(offset);
+    if (a === -1 || l === -1 || o === -1) return fail(-Errno.EINVAL);
+    return toResult(this.mmRef.memory.mmapFile(a, l, prot, f, o, flags === MAP_SHARED));
+  }
+
+  /** write(2): `count` bytes of this process's memory at `buf` to the file behind `fd`. */
+  writeFd(fd: number, buf: bigint | number, count: number): SyscallResult {
+    const f = this.files.get(fd);
+    if (!f) return fail(-Errno.EBADF);
+    if (!f.write) return fail(-Errno.EINVAL);
+    return toResult(f.write(this, BigInt(buf), count));
+  }
+
+  /** read(2): up to `count` bytes from the file behind `fd` into this process's memory at `buf`. */
+  readFd(fd: number, buf: bigint | number, count: number): SyscallResult {
+    const f = this.files.get(fd);
+    if (!f) return fail(-Errno.EBADF);
+    if (!f.read) return fail(-Errno.EINVAL);
+    return toResult(f.read(this, BigInt(buf), count));
+  }
+
+  /** lseek(2) on a memfd (SEEK_SET 0, SEEK_CUR 1, SEEK_END 2); ESPIPE for other files. */
+  lseek(fd: number, offset: number, whence: number): SyscallResult {
+    const f = this.files.get(fd);
+    if (!f) return fail(-Errno.EBADF);
+    if (!(f instanceof MemfdFile)) return fail(-ESPIPE);
+    return toResult(f.llseek(offset, whence));
+  }
+
+  /**
+   * Hands the open file behind `fd` to `to`, as sendmsg(SCM_RIGHTS) on one end of a socket
+   * pair and recvmsg on the other do: the receiver gets a new fd (its lowest free one) for
+   * the same open file (same file position, same device state), which stays open until
+   * both have closed it. Returns the receiver's fd.
+   */
+  sendFd(fd: number, to: Process): SyscallResult {
+    const f = this.files.get(fd);
+    if (!f) return fail(-Errno.EBADF);
+    if (to.mmRef === null) return fail(-ECONNREFUSED);
+    return ok(to.installFd(f));
+  }
+
+  /** The open file behind `fd` when it is a memfd (model introspection), else null. */
+  memfd(fd: number): MemfdFile | null {
+    const f = this.files.get(fd);
+    return f instanceof MemfdFile ? f : null;
+  }
+
   /** exit: closes every file (releasing containers) and drops the mm. */
   exit(): void {
     for (const fd of [...this.files.keys()]) this.close(fd);
     if (this.mmRef) {
+      // exit_mmap: every file mapping drops its reference.
+      for (const v of this.mmRef.memory.vmas.list()) if (v.file !== undefined) fput(v.file);
       this.mmRef.alive = false;
       this.mmRef.memory.dispose();
       this.mmRef = null;

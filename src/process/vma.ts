@@ -7,6 +7,8 @@
  * is never reused, so pinning works per run (a VMA piece) instead of per page.
  */
 import { Errno } from "../uapi/errno";
+import { fget, fput } from "./fref";
+import type { MappedFile } from "./shmem";
 
 /** Page size of the simulated machine (x86-64, arm64 4K). */
 export const PAGE_SIZE = 4096;
@@ -30,6 +32,17 @@ export interface Vma {
   end: number;
   prot: number;
   phys: number;
+  /** The mapped file (vm_file); absent for anonymous memory. */
+  file?: MappedFile;
+  /** File offset of `start` in bytes (vm_pgoff << PAGE_SHIFT); with `file`. */
+  offset?: number;
+  /** MAP_SHARED (VM_SHARED): writes reach the file; otherwise a private (COW) mapping of it. */
+  shared?: boolean;
+}
+
+/** Whether two VMAs map the same object the same way (vma_merge's file and flags checks). */
+function sameBacking(a: Vma, b: Vma): boolean {
+  return a.file === b.file && a.shared === b.shared;
 }
 
 /** Whether `prot` lets the process read (x86: write implies read). */
@@ -126,6 +139,22 @@ export class VmaList {
     return start;
   }
 
+  /**
+   * mmap(2) of a file: the same address choice and errors as `mmap`, plus EINVAL for an
+   * offset that is not page-aligned. The VMA maps `file` from byte `offset`, MAP_SHARED or
+   * MAP_PRIVATE, and holds a reference on it. Its physical addresses are the file's pages,
+   * so every shared mapping of the same offset, in any process, has the same ones.
+   */
+  mmapFile(addr: number | undefined, len: number, prot: number, file: MappedFile, offset: number, shared: boolean): number {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset % PAGE_SIZE !== 0) return -Errno.EINVAL;
+    const r = this.mmap(addr, len, prot);
+    if (r < 0) return r;
+    const v = this.vmas[this.findIndex(r)];
+    Object.assign(v, { file, offset, shared, phys: file.phys + offset });
+    fget(file);
+    return r;
+  }
+
   /** Splits the VMA containing `addr` so that a VMA boundary falls at `addr`. */
   private splitAt(addr: number): void {
     const i = this.findIndex(addr);
@@ -133,6 +162,11 @@ export class VmaList {
     if (!v || v.start >= addr) return;
     this.onSplit(addr);
     const tail: Vma = { start: addr, end: v.end, prot: v.prot, phys: v.phys + (addr - v.start) };
+    if (v.file !== undefined) {
+      // __split_vma: the new VMA takes its own reference on the file.
+      Object.assign(tail, { file: v.file, offset: (v.offset ?? 0) + (addr - v.start), shared: v.shared });
+      fget(v.file);
+    }
     v.end = addr;
     this.vmas.splice(i + 1, 0, tail);
   }
@@ -193,14 +227,16 @@ export class VmaList {
   private mergeAround(i: number): number {
     const v = this.vmas[i];
     const next = this.vmas[i + 1];
-    if (next && next.start === v.end && next.prot === v.prot && next.phys === v.phys + (v.end - v.start)) {
+    if (next && next.start === v.end && next.prot === v.prot && next.phys === v.phys + (v.end - v.start) && sameBacking(v, next)) {
       v.end = next.end;
       this.vmas.splice(i + 1, 1);
+      if (next.file !== undefined) fput(next.file);
     }
     const prev = this.vmas[i - 1];
-    if (prev && prev.end === v.start && prev.prot === v.prot && v.phys === prev.phys + (prev.end - prev.start)) {
+    if (prev && prev.end === v.start && prev.prot === v.prot && v.phys === prev.phys + (prev.end - prev.start) && sameBacking(prev, v)) {
       prev.end = v.end;
       this.vmas.splice(i, 1);
+      if (v.file !== undefined) fput(v.file);
       return i - 1;
     }
     return i;

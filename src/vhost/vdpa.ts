@@ -41,14 +41,18 @@ import { VdpaMapFile, findVma, mmOf } from "./vma";
 
 /** Options of the modelled device. */
 export interface VhostVdpaOptions {
-  /** Number of address spaces (`vdpa->nas`), default 1. */
+  /** Number of address spaces (`vdpa->nas`); default 2 for vdpa_sim (vdpa_sim_net's), 1 for VDUSE. */
   nas?: number;
-  /** Number of virtqueues (`v->nvqs`), default 2 (only for the errno of unknown ioctls). */
+  /**
+   * Number of virtqueues (`v->nvqs`; only for the errno of unknown ioctls); default 3 for
+   * vdpa_sim (vdpa_sim_net: rx, tx, control), 1 for VDUSE (the oracle's device).
+   */
   nvqs?: number;
   /**
    * Which parent's optional backend features to report: "vdpa_sim" (default: SUSPEND,
-   * RESUME, IOTLB_PERSIST) or "vduse" (none, as on Linux 6.12). Mapping behaviour is the
-   * same for both: use_va with set_map.
+   * RESUME, IOTLB_PERSIST and ENABLE_AFTER_DRIVER_OK, as vdpa_sim_net on Linux 6.12) or
+   * "vduse" (none, as on Linux 6.12). Mapping behaviour is the same for both: use_va with
+   * set_map (vdpa_sim's default batch_mapping=1).
    */
   parent?: "vdpa_sim" | "vduse";
   /** The parent's get_iova_range; default [0, U64_MAX]. */
@@ -103,8 +107,9 @@ export class VhostVdpa implements FileOps {
   constructor(options: VhostVdpaOptions = {}) {
     this.opts = options;
     this.parent = new VdpaSimParent(options.setMapHook);
-    this.nas = options.nas ?? 1;
-    this.nvqs = options.nvqs ?? 2;
+    const sim = (options.parent ?? "vdpa_sim") === "vdpa_sim";
+    this.nas = options.nas ?? (sim ? 2 : 1);
+    this.nvqs = options.nvqs ?? (sim ? 3 : 1);
     this.range = options.iovaRange ?? { first: 0n, last: U64_MAX };
   }
 
@@ -232,9 +237,14 @@ export class VhostVdpa implements FileOps {
     return (this.opts.parent ?? "vdpa_sim") === "vdpa_sim" ? bit(F.SUSPEND) | bit(F.RESUME) | bit(F.IOTLB_PERSIST) : 0n;
   }
 
+  /** ops->get_backend_features: vdpa_sim's adds ENABLE_AFTER_DRIVER_OK; VDUSE has none. */
+  private parentOwnBackendFeatures(): bigint {
+    return (this.opts.parent ?? "vdpa_sim") === "vdpa_sim" ? bit(F.ENABLE_AFTER_DRIVER_OK) : 0n;
+  }
+
   /** What VHOST_GET_BACKEND_FEATURES reports for this parent. */
   offeredBackendFeatures(): bigint {
-    let f = VHOST_VDPA_BACKEND_FEATURES | this.parentBackendFeatures();
+    let f = VHOST_VDPA_BACKEND_FEATURES | this.parentBackendFeatures() | this.parentOwnBackendFeatures();
     if (this.opts.newOwner) f |= bit(F.NEW_OWNER);
     if (this.opts.remap) f |= bit(F.IOTLB_REMAP);
     return f;
@@ -254,10 +264,16 @@ export class VhostVdpa implements FileOps {
     if (this.opts.newOwner) allowed |= bit(F.NEW_OWNER);
     if (this.opts.remap) allowed |= bit(F.IOTLB_REMAP);
     if ((features & ~allowed) !== 0n) return -Errno.EOPNOTSUPP;
-    // SUSPEND/RESUME need the parent's ops, IOTLB_PERSIST a persistent map, DESC_ASID
-    // virtqueue descriptor groups (neither parent has them).
-    const parentOnly = bit(F.SUSPEND) | bit(F.RESUME) | bit(F.IOTLB_PERSIST) | bit(F.DESC_ASID);
-    if ((features & parentOnly & ~this.parentBackendFeatures()) !== 0n) return -Errno.EOPNOTSUPP;
+    // In vhost_vdpa_unlocked_ioctl's order: SUSPEND/RESUME need the parent's ops, DESC_ASID
+    // needs IOTLB_ASID (EINVAL) and then virtqueue descriptor groups (neither parent has
+    // them), IOTLB_PERSIST a persistent map.
+    const parent = this.parentBackendFeatures();
+    if ((features & (bit(F.SUSPEND) | bit(F.RESUME)) & ~parent) !== 0n) return -Errno.EOPNOTSUPP;
+    if ((features & bit(F.DESC_ASID)) !== 0n) {
+      if ((features & bit(F.IOTLB_ASID)) === 0n) return -Errno.EINVAL;
+      return -Errno.EOPNOTSUPP;
+    }
+    if ((features & bit(F.IOTLB_PERSIST) & ~parent) !== 0n) return -Errno.EOPNOTSUPP;
     this.ackedBackendFeatures = features;
     return 0;
   }

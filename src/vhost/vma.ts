@@ -42,8 +42,8 @@ export function mmOf(task: UserAccess): unknown {
 
 /**
  * find_vma on `task`'s mm. A task may describe its VMAs itself (VmaSource); a simulated
- * Process has only anonymous private memory, which use_va never maps; a bare UserAccess is
- * treated as one shared file mapping covering everything.
+ * Process's VMAs are what it mapped (anonymous, or a memfd MAP_SHARED/MAP_PRIVATE); a bare
+ * UserAccess is treated as one shared file mapping covering everything.
  */
 export function findVma(task: UserAccess, addr: bigint): VhostVma | null {
   if (typeof (task as Partial<VmaSource>).findVma === "function") return (task as UserAccess & VmaSource).findVma(addr);
@@ -51,7 +51,12 @@ export function findVma(task: UserAccess, addr: bigint): VhostVma | null {
     const vmas = task.mm?.memory.vmas;
     if (vmas === undefined || addr > BigInt(Number.MAX_SAFE_INTEGER)) return null;
     const v = vmas.at(vmas.findIndex(Number(addr)));
-    return v === undefined ? null : { start: BigInt(v.start), end: BigInt(v.end), sharedFile: false };
+    if (v === undefined) return null;
+    // Only MAP_SHARED file mappings are mapped; anonymous and MAP_PRIVATE ones are skipped.
+    const sharedFile = v.file !== undefined && v.shared === true;
+    return sharedFile
+      ? { start: BigInt(v.start), end: BigInt(v.end), sharedFile, file: v.file, fileOffset: BigInt(v.offset ?? 0) }
+      : { start: BigInt(v.start), end: BigInt(v.end), sharedFile };
   }
   return { start: 0n, end: 1n << 64n, sharedFile: true, file: task, fileOffset: 0n };
 }

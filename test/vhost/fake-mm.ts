@@ -1,8 +1,8 @@
 /**
- * A tiny stand-in for a process's memory, until the simulated process exists: VMAs backed
- * by shared "memfd" objects, with copy_from_user/copy_to_user semantics and find_vma.
- * Two FakeMm instances mapping the same Memfd at different addresses model the
- * live-update hand-over (same memory, new user addresses).
+ * A tiny stand-in for a process's memory for unit tests of rules that do not depend on
+ * memory (tree, messages, features): VMAs backed by shared "memfd" byte arrays, with
+ * copy_from_user/copy_to_user semantics and find_vma. The live-update flow and the oracle
+ * replays run on the real simulated process (src/process) instead.
  */
 import type { UserAccess } from "../../src/process/file";
 import type { VhostVma, VmaSource } from "../../src/vhost/vma";

@@ -1,161 +1,203 @@
 /**
- * The live-update flow of the vdpa live update RFC (seed 004): the old owner hands the
- * device to a new process that maps the same memory at new addresses; the new owner takes
- * ownership (VHOST_NEW_OWNER) and re-registers every mapping's uaddr with
- * VHOST_IOTLB_REMAP inside one batch; the device's DMA keeps working.
+ * The live-update flow of the vdpa live update RFC (seed 004) on the simulated process
+ * model: guest RAM is a memfd mapped MAP_SHARED by the old VMM; a second process gets the
+ * memfd and the device fd (SCM_RIGHTS), maps the memfd at other addresses, takes the device
+ * with VHOST_NEW_OWNER and REMAPs every entry in one batch; the old VMM exits. A device
+ * writes into guest RAM at every step. After each flow, guest RAM (the memfd's pages) is
+ * compared with the device's ledger, which knows where each byte belongs from the guest
+ * layout alone: no byte lost, none stray. The failure paths show what the ledger catches.
  */
+import { MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from "../../src/process";
 import { Errno } from "../../src/uapi/errno";
-import {
-  VHOST_IOTLB_MSG_V2,
-  VHOST_NEW_OWNER,
-  VHOST_SET_BACKEND_FEATURES,
-  VHOST_SET_OWNER,
-  VhostAccess,
-  VhostBackendFeature as F,
-  VhostIotlbType,
-  backendFeatureMask as bit,
-  encodeVhostMsgV2,
-} from "../../src/uapi/vhost";
-import { VhostVdpa } from "../../src/vhost/vdpa";
-import { VhostIotlbApi, fileWriter } from "../../src/vhost/api";
-import { Rng } from "../../src/util/random";
-import { FakeMm, Memfd } from "./fake-mm";
-import { SCRATCH, treeOf } from "./helpers";
+import { VhostAccess } from "../../src/uapi/vhost";
+import { DEFAULT_LAYOUT, LiveDevice, LiveUpdateWorld } from "../../src/vhost/live-update";
 
-const OLD_BASE = 0x7f00_0000_0000n;
-const NEW_BASE = 0x7e80_0000_0000n;
-const MIB = 0x10_0000n;
-/** Guest RAM split like a VM's: [iova, offset in the memfd, size, perm]. */
-const LAYOUT: [bigint, bigint, bigint, number][] = [
-  [0x0n, 0x0n, 0x80000n, VhostAccess.RW],
-  [0x100000n, 0x80000n, 0x40000n, VhostAccess.RW],
-  [0x200000n, 0xc0000n, 0x20000n, VhostAccess.RO],
-  [0x40000000n, 0xe0000n, 0x20000n, VhostAccess.WO],
-];
+const OK = { ok: true };
+const EFAULT = { ok: false, errno: Errno.EFAULT, name: "EFAULT" };
 
-function start() {
-  const ram = new Memfd(Number(MIB));
-  const dev = new VhostVdpa({ remap: true, newOwner: true });
-  const oldMm = new FakeMm();
-  oldMm.mmap(OLD_BASE, Number(MIB), ram);
-  oldMm.mmap(SCRATCH, 4096);
-  expect(dev.open()).toBe(0);
-  expect(dev.ioctl(oldMm, VHOST_SET_OWNER, 0n)).toBe(0);
-  const feats = new Uint8Array(8);
-  new DataView(feats.buffer).setBigUint64(
-    0,
-    bit(F.IOTLB_MSG_V2) | bit(F.IOTLB_BATCH) | bit(F.IOTLB_REMAP) | bit(F.NEW_OWNER),
-    true,
-  );
-  oldMm.copyToUser(SCRATCH + 0x100n, feats);
-  expect(dev.ioctl(oldMm, VHOST_SET_BACKEND_FEATURES, SCRATCH + 0x100n)).toBe(0);
-  const oldApi = new VhostIotlbApi(fileWriter(dev, oldMm, SCRATCH), dev);
-  expect(
-    oldApi.batch(() => {
-      for (const [iova, off, size, perm] of LAYOUT) {
-        expect(oldApi.update({ iova, size, uaddr: OLD_BASE + off, perm })).toEqual({ ok: true });
-      }
-    }),
-  ).toEqual({ ok: true });
-
-  // The device writes a pattern into guest RAM through the IOTLB before the hand-over.
-  const rng = new Rng(0x11fe);
-  const pattern = rng.fill(new Uint8Array(0x2000));
-  expect(dev.dmaWrite(0x100000n + 0x1000n, pattern).ok).toBe(true);
-
-  // The new process maps the same memory object elsewhere; the old one goes away.
-  const newMm = new FakeMm();
-  newMm.mmap(NEW_BASE, Number(MIB), ram);
-  newMm.mmap(SCRATCH, 4096);
-  oldMm.munmap(OLD_BASE);
-  const newApi = new VhostIotlbApi(fileWriter(dev, newMm, SCRATCH), dev);
-  return { ram, dev, oldMm, newMm, oldApi, newApi, pattern };
+/** The old VMM running with device DMA, the new VMM spawned with RAM mapped (all, or `mapLength` bytes). */
+function running(mapLength?: number) {
+  const w = new LiveUpdateWorld();
+  const dev = new LiveDevice(w, 7);
+  dev.tick(40);
+  expect(dev.faults).toEqual([]);
+  const next = w.spawnNew(mapLength);
+  dev.tick(10);
+  return { w, dev, next };
 }
 
-test("new owner REMAPs every mapping in one batch and device DMA keeps working", () => {
-  const { ram, dev, newMm, newApi, oldApi, pattern } = start();
-  const before = treeOf(dev);
-  expect(dev.ioctl(newMm, VHOST_NEW_OWNER, 0n)).toBe(0);
-  // The old process can no longer change the IOTLB.
-  expect(oldApi.remap({ iova: 0n, size: 0x80000n, uaddr: OLD_BASE })).toEqual({ ok: false, errno: Errno.EFAULT, name: "EFAULT" });
-  // In the window before REMAP the device would use the old addresses in the new mm: DMA faults.
-  expect(dev.dmaRead(0x100000n + 0x1000n, 16)).toEqual({ ok: false, faultIova: 0x101000n });
+/** Ledger and RAM agree; and what the new VMM reads through its own mapping is RAM. */
+function expectClean(w: LiveUpdateWorld, dev: LiveDevice) {
+  expect(dev.check()).toEqual({ lost: 0, stray: 0, pending: 0 });
+  const v = w.next!;
+  const through = v.p.read(v.base, v.mapped)!;
+  expect(Buffer.compare(Buffer.from(through), Buffer.from(w.ram.readAt(0, v.mapped)))).toBe(0);
+}
 
-  const calls = dev.setMapCalls.length;
-  const r = newApi.batch(() => {
-    for (const [iova, off, size] of LAYOUT) {
-      expect(newApi.remap({ iova, size, uaddr: NEW_BASE + off })).toEqual({ ok: true });
-    }
-    expect(dev.setMapCalls.length).toBe(calls);
-  });
-  expect(r).toEqual({ ok: true });
-  expect(dev.setMapCalls.length).toBe(calls + 1);
-  // Same IOVAs, sizes and permissions; only the user addresses moved.
-  expect(treeOf(dev)).toEqual(
-    before.map((m, i) => ({ ...m, addr: NEW_BASE + LAYOUT[i][1] })),
-  );
-  expect(dev.setMapCalls.at(-1)!.entries).toEqual(treeOf(dev));
-
-  // DMA reads what was written before the hand-over, and new writes reach the new owner's view.
-  expect(dev.dmaRead(0x101000n, pattern.length)).toEqual({ ok: true, value: pattern });
-  expect(dev.dmaWrite(0x200000n, new Uint8Array([1]))).toEqual({ ok: false, faultIova: 0x200000n }); // RO entry
-  expect(dev.dmaWrite(0x40000000n + 0x10n, new Uint8Array([0xab, 0xcd])).ok).toBe(true);
-  expect(Array.from(newMm.copyFromUser(NEW_BASE + 0xe0010n, 2)!)).toEqual([0xab, 0xcd]);
-  expect(Array.from(ram.bytes.subarray(0xe0010, 0xe0012))).toEqual([0xab, 0xcd]);
-  expect(newApi.lookup(0x40000000n + 0x10n)!.addr).toBe(NEW_BASE + 0xe0000n);
+test("end to end: NEW_OWNER, one REMAP per entry in a batch, old VMM exits; every device write lands", () => {
+  const { w, dev, next } = running();
+  const before = w.translations();
+  expect(before.map((t) => t.iotlb)).toEqual(DEFAULT_LAYOUT.map((r) => w.old.base + BigInt(r.offset)));
+  expect(before.map((t) => t.device)).toEqual(before.map((t) => t.iotlb));
+  // The RFC: suspend the device before its addresses go stale, resume after the REMAPs.
+  dev.suspend();
+  expect(w.newOwner(next)).toEqual(OK);
+  dev.tick(10); // held
+  // The old VMM can no longer change the IOTLB.
+  expect(w.remap(w.old, DEFAULT_LAYOUT[0], w.old.base)).toEqual(EFAULT);
+  const calls = w.dev.setMapCalls.length;
+  expect(w.batchBegin(next)).toEqual(OK);
+  for (const r of DEFAULT_LAYOUT) {
+    expect(w.remap(next, r)).toEqual(OK);
+    dev.tick(2);
+  }
+  // Inside the batch the device would still translate to the old addresses.
+  expect(w.translations().map((t) => t.device)).toEqual(before.map((t) => t.device));
+  expect(w.batchEnd(next)).toEqual(OK);
+  expect(w.dev.setMapCalls.length).toBe(calls + 1);
+  const after = w.translations();
+  expect(after.map((t) => t.iotlb)).toEqual(DEFAULT_LAYOUT.map((r) => next.base + BigInt(r.offset)));
+  expect(after.map((t) => t.device)).toEqual(after.map((t) => t.iotlb));
+  dev.resume();
+  w.exitOld();
+  dev.tick(40);
+  expect(dev.faults).toEqual([]);
+  expect(dev.done).toBe(dev.issued.length);
+  expectClean(w, dev);
+  // The read-only region still refuses device writes; the new owner can map more memory.
+  expect(w.dev.dmaWrite(0x200000n, Uint8Array.of(1))).toEqual({ ok: false, faultIova: 0x200000n });
+  expect(w.send(next, 2, 0x8000_0000n, 0x1000n, next.base, VhostAccess.RW)).toEqual(OK);
+  expect(w.dev.dmaWrite(0x8000_0010n, Uint8Array.of(0xee)).ok).toBe(true);
+  expect(w.ram.readAt(0x10, 1)).toEqual(Uint8Array.of(0xee));
 });
 
-describe("failure cases of the flow (each leaves the tree unchanged)", () => {
-  function handedOver() {
-    const s = start();
-    expect(s.dev.ioctl(s.newMm, VHOST_NEW_OWNER, 0n)).toBe(0);
-    return s;
-  }
+test("the ledger catches misdirected writes: without suspending, stale addresses land in whatever the new VMM mapped there", () => {
+  const { w, dev, next } = running();
+  // The new VMM happens to have anonymous memory where the old one had guest RAM.
+  expect(next.p.mmap(w.old.base, 0x100000).ret).toBe(Number(w.old.base));
+  expect(w.newOwner(next)).toEqual(OK);
+  dev.tick(20); // the device keeps writing through the old addresses, now in the new mm
+  expect(dev.faults).toEqual([]);
+  const c = dev.check();
+  expect(c.lost).toBeGreaterThan(0);
+  expect(c.stray).toBe(0);
+  const decoy = next.p.read(w.old.base, 0x100000)!;
+  expect(decoy.some((b) => b !== 0)).toBe(true);
+});
 
-  test.each([
-    ["wrong size", 0x100000n, 0x20000n, 0x80000n],
-    ["no mapping", 0x300000n, 0x20000n, 0x80000n],
-  ] as const)("%s: EFAULT from write", (_n, iova, size, off) => {
-    const { dev, newApi } = handedOver();
-    const before = treeOf(dev);
-    newApi.batch(() => {
-      expect(newApi.remap({ iova, size, uaddr: NEW_BASE + off })).toEqual({ ok: false, errno: Errno.EFAULT, name: "EFAULT" });
-    });
-    expect(treeOf(dev)).toEqual(before);
-  });
+test("a REMAP that does not match the entry is refused and changes nothing; the batch goes on", () => {
+  const { w, dev, next } = running();
+  dev.suspend();
+  expect(w.newOwner(next)).toEqual(OK);
+  expect(w.batchBegin(next)).toEqual(OK);
+  const r1 = DEFAULT_LAYOUT[1];
+  const tree = w.translations();
+  expect(w.remap(next, r1, next.base + BigInt(r1.offset), BigInt(r1.size) / 2n)).toEqual(EFAULT); // size
+  expect(w.remap(next, { ...r1, iova: r1.iova + 0x1000n })).toEqual(EFAULT); // start inside
+  expect(w.remap(next, { ...r1, iova: 0x3000_0000n })).toEqual(EFAULT); // nothing there (ENOENT)
+  expect(w.translations()).toEqual(tree);
+  for (const r of DEFAULT_LAYOUT) expect(w.remap(next, r)).toEqual(OK);
+  expect(w.batchEnd(next)).toEqual(OK);
+  dev.resume();
+  w.exitOld();
+  dev.tick(20);
+  expect(dev.faults).toEqual([]);
+  expectClean(w, dev);
+});
 
-  test("perm != 0: EFAULT from write (raw message, the typed API always sends 0)", () => {
-    const { dev, newMm } = handedOver();
-    const before = treeOf(dev);
-    const write = fileWriter(dev, newMm, SCRATCH);
-    const msg = encodeVhostMsgV2({
-      type: VHOST_IOTLB_MSG_V2,
-      asid: 0,
-      iotlb: { iova: 0n, size: 0x80000n, uaddr: NEW_BASE, perm: VhostAccess.RW, type: VhostIotlbType.REMAP },
-    });
-    expect(write(msg)).toBe(-Errno.EFAULT);
-    expect(treeOf(dev)).toEqual(before);
-  });
+test("a REMAP to the wrong memory is accepted (the kernel cannot check it) and the ledger sees every misplaced byte", () => {
+  const { w, dev, next } = running();
+  dev.suspend();
+  expect(w.newOwner(next)).toEqual(OK);
+  expect(w.batchBegin(next)).toEqual(OK);
+  const [r0, r1] = DEFAULT_LAYOUT;
+  // The VMM swaps nothing but gets one offset wrong: region 1 now points at region 0's RAM.
+  expect(w.remap(next, r0)).toEqual(OK);
+  expect(w.remap(next, r1, next.base + BigInt(r0.offset))).toEqual(OK);
+  for (const r of DEFAULT_LAYOUT.slice(2)) expect(w.remap(next, r)).toEqual(OK);
+  expect(w.batchEnd(next)).toEqual(OK);
+  dev.resume();
+  dev.tick(60);
+  const c = dev.check();
+  expect(c.lost).toBeGreaterThan(0);
+  expect(c.pending).toBe(0);
+});
 
-  test("REMAP outside a batch: the write succeeds and the tree changes, but the device keeps the stale address", () => {
-    const { dev, newApi, pattern } = handedOver();
-    for (const [iova, off, size] of LAYOUT) {
-      expect(newApi.remap({ iova, size, uaddr: NEW_BASE + off })).toEqual({ ok: true });
-    }
-    expect(newApi.lookup(0x101000n)!.addr).toBe(NEW_BASE + 0x80000n);
-    // Each set_map ran before its own addr update: the parent's copy lags one REMAP behind,
-    // and the last mapping still points at the old owner's address.
-    expect(dev.parentLookup(0x40000000n)!.addr).toBe(OLD_BASE + 0xe0000n);
-    expect(dev.parentLookup(0x101000n)!.addr).toBe(NEW_BASE + 0x80000n);
-    expect(dev.dmaRead(0x101000n, pattern.length)).toEqual({ ok: true, value: pattern });
-    expect(dev.dmaRead(0x40000000n, 1)).toEqual({ ok: false, faultIova: 0x40000000n });
-  });
+test("the old VMM exits before the batch ends: the device and guest RAM live on in the new VMM", () => {
+  const { w, dev, next } = running();
+  dev.suspend();
+  expect(w.newOwner(next)).toEqual(OK);
+  expect(w.batchBegin(next)).toEqual(OK);
+  expect(w.remap(next, DEFAULT_LAYOUT[0])).toEqual(OK);
+  w.exitOld();
+  expect(w.old.p.mm).toBeNull();
+  expect(w.dev.batching).toBe(true); // not released: the new VMM still holds the fd
+  for (const r of DEFAULT_LAYOUT.slice(1)) expect(w.remap(next, r)).toEqual(OK);
+  expect(w.batchEnd(next)).toEqual(OK);
+  dev.resume();
+  dev.tick(30);
+  expect(dev.faults).toEqual([]);
+  expectClean(w, dev);
+});
 
-  test("REMAP by a process that is not the owner (before NEW_OWNER): EFAULT", () => {
-    const { dev, newApi } = start();
-    const before = treeOf(dev);
-    expect(newApi.batch(() => undefined)).toEqual({ ok: false, errno: Errno.EFAULT, name: "EFAULT" });
-    expect(newApi.remap({ iova: 0n, size: 0x80000n, uaddr: NEW_BASE })).toEqual({ ok: false, errno: Errno.EFAULT, name: "EFAULT" });
-    expect(treeOf(dev)).toEqual(before);
-  });
+test("the old VMM exits before NEW_OWNER: the device is still owned (by a dead mm) and can be taken", () => {
+  const { w, dev, next } = running();
+  dev.suspend();
+  w.exitOld();
+  dev.resume(); // its mm is gone: every write faults and is held
+  dev.tick(5);
+  expect(dev.faults.length).toBeGreaterThan(0);
+  expect(dev.pending.length).toBe(5);
+  expect(w.newOwner(next)).toEqual(OK);
+  expect(w.batchBegin(next)).toEqual(OK);
+  for (const r of DEFAULT_LAYOUT) expect(w.remap(next, r)).toEqual(OK);
+  expect(w.batchEnd(next)).toEqual(OK);
+  dev.flush();
+  expect(dev.pending).toEqual([]);
+  expectClean(w, dev);
+});
+
+test("a new owner whose mapping is shorter: REMAPs succeed, writes past its mapping fault and land once it maps the rest", () => {
+  // The new VMM maps only the first 0xd0000 bytes: region 2 half, region 3 not at all.
+  const { w, dev, next } = running(0xd0000);
+  dev.suspend();
+  expect(w.newOwner(next)).toEqual(OK);
+  expect(w.batchBegin(next)).toEqual(OK);
+  for (const r of DEFAULT_LAYOUT) expect(w.remap(next, r)).toEqual(OK);
+  expect(w.batchEnd(next)).toEqual(OK);
+  dev.resume();
+  w.exitOld();
+  dev.tick(60);
+  // Only the write-only region past the mapping faults; nothing lands anywhere else.
+  const r3 = DEFAULT_LAYOUT[3];
+  expect(dev.faults.length).toBeGreaterThan(0);
+  for (const f of dev.faults) expect(f >= r3.iova && f < r3.iova + BigInt(r3.size)).toBe(true);
+  expect(dev.check()).toMatchObject({ lost: 0, stray: 0 });
+  expect(dev.pending.length).toBeGreaterThan(0);
+  expect(w.mapRest(next)).toEqual(OK);
+  dev.flush();
+  expectClean(w, dev);
+});
+
+test("vhost-vdpa maps only MAP_SHARED file memory: anonymous and MAP_PRIVATE memfd mappings give no entry", () => {
+  const { w, next } = running();
+  expect(w.newOwner(next)).toEqual(OK);
+  const anon = BigInt(next.p.mmap(undefined, 0x10000).ret);
+  const priv = BigInt(next.p.mmapFd(undefined, 0x10000, PROT_READ | PROT_WRITE, MAP_PRIVATE, next.memFd, 0x30000).ret);
+  const shared = BigInt(next.p.mmapFd(undefined, 0x10000, PROT_READ | PROT_WRITE, MAP_SHARED, next.memFd, 0x30000).ret);
+  const n = w.dev.iotlb(0)!.nmaps;
+  expect(w.send(next, 2, 0x9000_0000n, 0x10000n, anon, VhostAccess.RW)).toEqual(OK);
+  expect(w.send(next, 2, 0x9100_0000n, 0x10000n, priv, VhostAccess.RW)).toEqual(OK);
+  expect(w.dev.iotlb(0)!.nmaps).toBe(n);
+  expect(w.send(next, 2, 0x9200_0000n, 0x10000n, shared, VhostAccess.RW)).toEqual(OK);
+  const e = w.dev.iotlb(0)!.first(0x9200_0000n, 0x9200_0000n)!;
+  expect(e.opaque).toMatchObject({ offset: 0x30000n });
+  // Device writes reach the memfd at that offset. The private mapping of the same pages sees
+  // them only in pages it has not written (COW).
+  expect(next.p.write(priv, Uint8Array.of(5)).errno).toBe(0);
+  expect(w.dev.dmaWrite(0x9200_0000n, Uint8Array.of(9)).ok).toBe(true);
+  expect(w.dev.dmaWrite(0x9200_1000n, Uint8Array.of(8)).ok).toBe(true);
+  expect(w.ram.readAt(0x30000, 1)).toEqual(Uint8Array.of(9));
+  expect(next.p.read(priv, 1)).toEqual(Uint8Array.of(5));
+  expect(next.p.read(priv + 0x1000n, 1)).toEqual(Uint8Array.of(8));
 });

@@ -2,10 +2,9 @@
  * The vhost-vdpa device driven by the simulated process (src/process): open/close through
  * its file table, ioctls with arguments in its memory, messages written from its memory.
  *
- * The process model has only anonymous private memory so far. A use_va parent never maps
- * such VMAs (vhost_vdpa_va_map skips everything but shared file mappings), so an UPDATE
- * from this process succeeds with no entry, exactly as on Linux. The live-update flow with
- * shared memory at new addresses therefore still runs on the test double (live-update.test.ts).
+ * A use_va parent never maps anonymous memory (vhost_vdpa_va_map skips everything but
+ * shared file mappings), so an UPDATE of it succeeds with no entry, exactly as on Linux.
+ * The live-update flow over a shared memfd is in live-update.test.ts.
  */
 import { Process, PROT_READ, PROT_WRITE } from "../../src/process";
 import { Errno } from "../../src/uapi/errno";
@@ -97,8 +96,7 @@ test("ownership is per mm: another process is refused until it takes over with N
   const fdA = a.p.open(DEV).ret;
   expect(a.p.ioctl(fdA, VHOST_SET_OWNER).errno).toBe(0);
   // The fd reaches b as the same open file (SCM_RIGHTS), not a second open.
-  b.p.registerDevice("scm_rights", () => dev);
-  const fdB = b.p.open("scm_rights").ret;
+  const fdB = a.p.sendFd(fdA, b.p).ret;
   expect(b.write(fdB, msgBytes(T.BATCH_BEGIN, 0n, 0n))).toBe(-Errno.EFAULT);
   expect(b.p.ioctl(fdB, VHOST_SET_OWNER)).toEqual({ ret: -1, errno: Errno.EBUSY });
   expect(a.p.ioctl(fdA, VHOST_NEW_OWNER)).toEqual({ ret: -1, errno: Errno.EBUSY });
@@ -110,6 +108,10 @@ test("ownership is per mm: another process is refused until it takes over with N
   expect(b.write(fdB, msgBytes(T.BATCH_END, 0n, 0n))).toBe(VHOST_MSG_SIZE);
   expect(dev.setMapCalls.length).toBe(1);
   expect(b.write(fdB, msgBytes(T.INVALIDATE, 0n, 0n))).toBe(VHOST_MSG_SIZE);
-  // (The old process is not made to exit: the file table counts references per process,
-  // so its close would release a file the new owner still holds.)
+  // The old process exits: the open file has another reference, so nothing is released.
+  a.p.exit();
+  expect(dev.ownerTask).toBe(b.p);
+  expect(b.write(fdB, msgBytes(T.BATCH_BEGIN, 0n, 0n))).toBe(VHOST_MSG_SIZE);
+  expect(b.p.close(fdB).errno).toBe(0);
+  expect(dev.ownerTask).toBeNull();
 });

@@ -2,5 +2,6 @@
 import type { Command } from "../command";
 import { migrateCommand } from "./migrate";
 import { replayCommand } from "./replay";
+import { liveUpdateCommand } from "./live-update";
 
-export const COMMANDS: readonly Command[] = [migrateCommand, replayCommand];
+export const COMMANDS: readonly Command[] = [migrateCommand, replayCommand, liveUpdateCommand];
