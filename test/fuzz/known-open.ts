@@ -1,0 +1,37 @@
+/**
+ * KNOWN_OPEN: the findings of issue 11 that are still open on this branch. The in-`npm test`
+ * fuzz run counts a finding that matches an entry here instead of failing on it.
+ *
+ * When the fix of a finding is merged, DELETE ITS ENTRY: the bounded run then checks it in
+ * full (and fails if the fix is incomplete). When the list is empty, every finding fails
+ * the run. `npm run fuzz -- --strict` ignores this list.
+ */
+import type { Finding } from "./engine";
+
+/** One known-open finding and how to recognise it. */
+export interface KnownOpen {
+  /** The finding's ID in issue 11. */
+  id: string;
+  /** One line: what it is. */
+  title: string;
+  /** Which target(s) it shows up in. */
+  targets: readonly string[];
+  /** Whether a finding is (most likely) this one. */
+  match(f: Finding): boolean;
+}
+
+const msg = (f: Finding, re: RegExp): boolean => re.test(f.message);
+
+export const KNOWN_OPEN: readonly KnownOpen[] = [];
+
+/** The entry a finding of `target` matches, or null. */
+export function knownOpenFor(target: string, f: Finding): KnownOpen | null {
+  return KNOWN_OPEN.find((k) => k.targets.includes(target) && k.match(f)) ?? null;
+}
+
+/** Whether the generator should avoid calls that would hang on a known-open defect (F9: no aperture check). */
+export function avoidKnownHang(id: string): boolean {
+  return KNOWN_OPEN.some((k) => k.id === id);
+}
+
+void msg;

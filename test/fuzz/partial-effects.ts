@@ -1,0 +1,45 @@
+/**
+ * The partial effects Linux itself leaves behind when a call fails: the ONLY exceptions to
+ * "a failed call leaves the state exactly as it was". Each entry says why.
+ *
+ * - type1 DIRTY_PAGES GET_BITMAP, EFAULT: vfio_iova_dirty_bitmap() reports and clears dma
+ *   by dma and returns at the first copy-out that faults; the dmas before it were already
+ *   reported and cleared (test/conformance/new/partial-effects.trace, bitmap-faults.trace).
+ *   The mapping set, pins and accounting stay; bitmap contents may differ.
+ * - type1 UNMAP_DMA with GET_DIRTY_BITMAP, EFAULT: vfio_dma_do_unmap() unmaps dma by dma and
+ *   stops at the first update_user_bitmap() that faults; the dmas before it are gone and
+ *   their pages unpinned and uncharged (partial-effects.trace). Only the invariants apply.
+ * - type1 dma_rw write, any errno: vfio_iommu_type1_dma_rw() copies chunk by chunk (one per
+ *   dma) and marks each chunk dirty after it is copied; a later chunk that fails (no dma:
+ *   EINVAL, read-only: EPERM, fault: EFAULT) leaves the earlier ones written and dirty.
+ *   Bitmap contents may differ.
+ * - type1 vfio_pin_pages, any errno: each page pinned while tracking is bitmap_set() as it
+ *   is pinned; pin_unwind unpins the earlier pages but leaves their bits set (6.1
+ *   vfio_iommu_type1_pin_pages). Bitmap contents may differ.
+ * - vhost-vdpa UPDATE and BATCH_BEGIN create the address space before the message is
+ *   checked (vhost_vdpa_process_iotlb_msg -> vhost_vdpa_find_alloc_as), so a failing one
+ *   may leave a new, empty IOTLB (see test/vhost/vdpa-property.test.ts).
+ *
+ * Everything else (GET_BITMAP ENOMEM included: update_user_bitmap() allocates nothing, so
+ * Linux never returns ENOMEM there) must leave the snapshot unchanged.
+ */
+import { Errno } from "../../src/uapi/errno";
+import { VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP } from "../../src/uapi/vfio";
+import type { Op } from "./engine";
+
+/** What a failed type1 call may change: nothing, bitmap contents, or anything (invariants only). */
+export type Allowance = "none" | "bitmaps" | "any";
+
+export function type1FailureAllowance(op: Op, errno: number): Allowance {
+  if (op.k === "rw" && op.write) return "bitmaps";
+  if (op.k === "pin") return "bitmaps";
+  if (errno !== Errno.EFAULT) return "none";
+  if (op.k === "dirty" && op.flags === 4) return "bitmaps";
+  if (op.k === "unmap" && ((op.flags as number) & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0) return "any";
+  return "none";
+}
+
+/** vhost: whether a failed message may have created the (empty) address space `asid`. */
+export function vhostMayCreateAs(msgType: number): boolean {
+  return msgType === 2 /* UPDATE */ || msgType === 5 /* BATCH_BEGIN */;
+}
