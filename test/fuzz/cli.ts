@@ -37,7 +37,7 @@ function main(argv: string[]): number {
   }
   if (opt.has("--trace-file")) {
     const { checkTraceText } = require("./trace") as typeof import("./trace");
-    const f = checkTraceText(readFileSync(opt.get("--trace-file")!, "utf8"));
+    const f: { kind: string; op: string; message: string } | null = checkTraceText(readFileSync(opt.get("--trace-file")!, "utf8"));
     console.log(f ? `${f.kind} (${f.op}): ${f.message}` : "no finding");
     return f ? 1 : 0;
   }

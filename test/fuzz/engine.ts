@@ -101,24 +101,41 @@ export interface Episode<C = unknown> {
   seed: number;
   cfg: C;
   ops: Op[];
+  /** The first finding that is not known-open (or a known-open one that ends the episode). */
   finding: Finding | null;
   /** Index in `ops` of the call whose checks failed. */
   at: number;
+  /** Known-open findings seen, by ID. */
+  known: Record<string, number>;
+  /** The known-open entry that ended the episode, if one did. */
+  endedBy: KnownOpen | null;
 }
 
-/** Runs a fresh episode of at most `len` calls (stops at the first finding). */
-export function runEpisode<C>(target: Target<C>, seed: number, len: number, deadline = Infinity): Episode<C> {
+/** Sorts one call's findings: known-open ones are counted; returns the one that ends the episode. */
+function triage(target: string, found: Finding[], strict: boolean, known: Record<string, number>): { stop: Finding | null; by: KnownOpen | null } {
+  for (const f of found) {
+    const k = strict ? null : knownOpenFor(target, f);
+    if (!k) return { stop: f, by: null };
+    known[k.id] = (known[k.id] ?? 0) + 1;
+    if (!k.continues) return { stop: f, by: k };
+  }
+  return { stop: null, by: null };
+}
+
+/** Runs a fresh episode of at most `len` calls (stops at the first finding that is not a continuing known-open one). */
+export function runEpisode<C>(target: Target<C>, seed: number, len: number, deadline = Infinity, strict = false): Episode<C> {
   const rng = new Rng(seed);
   const cfg = target.config(rng);
   const s = target.open(cfg);
   const ops: Op[] = [];
+  const known: Record<string, number> = {};
   try {
     for (let i = 0; i < len; i++) {
       if ((i & 15) === 0 && Date.now() > deadline) break;
       const op = target.gen(rng, s);
       ops.push(op);
-      const f = runStep(s, op);
-      if (f.length) return { seed, cfg, ops, finding: f[0], at: i };
+      const t = triage(target.name, runStep(s, op), strict, known);
+      if (t.stop) return { seed, cfg, ops, finding: t.stop, at: i, known, endedBy: t.by };
     }
   } finally {
     try {
@@ -127,16 +144,17 @@ export function runEpisode<C>(target: Target<C>, seed: number, len: number, dead
       /* a world that cannot be torn down after a finding is not a second finding */
     }
   }
-  return { seed, cfg, ops, finding: null, at: -1 };
+  return { seed, cfg, ops, finding: null, at: -1, known, endedBy: null };
 }
 
-/** Replays concrete calls on a fresh world; the first finding and its call index. */
-export function replayOps<C>(target: Target<C>, cfg: C, ops: Op[]): { finding: Finding | null; at: number } {
+/** Replays concrete calls on a fresh world; the first finding (known-open ones skipped as in the campaign) and its call index. */
+export function replayOps<C>(target: Target<C>, cfg: C, ops: Op[], strict = false): { finding: Finding | null; at: number } {
   const s = target.open(cfg);
+  const known: Record<string, number> = {};
   try {
     for (let i = 0; i < ops.length; i++) {
-      const f = runStep(s, ops[i]);
-      if (f.length) return { finding: f[0], at: i };
+      const t = triage(target.name, runStep(s, ops[i]), strict, known);
+      if (t.stop) return { finding: t.stop, at: i };
     }
   } finally {
     try {
@@ -152,12 +170,14 @@ export function replayOps<C>(target: Target<C>, cfg: C, ops: Op[]): { finding: F
  * Delta debugging (ddmin) over the call list: drops chunks of calls while a replay still
  * ends in a finding of the same signature. `budget` bounds the replays.
  */
-export function minimise<C>(target: Target<C>, cfg: C, ops: Op[], finding: Finding, budget = 400): Op[] {
+export function minimise<C>(target: Target<C>, cfg: C, ops: Op[], finding: Finding, budget = 400, strict = false, timeMs = 15_000): Op[] {
   const sig = signature(finding);
   let replays = 0;
+  const stopAt = Date.now() + timeMs;
   const fails = (cand: Op[]): boolean => {
     replays++;
-    const r = replayOps(target, cfg, cand);
+    if (Date.now() > stopAt) replays = budget;
+    const r = replayOps(target, cfg, cand, strict);
     return r.finding !== null && signature(r.finding) === sig;
   };
   let cur = ops;
@@ -180,7 +200,7 @@ export function minimise<C>(target: Target<C>, cfg: C, ops: Op[], finding: Findi
     }
   }
   // Trim the calls after the failing one.
-  const r = replayOps(target, cfg, cur);
+  const r = replayOps(target, cfg, cur, strict);
   return r.finding ? cur.slice(0, r.at + 1) : cur;
 }
 
@@ -222,7 +242,7 @@ export interface CampaignResult {
   minimiseMs: number;
   /** New (not known-open) findings, one per signature. */
   reports: Report[];
-  /** Known-open findings hit, by ID, with how many episodes hit them. */
+  /** Known-open findings hit, by ID: how many calls' checks matched them. */
   knownHits: Record<string, number>;
 }
 
@@ -240,15 +260,11 @@ export function campaign<C>(target: Target<C>, o: CampaignOptions): CampaignResu
   let minimiseMs = 0;
   while (calls < maxCalls && Date.now() < deadline) {
     const seed = master.u32();
-    const ep = runEpisode(target, seed, Math.min(len, maxCalls - calls), deadline);
+    const ep = runEpisode(target, seed, Math.min(len, maxCalls - calls), deadline, !!o.strict);
     calls += ep.ops.length;
     episodes++;
-    if (!ep.finding) continue;
-    const known = o.strict ? null : knownOpenFor(target.name, ep.finding);
-    if (known) {
-      knownHits[known.id] = (knownHits[known.id] ?? 0) + 1;
-      continue;
-    }
+    for (const [id, n] of Object.entries(ep.known)) knownHits[id] = (knownHits[id] ?? 0) + n;
+    if (!ep.finding || ep.endedBy) continue;
     const sig = signature(ep.finding);
     const prev = bySig.get(sig);
     if (prev) {
@@ -256,8 +272,8 @@ export function campaign<C>(target: Target<C>, o: CampaignOptions): CampaignResu
       continue;
     }
     const tm = Date.now();
-    const ops = o.minimise === false ? ep.ops.slice(0, ep.at + 1) : minimise(target, ep.cfg, ep.ops.slice(0, ep.at + 1), ep.finding);
-    const again = replayOps(target, ep.cfg, ops);
+    const ops = o.minimise === false ? ep.ops.slice(0, ep.at + 1) : minimise(target, ep.cfg, ep.ops.slice(0, ep.at + 1), ep.finding, 400, !!o.strict);
+    const again = replayOps(target, ep.cfg, ops, !!o.strict);
     const rep: Report = { signature: sig, finding: again.finding ?? ep.finding, known: null, seed, cfg: ep.cfg, ops, count: 1 };
     bySig.set(sig, rep);
     minimiseMs += Date.now() - tm;

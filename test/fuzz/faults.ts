@@ -7,10 +7,11 @@ import type { WasmCore } from "../../src/wasm/core";
 
 export class AllocFaults {
   private countdown = 0;
+  private ptArmed = false;
   /** Allocations failed so far. */
   injected = 0;
 
-  constructor(core: WasmCore) {
+  constructor(private readonly core: WasmCore) {
     const real = core.alloc.bind(core);
     core.alloc = (size: number, zero?: boolean): number => {
       if (this.countdown > 0 && --this.countdown === 0) {
@@ -26,7 +27,20 @@ export class AllocFaults {
     this.countdown = n;
   }
 
+  /** Lets the page-table page allocator hand out only `extra` more table pages. */
+  armPageTables(extra: number): void {
+    this.core.x.ptSetPageLimit(this.core.x.ptPagesInUse() + extra);
+    this.ptArmed = true;
+  }
+
+  /** Whether a failure is armed for the current call. */
+  get armed(): boolean {
+    return this.countdown > 0 || this.ptArmed;
+  }
+
   disarm(): void {
     this.countdown = 0;
+    if (this.ptArmed) this.core.x.ptSetPageLimit(0xffff_ffff);
+    this.ptArmed = false;
   }
 }

@@ -16,6 +16,12 @@
  * - type1 vfio_pin_pages, any errno: each page pinned while tracking is bitmap_set() as it
  *   is pinned; pin_unwind unpins the earlier pages but leaves their bits set (6.1
  *   vfio_iommu_type1_pin_pages). Bitmap contents may differ.
+ * - vhost-vdpa use_va UPDATE whose first chunk fails (find_vma finds nothing): the unwind
+ *   vhost_vdpa_unmap(v, iotlb, iova, map_iova - iova) runs with size 0, so
+ *   vhost_vdpa_iotlb_unmap() gets last = iova + 0 - 1 (u64): with iova 0 that is
+ *   [0, U64_MAX] and every entry of the address space goes; otherwise the interval-tree
+ *   query [iova, iova-1] returns the entries that straddle iova. The model does the same
+ *   u64 arithmetic (vdpa.ts unmap()); so entries overlapping that query may vanish.
  * - vhost-vdpa UPDATE and BATCH_BEGIN create the address space before the message is
  *   checked (vhost_vdpa_process_iotlb_msg -> vhost_vdpa_find_alloc_as), so a failing one
  *   may leave a new, empty IOTLB (see test/vhost/vdpa-property.test.ts).
@@ -37,6 +43,11 @@ export function type1FailureAllowance(op: Op, errno: number): Allowance {
   if (op.k === "dirty" && op.flags === 4) return "bitmaps";
   if (op.k === "unmap" && ((op.flags as number) & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0) return "any";
   return "none";
+}
+
+/** vhost: the interval-tree query [lo, hi] (u64, hi may be < lo) a failed UPDATE's unwind may remove. */
+export function vhostUpdateUnwindRange(iova: bigint): [bigint, bigint] {
+  return [iova, BigInt.asUintN(64, iova - 1n)];
 }
 
 /** vhost: whether a failed message may have created the (empty) address space `asid`. */

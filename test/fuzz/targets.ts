@@ -2,9 +2,13 @@
 import type { Finding, Target } from "./engine";
 import { fromJson, replayOps, type Op } from "./engine";
 import { type1Target } from "./type1";
+import { iommufdTarget } from "./iommufd";
+import { vhostTarget } from "./vhost";
 
 export const TARGETS: Record<string, Target<any>> = {
   type1: type1Target,
+  iommufd: iommufdTarget,
+  vhost: vhostTarget,
 };
 
 /** Replays a reproducer's JSON ({target, cfg, ops}); the finding (kind, call, message) or null. */

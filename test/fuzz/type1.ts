@@ -243,12 +243,18 @@ export class Type1Session implements Session {
       this.faults.arm(op.nth as number);
       return [];
     }
+    if (op.k === "failPt") {
+      this.faults.armPageTables(op.extra as number);
+      return [];
+    }
+    const injected = this.faults.armed;
     try {
       exec(this, op, ctx);
     } finally {
       this.faults.disarm();
     }
     const found: Finding[] = [...ctx.out.map((m) => ({ kind: m.kind, op: op.k, message: m.message }))];
+    const tag = `${injected ? " [allocation failure injected]" : ""}${this.cfg.hw ? " [hardware dirty]" : ""}`;
     const after = this.iommu;
     // A failed call leaves everything as it was, except what Linux itself leaves behind.
     if (ctx.failed && after === iommu) {
@@ -274,6 +280,10 @@ export class Type1Session implements Session {
     }
     const bad = invariants(this.iommu, this.proc);
     if (bad.length) found.push({ kind: "invariant", op: op.k, message: bad.join("; ") });
+    for (const f of found) {
+      const nl = f.message.indexOf("\n");
+      f.message = nl < 0 ? f.message + tag : f.message.slice(0, nl) + tag + f.message.slice(nl);
+    }
     return found;
   }
 
@@ -684,6 +694,7 @@ function genType1(rng: Rng, s: Type1Session): Op {
     [5, () => ({ k: "rw", iova: d && rng.chance(0.9) ? d.iova + BigInt(rng.int(Number(d.size) || 1)) : iova(rng, s), len: weighted(rng, [[6, () => rng.range(1, 64)], [2, () => rng.range(1, 3 * 4096)], [1, () => 0]]), write: rng.chance(0.75) })],
     [s.cfg.hw ? 8 : 0, () => ({ k: "hwWrite", g: rng.int(2), iova: d && rng.chance(0.9) ? d.iova + BigInt(rng.int(Number(d.size / PAGE) || 1)) * PAGE : iova(rng, s), npages: BigInt(rng.range(1, 4)) })],
     [1, () => ({ k: "failAlloc", nth: rng.range(1, 4) })],
+    [s.cfg.hw ? 0.5 : 0, () => ({ k: "failPt", extra: rng.range(0, 3) })],
   ]);
 }
 
