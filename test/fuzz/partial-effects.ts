@@ -30,7 +30,7 @@
  * Linux never returns ENOMEM there) must leave the snapshot unchanged.
  */
 import { Errno } from "../../src/uapi/errno";
-import { VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP } from "../../src/uapi/vfio";
+import { VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, VFIO_IOMMU_DIRTY_PAGES, VFIO_IOMMU_UNMAP_DMA } from "../../src/uapi/vfio";
 import type { Op } from "./engine";
 
 /** What a failed type1 call may change: nothing, bitmap contents, or anything (invariants only). */
@@ -42,6 +42,18 @@ export function type1FailureAllowance(op: Op, errno: number): Allowance {
   if (errno !== Errno.EFAULT) return "none";
   if (op.k === "dirty" && op.flags === 4) return "bitmaps";
   if (op.k === "unmap" && ((op.flags as number) & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0) return "any";
+  return "none";
+}
+
+/**
+ * The same rules for a raw ioctl of a replayed trace (the flags are inside the struct, so
+ * by command: a faulting DIRTY_PAGES may only be GET_BITMAP's partial copy-out, a faulting
+ * UNMAP_DMA only the bitmap variant's: START/STOP and plain unmaps never copy out).
+ */
+export function traceFailureAllowance(cmd: number, errno: number): Allowance {
+  if (errno !== Errno.EFAULT) return "none";
+  if (cmd === VFIO_IOMMU_DIRTY_PAGES) return "bitmaps";
+  if (cmd === VFIO_IOMMU_UNMAP_DMA) return "any";
   return "none";
 }
 

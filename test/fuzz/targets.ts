@@ -4,11 +4,13 @@ import { fromJson, replayOps, type Op } from "./engine";
 import { type1Target } from "./type1";
 import { iommufdTarget } from "./iommufd";
 import { vhostTarget } from "./vhost";
+import { traceTarget } from "./trace";
 
 export const TARGETS: Record<string, Target<any>> = {
   type1: type1Target,
   iommufd: iommufdTarget,
   vhost: vhostTarget,
+  trace: traceTarget,
 };
 
 /** Replays a reproducer's JSON ({target, cfg, ops}); the finding (kind, call, message) or null. */
