@@ -65,7 +65,7 @@ export interface Target<C = unknown> {
 }
 
 /** Slow-call limit: a single model call taking longer than this is a finding. */
-export const SLOW_CALL_MS = 3000;
+export const SLOW_CALL_MS = 10_000;
 
 /** Identity of a finding, for minimisation and de-duplication: kind, op and the first line without numbers. */
 export function signature(f: Finding): string {
@@ -230,6 +230,8 @@ export interface CampaignOptions {
   strict?: boolean;
   /** Called for each new finding signature (after minimisation). */
   onReport?: (r: Report) => void;
+  /** Ends the campaign early when it returns true for a new report. */
+  until?: (r: Report) => boolean;
 }
 
 /** The result of a campaign. */
@@ -278,6 +280,7 @@ export function campaign<C>(target: Target<C>, o: CampaignOptions): CampaignResu
     bySig.set(sig, rep);
     minimiseMs += Date.now() - tm;
     o.onReport?.(rep);
+    if (o.until?.(rep)) break;
   }
   return { target: target.name, calls, episodes, ms: Date.now() - t0, minimiseMs, reports: [...bySig.values()], knownHits };
 }

@@ -308,16 +308,14 @@ export class Type1Session implements Session {
    */
   checkHarvest(ctx: StepCtx, what: string, base: bigint, lo: bigint, hi: bigint, pgsize: bigint, data: bigint, plainAll: boolean, dmas: Array<readonly [bigint, bigint]>): void {
     if (pgsize <= 0n) return;
-    const nbits = (hi - lo) / pgsize;
-    const firstBit = (lo - base) / pgsize;
-    const byteLo = firstBit / 8n;
-    const byteHi = (firstBit + nbits + 7n) / 8n;
-    if (byteHi - byteLo > 1n << 24n) return;
-    const bytes = this.proc.read(data + byteLo, Number(byteHi - byteLo));
+    // Read only the bytes asked about (the rest of a big bitmap may be unmapped: Linux copies out per mapping).
+    const cache = new Map<bigint, number | null>();
     const bit = (p: bigint): boolean | null => {
-      if (!bytes) return null;
-      const i = (p - base) / pgsize - byteLo * 8n;
-      return ((bytes[Number(i >> 3n)] >> Number(i & 7n)) & 1) === 1;
+      const i = (p - base) / pgsize;
+      const at = data + i / 8n;
+      if (!cache.has(at)) cache.set(at, this.proc.read(at, 1)?.[0] ?? null);
+      const b = cache.get(at);
+      return b === null || b === undefined ? null : ((b >> Number(i & 7n)) & 1) === 1;
     };
     const missing: bigint[] = [];
     for (const p of [...this.owed]) {
