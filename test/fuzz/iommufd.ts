@@ -23,6 +23,7 @@ import { errnoName } from "../../src/uapi/errno";
 import type { Finding, Op, Session, Target } from "./engine";
 import { AllocFaults } from "./faults";
 import { firstDiff } from "./diff";
+import { iommufdFailureAllowance } from "./partial-effects";
 import { avoidKnownHang } from "./known-open";
 import { EDGES, U64, anyU64, argsz, flags, pick, weighted } from "./values";
 
@@ -38,13 +39,15 @@ const HWINFO = SCRATCH + 0x8000n;
 const RO_PAGE = 0x7f00_0000_0000n;
 const NONE_PAGE = 0x7f00_0001_0000n;
 const UNMAPPED = 0x7d00_0000_0000n;
+/** A page the struct is written into, then made read-only: readable arguments, no write-back. */
+const RO_CONTENT = 0x7f00_0002_0000n;
 const MPAGE = BigInt(U.MOCK_PAGE_SIZE);
 const HUGE = BigInt(U.MOCK_HUGE_PAGE_SIZE);
 const APERTURE_START = U.MOCK_APERTURE_START;
 const APERTURE_LAST = U.MOCK_APERTURE_LAST;
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
-type Where = "ok" | "unmapped" | "ro" | "none" | "straddle";
+type Where = "ok" | "unmapped" | "ro" | "none" | "straddle" | "rocontent";
 
 /** The world of one episode (nothing to choose yet: the mock geometry is fixed). */
 export interface IommufdConfig {
@@ -80,6 +83,7 @@ export class IommufdSession implements Session {
     p.mmap(SCRATCH, SCRATCH_SIZE, PROT_READ | PROT_WRITE);
     p.mmap(RO_PAGE, 0x1000, PROT_READ);
     p.mmap(NONE_PAGE, 0x1000, PROT_NONE);
+    p.mmap(RO_CONTENT, 0x1000, PROT_READ);
     this.fd = p.open("/dev/iommu").ret;
     this.ctx = p.fdget(this.fd) as IommufdCtx;
     if (cfg.preset) {
@@ -126,6 +130,12 @@ export class IommufdSession implements Session {
         at = SCRATCH + SCRATCH_SIZE - 8n;
         this.proc.write(at, b.subarray(0, 8));
         break;
+      case "rocontent":
+        at = RO_CONTENT;
+        this.proc.mprotect(at, 0x1000, PROT_READ | PROT_WRITE);
+        this.proc.write(at, b);
+        this.proc.mprotect(at, 0x1000, PROT_READ);
+        break;
     }
     const r = this.proc.ioctl(this.fd, cmd, at);
     const back = where === "ok" ? this.proc.read(ARG, b.length) : null;
@@ -151,7 +161,7 @@ export class IommufdSession implements Session {
       this.faults.disarm();
     }
     const found: Finding[] = c.out.map((m) => ({ kind: m.kind, op: op.k, message: m.message }));
-    if (c.failed) {
+    if (c.failed && iommufdFailureAllowance(op, c.errno) === "none") {
       const d = firstDiff(before, snapshotIommufd(this.ctx));
       if (d) found.push({ kind: "state", op: op.k, message: `failed ${op.k} (${errnoName(c.errno)}) changed the state: ${d}` });
     }
@@ -289,6 +299,8 @@ function bitmapAddr(where: Where | "abs", off: bigint): bigint {
       return NONE_PAGE;
     case "straddle":
       return BITMAPS + BITMAPS_SIZE - 8n;
+    case "rocontent":
+      return RO_CONTENT;
   }
 }
 
@@ -464,6 +476,7 @@ function whereOf(rng: Rng): Where {
     [1, () => "ro" as Where],
     [1, () => "none" as Where],
     [1, () => "straddle" as Where],
+    [2, () => "rocontent" as Where],
   ]);
 }
 

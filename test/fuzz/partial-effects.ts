@@ -26,6 +26,13 @@
  *   checked (vhost_vdpa_process_iotlb_msg -> vhost_vdpa_find_alloc_as), so a failing one
  *   may leave a new, empty IOTLB (see test/vhost/vdpa-property.test.ts).
  *
+ * - Answers that cannot be written back (the struct is readable but not writable: "rocontent"):
+ *   type1 UNMAP_DMA copies `size` out after vfio_dma_do_unmap() succeeded, so the
+ *   mappings are gone and the ioctl says EFAULT; iommufd IOAS_MAP / IOAS_UNMAP respond
+ *   after the mapping change (iommufd_ioas_map/unmap: the areas stay changed) and
+ *   TEST_CMD DIRTY after marking the D bits. (IOAS_ALLOC, HWPT_ALLOC and MOCK_DOMAIN
+ *   unwind in Linux: no exception for them.)
+ *
  * Everything else (GET_BITMAP ENOMEM included: update_user_bitmap() allocates nothing, so
  * Linux never returns ENOMEM there) must leave the snapshot unchanged.
  */
@@ -37,6 +44,7 @@ import type { Op } from "./engine";
 export type Allowance = "none" | "bitmaps" | "any";
 
 export function type1FailureAllowance(op: Op, errno: number): Allowance {
+  if (op.k === "unmap" && op.at === "rocontent" && errno === Errno.EFAULT) return "any";
   if (op.k === "rw" && op.write) return "bitmaps";
   if (op.k === "pin") return "bitmaps";
   if (errno !== Errno.EFAULT) return "none";
@@ -65,4 +73,10 @@ export function vhostUpdateUnwindRange(iova: bigint): [bigint, bigint] {
 /** vhost: whether a failed message may have created the (empty) address space `asid`. */
 export function vhostMayCreateAs(msgType: number): boolean {
   return msgType === 2 /* UPDATE */ || msgType === 5 /* BATCH_BEGIN */;
+}
+
+/** iommufd: whether a failed call may have changed the state (only the write-back cases above). */
+export function iommufdFailureAllowance(op: Op, errno: number): "none" | "any" {
+  if (errno !== Errno.EFAULT || op.at !== "rocontent") return "none";
+  return op.k === "map" || op.k === "unmap" || op.k === "dirty" ? "any" : "none";
 }

@@ -58,6 +58,8 @@ const FDBUF = SCRATCH + 0x18000n;
 const RO_PAGE = 0x7f00_0000_0000n;
 const NONE_PAGE = 0x7f00_0001_0000n;
 const UNMAPPED = 0x7d00_0000_0000n;
+/** A page the struct is written into, then made read-only: readable arguments, no write-back. */
+const RO_CONTENT = 0x7f00_0002_0000n;
 const GROUP_IDS = [0, 1, 7];
 const EMULATED_GROUP = 2; // index of group 7
 
@@ -75,7 +77,7 @@ export interface Type1Config {
 }
 
 /** Where an argument struct or bitmap is placed. */
-type Where = "ok" | "unmapped" | "ro" | "none" | "straddle";
+type Where = "ok" | "unmapped" | "ro" | "none" | "straddle" | "rocontent";
 
 interface BitmapArg {
   pgsize: bigint;
@@ -127,6 +129,7 @@ export class Type1Session implements Session {
     p.mmap(SCRATCH, SCRATCH_SIZE, PROT_READ | PROT_WRITE);
     p.mmap(RO_PAGE, 0x1000, PROT_READ);
     p.mmap(NONE_PAGE, 0x1000, PROT_NONE);
+    p.mmap(RO_CONTENT, 0x1000, PROT_READ);
     if (cfg.prefill) p.fill(ARENA, cfg.prefill, 0x5a);
     this.openContainer();
     for (const id of GROUP_IDS) this.gfds.push(p.open(`/dev/vfio/${id}`).ret);
@@ -202,6 +205,11 @@ export class Type1Session implements Session {
         this.proc.write(at, data.subarray(0, 8));
         return at;
       }
+      case "rocontent":
+        this.proc.mprotect(RO_CONTENT, 0x1000, PROT_READ | PROT_WRITE);
+        this.proc.write(RO_CONTENT, data);
+        this.proc.mprotect(RO_CONTENT, 0x1000, PROT_READ);
+        return RO_CONTENT;
     }
   }
 
@@ -219,6 +227,8 @@ export class Type1Session implements Session {
         return NONE_PAGE;
       case "straddle":
         return ARENA + ARENA_SIZE - 8n;
+      case "rocontent":
+        return RO_CONTENT;
     }
   }
 
@@ -592,6 +602,7 @@ function where(rng: Rng): Where {
     [1, () => "ro" as Where],
     [1, () => "none" as Where],
     [1, () => "straddle" as Where],
+    [1, () => "rocontent" as Where],
   ]);
 }
 
@@ -680,7 +691,7 @@ function genType1(rng: Rng, s: Type1Session): Op {
     [2, () => ({ k: "attach", g: rng.int(3) })],
     [1, () => ({ k: "detach", g: rng.int(3) })],
     [1, () => ({ k: "setIommu", type: pick(rng, [3, 3, 1, 6, 2, 0]) })],
-    [0.3, () => ({ k: "closeContainer" })],
+    [0.1, () => ({ k: "closeContainer" })],
     [0.3, () => ({ k: "openContainer" })],
     [1, () => ({ k: "register" })],
     [5, () => ({ k: "pin", iova: d && rng.chance(0.85) ? d.iova + BigInt(rng.int(Number(d.size / PAGE) || 1)) * PAGE : iova(rng, s), npage: weighted(rng, [[8, () => rng.range(1, 8)], [1, () => pick(rng, [0, 511, 512, 513, -1])]]), prot: pick(rng, [1, 2, 3, 3]) })],
