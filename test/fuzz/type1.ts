@@ -288,7 +288,7 @@ export class Type1Session implements Session {
       if (mm.lockedVm < 0) found.push({ kind: "invariant", op: op.k, message: `negative locked_vm ${mm.lockedVm}` });
       if (!this.iommu && mm.lockedVm !== 0) found.push({ kind: "invariant", op: op.k, message: `no type1 state but locked_vm ${mm.lockedVm} (charge leaked)` });
     }
-    const bad = invariants(this.iommu, this.proc);
+    const bad = [...invariants(this.iommu, this.proc), ...hwMappingInvariants(this.iommu)];
     if (bad.length) found.push({ kind: "invariant", op: op.k, message: bad.join("; ") });
     for (const f of found) {
       const nl = f.message.indexOf("\n");
@@ -363,6 +363,33 @@ export class Type1Session implements Session {
   placeStruct(where: Where, data: Uint8Array): bigint {
     return this.place(where, data);
   }
+}
+
+/**
+ * state.ts checks range domains; page-table domains are checked here: the first and last
+ * page of every pinned run translate to the run's physical address in every domain.
+ */
+function hwMappingInvariants(iommu: VfioIommu | null): string[] {
+  if (!iommu) return [];
+  const bad: string[] = [];
+  const dmas = iommu.dmaList.toArray().slice(0, 64);
+  for (const vd of iommu.domainList) {
+    if (!(vd.domain instanceof HwIommuDomain)) continue;
+    for (const d of dmas) {
+      for (const r of d.runs) {
+        if (r.npages <= 0) continue;
+        for (const off of [0n, BigInt(r.npages - 1) * PAGE]) {
+          const iova = d.iova + r.offset + off;
+          const pa = vd.domain.hw.iovaToPhys(Number(iova));
+          if (BigInt(pa) !== r.phys + off) {
+            bad.push(`page table: iova ${hex(iova)} -> ${pa < 0 ? "unmapped" : hex(BigInt(pa))}, pinned run says ${hex(r.phys + off)}`);
+            return bad;
+          }
+        }
+      }
+    }
+  }
+  return bad;
 }
 
 /** A snapshot as `snapshot(.., false)` would have taken it (bitmap contents left out). */
