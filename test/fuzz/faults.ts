@@ -44,3 +44,11 @@ export class AllocFaults {
     this.ptArmed = false;
   }
 }
+
+/**
+ * Pushes everything a world allocates later above 2 GiB of linear memory (where a usize
+ * read as a signed i32 turns negative): four 600 MiB blocks, never touched, never freed.
+ */
+export function occupyLowMemory(core: WasmCore): void {
+  for (let i = 0; i < 4; i++) core.alloc(600 * 2 ** 20, false);
+}

@@ -21,7 +21,7 @@ import * as U from "../../src/iommufd/uapi";
 import type { HwptObj, IoasObj } from "../../src/iommufd/ioas";
 import { errnoName } from "../../src/uapi/errno";
 import type { Finding, Op, Session, Target } from "./engine";
-import { AllocFaults } from "./faults";
+import { AllocFaults, occupyLowMemory } from "./faults";
 import { firstDiff } from "./diff";
 import { iommufdFailureAllowance } from "./partial-effects";
 import { avoidKnownHang } from "./known-open";
@@ -53,6 +53,8 @@ type Where = "ok" | "unmapped" | "ro" | "none" | "straddle" | "rocontent";
 export interface IommufdConfig {
   /** Whether the episode starts with an IOAS, a dirty-tracking HWPT on it and a mock device. */
   preset: boolean;
+  /** Everything allocated above 2 GiB of linear memory. */
+  high?: boolean;
 }
 
 interface StepCtx {
@@ -74,6 +76,7 @@ export class IommufdSession implements Session {
   readonly owed = new Map<HwptObj, Set<bigint>>();
 
   constructor(readonly cfg: IommufdConfig) {
+    if (cfg.high) occupyLowMemory(this.core);
     this.faults = new AllocFaults(this.core);
     this.proc = new Process({ core: this.core });
     installIommufd(this.proc);
@@ -581,7 +584,7 @@ function genIommufd(rng: Rng, s: IommufdSession): Op {
 /** The iommufd target. */
 export const iommufdTarget: Target<IommufdConfig> = {
   name: "iommufd",
-  config: (rng) => ({ preset: rng.chance(0.7) }),
+  config: (rng) => ({ preset: rng.chance(0.7), high: rng.chance(0.1) }),
   open: (cfg) => new IommufdSession(cfg),
   gen: (rng, s) => genIommufd(rng, s as IommufdSession),
 };

@@ -32,6 +32,8 @@ const first = (f: Finding): string => f.message.split("\n")[0];
 const injected = (f: Finding): boolean => first(f).includes("[allocation failure injected]");
 
 export const KNOWN_OPEN: readonly KnownOpen[] = [
+  // ---- both (fix in wip/reliability)
+  { id: "F2", continues: false, title: "a page-table header above 2 GiB of linear memory: usize read as a signed i32 (RangeError)", targets: ["type1", "iommufd"], match: (f) => f.kind === "exception" && msg(f, /^RangeError/) },
   // ---- type1 (fixes in wip/type1-612 and wip/reliability)
   { id: "F3", continues: true, title: "GET_BITMAP fused all-dirty path ignores a failed edge-word write (bits lost, returns 0)", targets: ["type1"], match: (f) => f.kind === "lost-dirty" && injected(f) },
   { id: "F13", continues: false, title: "GET_BITMAP returns ENOMEM after changing the mapping's bitmap", targets: ["type1"], match: (f) => f.kind === "state" && f.op === "dirty" && /\(ENOMEM\)/.test(first(f)) },

@@ -42,7 +42,7 @@ import { Errno, errnoName } from "../../src/uapi/errno";
 import { invariants, snapshot } from "../type1/state";
 import type { Finding, Op, Session, Target } from "./engine";
 import { type1FailureAllowance } from "./partial-effects";
-import { AllocFaults } from "./faults";
+import { AllocFaults, occupyLowMemory } from "./faults";
 import { EDGES, PAGE, U64, anyU64, argsz, flags, near, pages, pick, size, u64, weighted } from "./values";
 import { isEqual, firstDiff } from "./diff";
 
@@ -74,6 +74,8 @@ export interface Type1Config {
   setup: "standard" | "emulated" | "none";
   /** Bytes of the guest written before the first call (real pages: pins charge them). */
   prefill: number;
+  /** Everything allocated above 2 GiB of linear memory. */
+  high?: boolean;
 }
 
 /** Where an argument struct or bitmap is placed. */
@@ -120,6 +122,7 @@ export class Type1Session implements Session {
   readonly dma = new Map<number, DmaDevice>();
 
   constructor(readonly cfg: Type1Config) {
+    if (cfg.high) occupyLowMemory(this.core);
     this.faults = new AllocFaults(this.core);
     this.proc = new Process({ core: this.core });
     this.platform = platformOf(cfg);
@@ -746,6 +749,7 @@ export const type1Target: Target<Type1Config> = {
       bitmapCopy: pick(rng, ["simd", "simd", "word", "byte"] as const),
       setup: weighted(rng, [[6, () => "standard" as const], [3, () => "emulated" as const], [1, () => "none" as const]]),
       prefill: pick(rng, [0, 2 << 20, 8 << 20, 32 << 20]),
+      high: rng.chance(0.1),
     };
   },
   open: (cfg) => new Type1Session(cfg),
