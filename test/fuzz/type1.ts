@@ -533,7 +533,7 @@ function exec(s: Type1Session, op: Op, ctx: StepCtx): void {
     case "detach":
       // VFIO refuses to take a group out of its container while its devices are open, so
       // the emulated group's device is closed first: its driver unpins everything.
-      if (op.g === EMULATED_GROUP) s.closeDevice();
+      if (op.g === EMULATED_GROUP && s.container?.groups.some((gf) => gf.group === s.platform.groups[EMULATED_GROUP])) s.closeDevice();
       note(ctx, p.ioctl(s.gfds[op.g as number], VFIO_GROUP_UNSET_CONTAINER, 0n));
       return;
     case "setIommu":
@@ -559,7 +559,7 @@ function exec(s: Type1Session, op: Op, ctx: StepCtx): void {
       return;
     case "register": {
       const iommu = s.iommu;
-      if (!iommu) return;
+      if (!iommu || s.registered) return; // a device registers once (vfio_register_emulated_iommu_dev)
       if (noteK(ctx, iommu.registerDevice(s.dev)) === 0) s.registered = true;
       return;
     }
