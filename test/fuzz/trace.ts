@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { Rng } from "../../src/util/random";
 import { WasmCore } from "../../src/wasm/core";
 import { TraceRunner, parseTrace } from "../../src/trace";
+import { strtoull } from "../../src/trace/parse";
 import { errnoName } from "../../src/uapi/errno";
 import { invariants, snapshot } from "../type1/state";
 import type { Finding, Op, Session, Target } from "./engine";
@@ -161,12 +162,7 @@ function genTrace(rng: Rng, s: TraceSession): Op {
 function bound(line: string): string {
   return line.replace(/\b(count|size|show)=(\S+)/g, (m, k: string, v: string) => {
     if (k === "size" && !line.startsWith("peek")) return m;
-    let n: bigint;
-    try {
-      n = BigInt(v.startsWith("+") ? v.slice(1) : v);
-    } catch {
-      return m;
-    }
+    const n = strtoull(v.startsWith("+") ? v.slice(1) : v); // as the replay reads it ("-1" is 2^64-1)
     const cap = k === "count" ? 256n : 0x100000n;
     return n > cap ? `${k}=${hex(cap)}` : m;
   });
