@@ -56,7 +56,11 @@ export function knownOpenFor(target: string, f: Finding): KnownOpen | null {
   return KNOWN_OPEN.find((k) => k.targets.includes(target) && k.match(f)) ?? null;
 }
 
-/** Whether the generator should avoid calls that would hang on a known-open defect (F9: no aperture check). */
+/**
+ * Whether the generator should avoid what is very slow on a known-open defect: F9 (2 TiB
+ * IOAS_MAP, minutes), F2 (worlds above 2 GiB: a call on a wrapped pointer can take 10+ s
+ * before it throws). Deleting the entry brings those calls back at full rate.
+ */
 export function avoidKnownHang(id: string): boolean {
   return KNOWN_OPEN.some((k) => k.id === id);
 }

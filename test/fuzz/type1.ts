@@ -43,6 +43,7 @@ import { invariants, snapshot } from "../type1/state";
 import type { Finding, Op, Session, Target } from "./engine";
 import { type1FailureAllowance } from "./partial-effects";
 import { AllocFaults, occupyLowMemory } from "./faults";
+import { avoidKnownHang } from "./known-open";
 import { EDGES, PAGE, U64, anyU64, argsz, flags, near, pages, pick, size, u64, weighted } from "./values";
 import { isEqual, firstDiff } from "./diff";
 
@@ -749,7 +750,7 @@ export const type1Target: Target<Type1Config> = {
       bitmapCopy: pick(rng, ["simd", "simd", "word", "byte"] as const),
       setup: weighted(rng, [[6, () => "standard" as const], [3, () => "emulated" as const], [1, () => "none" as const]]),
       prefill: pick(rng, [0, 2 << 20, 8 << 20, 32 << 20]),
-      high: rng.chance(0.1),
+      high: rng.chance(avoidKnownHang("F2") ? 0.01 : 0.1),
     };
   },
   open: (cfg) => new Type1Session(cfg),
