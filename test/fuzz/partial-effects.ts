@@ -33,6 +33,14 @@
  *   TEST_CMD DIRTY after marking the D bits. (IOAS_ALLOC, HWPT_ALLOC and MOCK_DOMAIN
  *   unwind in Linux: no exception for them.)
  *
+ * The dirty-page ledgers (type1.ts checkHarvest, iommufd.ts "get") follow the same Linux
+ * facts: pages of mappings a failed GET_BITMAP / UNMAP-with-bitmap (EFAULT) may already have
+ * reported and cleared leave the ledger; an iommufd harvest only has to report the IOVAs
+ * whose bitmap bytes lie in the pinnable (writable) prefix of the user bitmap and before the
+ * first hole in the range (iova_bitmap stops at a failed pin, the walk at a hole: both are
+ * dropped, the ioctl returns 0); clearing a leaf the range only partly covers clears the
+ * whole leaf (one D bit per leaf); ENABLE clears everything (iopt_clear_dirty_data).
+ *
  * Everything else (GET_BITMAP ENOMEM included: update_user_bitmap() allocates nothing, so
  * Linux never returns ENOMEM there) must leave the snapshot unchanged.
  */
