@@ -41,7 +41,7 @@ import {
 import { Errno, errnoName } from "../../src/uapi/errno";
 import { invariants, snapshot } from "../type1/state";
 import type { Finding, Op, Session, Target } from "./engine";
-import { type1FailureAllowance } from "./partial-effects";
+import { acceptType1Quirk, type1FailureAllowance } from "./partial-effects";
 import { AllocFaults, occupyLowMemory } from "./faults";
 import { avoidKnownHang } from "./known-open";
 import { EDGES, PAGE, U64, anyU64, argsz, flags, near, pages, pick, size, u64, weighted } from "./values";
@@ -292,7 +292,8 @@ export class Type1Session implements Session {
       if (mm.lockedVm < 0) found.push({ kind: "invariant", op: op.k, message: `negative locked_vm ${mm.lockedVm}` });
       if (!this.iommu && mm.lockedVm !== 0) found.push({ kind: "invariant", op: op.k, message: `no type1 state but locked_vm ${mm.lockedVm} (charge leaked)` });
     }
-    const bad = [...invariants(this.iommu, this.proc), ...hwMappingInvariants(this.iommu)];
+    const dmaList = this.iommu ? this.iommu.dmaList.toArray() : [];
+    const bad = [...invariants(this.iommu, this.proc).filter((b) => !acceptType1Quirk(b, dmaList)), ...hwMappingInvariants(this.iommu)];
     if (bad.length) found.push({ kind: "invariant", op: op.k, message: bad.join("; ") });
     for (const f of found) {
       const nl = f.message.indexOf("\n");
