@@ -32,18 +32,7 @@ const first = (f: Finding): string => f.message.split("\n")[0];
 const injected = (f: Finding): boolean => first(f).includes("[allocation failure injected]");
 
 export const KNOWN_OPEN: readonly KnownOpen[] = [
-  // ---- both (fix in wip/reliability)
-  { id: "F2", continues: false, title: "a page-table header above 2 GiB of linear memory: usize read as a signed i32 (RangeError)", targets: ["type1", "iommufd"], match: (f) => f.kind === "exception" && msg(f, /^RangeError/) },
-  // ---- type1 (fixes in wip/type1-612 and wip/reliability)
-  { id: "F3", continues: true, title: "GET_BITMAP fused all-dirty path ignores a failed edge-word write (bits lost, returns 0)", targets: ["type1"], match: (f) => f.kind === "lost-dirty" && injected(f) },
-  { id: "F13", continues: false, title: "GET_BITMAP returns ENOMEM after changing the mapping's bitmap", targets: ["type1"], match: (f) => f.kind === "state" && f.op === "dirty" && /\(ENOMEM\)/.test(first(f)) },
-  { id: "F8", continues: true, title: "START with only emulated groups, then attach an IOMMU group: its domain never tracks", targets: ["type1"], match: (f) => f.kind === "lost-dirty" && first(f).includes("[hardware dirty]") && !injected(f) },
-  { id: "F5", continues: false, title: "a failing GROUP_SET_CONTAINER (replay into the first IOMMU domain) does not unwind pins/charge", targets: ["type1"], match: (f) => f.kind === "state" && f.op === "attach" },
-  { id: "F6", continues: false, title: "emulated pins of the zero page are not charged but their unpins uncharge (underflow; also in the unwind of a pin that fails partway)", targets: ["type1"], match: (f) => (f.kind === "invariant" && msg(f, /locked_vm underflow/)) || (f.kind === "state" && f.op === "pin" && msg(f, /lockedVm: \d+ -> -\d+|\.locked: /)) },
-  { id: "F7", continues: false, title: "detaching the last IOMMU group uncharges pages emulated devices still pin", targets: ["type1"], match: (f) => f.kind === "invariant" && (f.op === "detach" || f.op === "attach") && msg(f, /locked_vm \d+ != |charge leaked/) },
-  { id: "I2", continues: false, title: "closing the container fd with a group attached tears the container down", targets: ["type1"], match: (f) => f.kind === "post" && f.op === "closeContainer" },
   // ---- iommufd (fixes in wip/iommufd-612 and wip/reliability)
-  { id: "F1", continues: true, title: "a failed scratch/target/gather allocation leaves readAndClearDirtyData half set up (TypeError later)", targets: ["iommufd"], match: (f) => f.kind === "exception" && msg(f, /Cannot read properties of null/) },
   { id: "F4/F12", continues: true, title: "GET_DIRTY_BITMAP clears D bits it could not report (F4: read-only/no-frame bitmap; F12: unaligned bitmap, last page unmapped)", targets: ["iommufd"], match: (f) => f.kind === "lost-dirty" },
   { id: "F9", continues: true, title: "IOAS_MAP does not check the domain aperture: a 2 TiB map writes ~2^30 PTEs (hangs)", targets: ["iommufd"], match: (f) => f.kind === "slow" && f.op === "map" },
   { id: "F10", continues: true, title: "IOAS_MAP below/above the mock aperture succeeds (Linux: EINVAL)", targets: ["iommufd"], match: (f) => f.kind === "invariant" && msg(f, /^aperture:/) },

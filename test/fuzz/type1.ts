@@ -557,6 +557,9 @@ function exec(s: Type1Session, op: Op, ctx: StepCtx): void {
     }
     case "openContainer":
       if (s.cfd >= 0) return; // only after closeContainer
+      // A closed container that groups still hold lives on with its charge (Linux: the
+      // group's reference); the checks follow one container, so no second one is opened.
+      if (s.container && s.container.groups.length > 0) return;
       noteK(ctx, s.openContainer());
       return;
     case "register": {
