@@ -43,7 +43,7 @@ export const SIZES = {
   ioasAlloc: { size: 12, min: 12 },
   ioasMap: { size: 40, min: 40 },
   ioasUnmap: { size: 24, min: 24 },
-  hwptAlloc: { size: 40, min: 24 },
+  hwptAlloc: { size: 48, min: 24 },
   hwInfo: { size: 40, min: 32 },
   setDirtyTracking: { size: 16, min: 16 },
   getDirtyBitmap: { size: 48, min: 48 },
