@@ -234,6 +234,42 @@ export class IommufdCtx implements FileOps {
     return typeof h === "number" ? h : h.id;
   }
 
+  /** iommufd_device_replace(): moves an attached device to another IOAS/HWPT; the HWPT id or -errno. */
+  replaceDevice(devId: number, ptId: number): number {
+    const dev = this.get(devId, "device");
+    const target = this.objects.get(ptId);
+    if (!dev || !target) return -Errno.ENOENT;
+    if (target.kind !== "ioas" && target.kind !== "hwpt") return -Errno.EINVAL;
+    const h = this.replace(dev, target);
+    return typeof h === "number" ? h : h.id;
+  }
+
+  /** Replace for any device (the cdev's and the selftest's MOCK_DOMAIN_REPLACE). */
+  replace(dev: DeviceObj, target: IoasObj | HwptObj): HwptObj | number {
+    const old = dev.hwpt;
+    if (!old) return this.attachTo(dev, target);
+    if (target === old || (target.kind === "ioas" && old.auto && old.ioas === target)) return old;
+    old.devices.delete(dev);
+    dev.hwpt = null;
+    const keepResv = old.ioas.reserved.filter((r) => r.owner === dev);
+    removeReserved(old.ioas, dev);
+    const h = this.attachTo(dev, target);
+    if (typeof h === "number") {
+      old.ioas.reserved.push(...keepResv);
+      old.devices.add(dev);
+      dev.hwpt = old;
+      return h;
+    }
+    if (old.auto && old.devices.size === 0) this.dropHwpt(old);
+    return h;
+  }
+
+  /** iommufd_device_detach() of a bound device. */
+  detachDevice(devId: number): void {
+    const dev = this.get(devId, "device");
+    if (dev) this.detach(dev);
+  }
+
   /** iommufd_device_unbind(): detaches a device bound with bindDevice() and drops it. */
   unbindDevice(devId: number): number {
     const dev = this.get(devId, "device");

@@ -7,8 +7,8 @@
 import { Errno } from "../uapi/errno";
 import * as U from "./uapi";
 import type { IommufdCtx, Ucmd } from "./iommufd";
-import { reserveIova, removeReserved } from "./ioas";
-import type { DeviceObj, SelftestObj, HwptObj } from "./ioas";
+import { reserveIova } from "./ioas";
+import type { DeviceObj, SelftestObj } from "./ioas";
 
 /** Dispatches one struct iommu_test_cmd. */
 export function testCmd(ctx: IommufdCtx, u: Ucmd): number {
@@ -88,23 +88,8 @@ function mockDomainReplace(ctx: IommufdCtx, u: Ucmd): number {
   const target = ctx.objects.get(u.dv.getUint32(16, true));
   if (!target) return -Errno.ENOENT;
   if (target.kind !== "ioas" && target.kind !== "hwpt") return -Errno.EINVAL;
-  const old = dev.hwpt;
-  if (!old) return -Errno.EINVAL;
-  let h: HwptObj | number;
-  if (target === old || (target.kind === "ioas" && old.auto && old.ioas === target)) h = old;
-  else {
-    // Attach to the new one while still on the old one; the old one is left afterwards.
-    dev.hwpt = null;
-    old.devices.delete(dev);
-    h = ctx.attachTo(dev, target);
-    if (typeof h === "number") {
-      old.devices.add(dev);
-      dev.hwpt = old;
-      return h;
-    }
-    if (old.ioas !== h.ioas) removeReserved(old.ioas, dev);
-    if (old.auto && old.devices.size === 0) ctx.dropHwpt(old);
-  }
+  const h = ctx.replace(dev, target);
+  if (typeof h === "number") return h;
   u.dv.setUint32(16, h.id, true);
   return ctx.respond(u);
 }
