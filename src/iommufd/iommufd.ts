@@ -56,6 +56,12 @@ export class IommufdCtx implements FileOps {
   readonly objects = new Map<number, IommufdObj>();
   /** IOMMU_OPTION_RLIMIT_MODE: how new iopt_pages of a task without CAP_IPC_LOCK are charged. */
   accountMode: AccountMode = "user";
+  /**
+   * Whether the process's user pages are physically contiguous (hugetlbfs or THP backing),
+   * so a mock domain with huge IOVA pages gets huge leaves. Off by default: the 6.12 test
+   * kernel has no THP, and anonymous memory is mapped page by page.
+   */
+  physContiguous = false;
   private scratch = 0;
   private target: DirtyTarget | null = null;
   private gather: IotlbGather | null = null;
@@ -142,7 +148,7 @@ export class IommufdCtx implements FileOps {
     if (dirty && !IommufdCtx.canTrackDirty(dev)) return -Errno.EOPNOTSUPP;
     const domain = this.newMockDomain(dev, dirty);
     if (!domain) return -Errno.ENOMEM;
-    const h: HwptObj = { kind: "hwpt", id: this.allocId(), ioas, domain, auto, devices: new Set(), smallMaps: !dev.iommu };
+    const h: HwptObj = { kind: "hwpt", id: this.allocId(), ioas, domain, auto, devices: new Set(), smallMaps: !dev.iommu && !this.physContiguous };
     this.objects.set(h.id, h);
     if (auto) {
       const r = this.attachHwpt(dev, h);

@@ -5,7 +5,7 @@
  * and iova_bitmap windowing with set-ahead across windows against a direct computation.
  */
 import { Process, PAGE_SIZE } from "../../src/process";
-import { installIommufd } from "../../src/iommufd";
+import { IommufdCtx, installIommufd } from "../../src/iommufd";
 import * as U from "../../src/iommufd/uapi";
 import { Errno } from "../../src/uapi/errno";
 import { Rng } from "../../src/util/random";
@@ -110,6 +110,8 @@ const START = U.MOCK_APERTURE_START;
 
 function setupMapped(len: bigint, huge: boolean): { c: Ctx; ioas: number; hwpt: number; buf: bigint } {
   const c = new Ctx();
+  // hugetlbfs-backed, as the selftest's huge variants are: physically contiguous pages.
+  (c.proc.fdget(c.fd) as IommufdCtx).physContiguous = huge;
   const ioas = c.ioas();
   const dev = c.mockDomain(ioas, huge ? U.MOCK_FLAGS_DEVICE_HUGE_IOVA : 0);
   const r = c.proc.mmap(undefined, Number(len) + (2 << 20));
