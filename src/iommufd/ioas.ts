@@ -21,6 +21,8 @@ import { CAP_IPC_LOCK } from "../process/mm";
 export const ULONG_MAX = (1n << 64n) - 1n;
 /** PAGE_SIZE of the modelled host. */
 export const PAGE = 4096n;
+/** HPAGE_SIZE (x86-64 THP). */
+export const HPAGE = 2n << 20n;
 
 /**
  * The IOMMU behind a device bound with IommufdCtx.bindDevice() (not a selftest mock): the
@@ -228,14 +230,14 @@ export function checkIova(ioas: IoasObj, iova: bigint, length: bigint): number {
 /**
  * iopt_alloc_iova(): the lowest IOVA, inside the allowed ranges (or [PAGE_SIZE,
  * ULONG_MAX - PAGE_SIZE] without any), outside reserved ranges and areas, aligned to
- * min(roundup_pow_of_two(length), lowest set bit of addr) capped at PAGE_SIZE (no THP in
- * the test kernel), keeping addr's offset in its page.
+ * min(roundup_pow_of_two(length), lowest set bit of addr) capped at HPAGE_SIZE (the 6.12
+ * test kernel has CONFIG_TRANSPARENT_HUGEPAGE), keeping addr's offset in its page.
  */
 export function allocIova(ioas: IoasObj, addr: bigint, length: bigint): bigint | number {
   const pageOffset = addr % PAGE;
   if (length === 0n || length >= ULONG_MAX / 2n) return -Errno.EOVERFLOW;
   let align = addr === 0n ? roundupPow2(length) : roundupPow2(length) < 1n << ffs64(addr) ? roundupPow2(length) : 1n << ffs64(addr);
-  const maxAlignment = PAGE;
+  const maxAlignment = HPAGE;
   if (align >= maxAlignment) align = maxAlignment;
   if (align < ioas.iovaAlignment) return -Errno.EINVAL;
   const lo = PAGE;

@@ -63,8 +63,9 @@ function mockDomain(ctx: IommufdCtx, u: Ucmd, devFlags: number): number {
     ctx.objects.delete(dev.id);
     return abort(r);
   };
-  // iommufd_device_attach()
-  const target = ctx.objects.get(u.dv.getUint32(8, true));
+  // iommufd_device_attach(): the selftest object is not finalized yet, so invisible
+  const ptId = u.dv.getUint32(8, true);
+  const target = ptId === stId ? undefined : ctx.objects.get(ptId);
   if (!target) return unbind(-Errno.ENOENT);
   if (target.kind !== "ioas" && target.kind !== "hwpt") return unbind(-Errno.EINVAL);
   const h = ctx.attachTo(dev, target);
@@ -131,7 +132,9 @@ function dirty(ctx: IommufdCtx, u: Ucmd): number {
   const n = Number(nbits);
   for (let i = 0; i < n; i++) {
     if (!(bytes[i >> 3] & (1 << (i & 7)))) continue;
-    const at = iova + BigInt(i) * pageSize;
+    // The mock looks the entry up at index cur / page_size of its MOCK_IO_PAGE_SIZE-indexed
+    // pfns xarray: with any other page_size it marks the IO page at that index instead.
+    const at = ((iova + BigInt(i) * pageSize) / pageSize) * BigInt(U.MOCK_PAGE_SIZE);
     if (at >= 1n << 53n) continue;
     if (h.domain.table.setDirty(Number(at)) === 0) count++; // counts present entries only
   }

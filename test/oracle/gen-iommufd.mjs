@@ -36,17 +36,13 @@ let caseNo = 0;
 while (lines < total) {
   caseNo++;
   out.push(`case c${caseNo}`);
-  const objs = new Map(); // id -> kind
-  const alloc = (kind) => {
-    let id = 1;
-    while (objs.has(id)) id++;
-    objs.set(id, kind);
-    return id;
-  };
-  const ids = (kind) => [...objs].filter(([, k]) => k === kind).map(([i]) => i);
+  // Objects are named with the runner's `as=NAME` and referred to as $NAME, so calls name
+  // live objects whatever ids the kernel chose; a few calls use a raw (often stale) id.
+  const objs = []; // [ref, kind]
+  let serial = 0;
   const some = (kind) => {
-    const l = ids(kind);
-    return l.length && !chance(0.05) ? pick(l) : int(12);
+    const l = objs.filter(([, k]) => k === kind).map(([r]) => r);
+    return l.length && !chance(0.05) ? pick(l) : String(int(12));
   };
   const iovas = []; // [iova, length] believed mapped (any IOAS)
   const n = 30 + int(50);
@@ -59,7 +55,18 @@ while (lines < total) {
     emit(`memlock bytes=${hex((1 + int(64)) * 0x1000)}`);
   }
   if (chance(0.15)) emit(`option option=0 op=0 val=${int(2)}`);
+  emit(`ioas_alloc as=a0`);
+  objs.push(["$a0", "ioas"]);
+  if (chance(0.7)) {
+    emit(`mock_domain id=$a0 as=m0${chance(0.2) ? " dev_flags=" + pick([1, 2]) : ""}`);
+    objs.push(["$m0", "selftest"], ["$m0_idev", "device"], ["$m0_hwpt", "hwpt"]);
+  }
   for (let i = 0; i < n; i++) {
+    if (!objs.some(([, k]) => k === "ioas")) {
+      const a = `a${++serial}`;
+      emit(`ioas_alloc as=${a}`);
+      objs.push([`$${a}`, "ioas"]);
+    }
     const r = int(100);
     const ioas = some("ioas");
     const len = () => pick([0x800, 0x1000, 0x2000, 0x4000, 0x10000, (1 + int(32)) * 0x1000, (1 + int(8)) * 0x800, 0x100000, 0]);
@@ -69,16 +76,14 @@ while (lines < total) {
         ? hex(pick(iovas)[0] + pick([0, 0x800, 0x1000, -0x1000]))
         : hex(pick([APERTURE + int(0x400) * 0x1000, APERTURE + int(0x400) * 0x800, int(0x1000) * 0x1000, 0x7fff0000 + int(16) * 0x1000, 0x80000000]));
     if (r < 8) {
-      emit(`ioas_alloc`);
-      alloc("ioas");
+      const n = `a${++serial}`;
+      emit(`ioas_alloc as=${n}`);
+      objs.push([`$${n}`, "ioas"]);
     } else if (r < 14) {
       const fl = chance(0.3) ? ` dev_flags=${pick([0, 1, 2, 3])}` : "";
-      emit(`mock_domain id=${chance(0.8) ? ioas : some("hwpt")}${fl}`);
-      if (ids("ioas").length) {
-        alloc("selftest");
-        alloc("device");
-        if (!ids("hwpt").length || chance(0.5)) alloc("hwpt");
-      }
+      const n = `m${++serial}`;
+      emit(`mock_domain id=${chance(0.8) ? ioas : some("hwpt")}${fl} as=${n}`);
+      objs.push([`$${n}`, "selftest"], [`$${n}_idev`, "device"], [`$${n}_hwpt`, "hwpt"]);
     } else if (r < 34) {
       const l = len();
       if (chance(0.6)) {
@@ -101,8 +106,9 @@ while (lines < total) {
       const b = chance(0.5) ? `,${hex(a + 0x40000000)}-${hex(a + 0x40000000 + pick([0xfff, 0x1fffff, 0]))}` : "";
       emit(`allow_iovas ioas=${ioas} ranges=${hex(a)}-${hex(a + pick([0xfffffff, 0x1fffff, 0x7fffffff]))}${b}${chance(0.2) ? " num=0" : ""}`);
     } else if (r < 61) {
-      emit(`hwpt_alloc dev=${some("device")} pt=${ioas}${chance(0.7) ? " flags=2" : ""}`);
-      alloc("hwpt");
+      const n = `h${++serial}`;
+      emit(`hwpt_alloc dev=${some("device")} pt=${ioas}${chance(0.7) ? " flags=2" : ""} as=${n}`);
+      objs.push([`$${n}`, "hwpt"]);
     } else if (r < 65) {
       emit(`set_dirty hwpt=${some("hwpt")}${chance(0.2) ? " flags=0" : ""}`);
     } else if (r < 72) {
@@ -117,9 +123,10 @@ while (lines < total) {
       emit(`fill addr=+${hex(data)} size=0x100 byte=0`);
       const flags = chance(0.3) ? " flags=1" : "";
       emit(`get_dirty hwpt=${some("hwpt")} iova=${hex(v - (v % ps))} length=${hex(L - (L % ps))} page_size=${hex(ps)} data=+${hex(data)} show=${chance(0.5) ? 16 : 64}${flags}`);
-    } else if (r < 88) {
-      const kinds = [...objs.keys()];
-      emit(`destroy id=${kinds.length && chance(0.9) ? pick(kinds) : int(12)}`);
+    } else if (r < 86) {
+      const i = int(objs.length);
+      emit(`destroy id=${objs.length && chance(0.9) ? objs[i][0] : int(12)}`);
+      if (objs.length && chance(0.3)) objs.splice(i, 1);
     } else if (r < 91) {
       emit(`pinned`);
     } else if (r < 93) {
