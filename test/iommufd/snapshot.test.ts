@@ -40,7 +40,7 @@ describe("iommufd state after failing calls (corpus)", () => {
       const problems: string[] = [];
       proc.ioctl = (fd, cmd, arg) => {
         const before = snapshot(ctx(), proc);
-        const opBytes = cmd === U.IOMMU_TEST_CMD ? proc.read(BigInt(arg) + 4n, 4) : null;
+        const opBytes = cmd === U.IOMMU_TEST_CMD ? proc.read(BigInt(arg ?? 0) + 4n, 4) : null;
         const op = opBytes ? new DataView(opBytes.buffer, opBytes.byteOffset, 4).getUint32(0, true) : -1;
         const r = realIoctl(fd, cmd, arg);
         if (r.ret < 0) {
