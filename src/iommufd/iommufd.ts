@@ -260,11 +260,11 @@ export class IommufdCtx implements FileOps {
     if (target === old || (target.kind === "ioas" && old.auto && old.ioas === target)) return old;
     old.devices.delete(dev);
     dev.hwpt = null;
-    const keepResv = old.ioas.reserved.filter((r) => r.owner === dev);
+    const saved = old.ioas.reserved;
     removeReserved(old.ioas, dev);
     const h = this.attachTo(dev, target);
     if (typeof h === "number") {
-      old.ioas.reserved.push(...keepResv);
+      old.ioas.reserved = saved; // as it was, in its order
       old.devices.add(dev);
       dev.hwpt = old;
       return h;
