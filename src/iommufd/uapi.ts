@@ -8,8 +8,12 @@ export const IOMMUFD_TYPE = 0x3b;
 
 export const IOMMU_DESTROY = 0x3b80;
 export const IOMMU_IOAS_ALLOC = 0x3b81;
+export const IOMMU_IOAS_ALLOW_IOVAS = 0x3b82;
+export const IOMMU_IOAS_COPY = 0x3b83;
+export const IOMMU_IOAS_IOVA_RANGES = 0x3b84;
 export const IOMMU_IOAS_MAP = 0x3b85;
 export const IOMMU_IOAS_UNMAP = 0x3b86;
+export const IOMMU_OPTION = 0x3b87;
 export const IOMMU_HWPT_ALLOC = 0x3b89;
 export const IOMMU_GET_HW_INFO = 0x3b8a;
 export const IOMMU_HWPT_SET_DIRTY_TRACKING = 0x3b8b;
@@ -39,15 +43,37 @@ export const SIZES = {
   ioasAlloc: { size: 12, min: 12 },
   ioasMap: { size: 40, min: 40 },
   ioasUnmap: { size: 24, min: 24 },
-  hwptAlloc: { size: 40, min: 24 },
+  hwptAlloc: { size: 48, min: 24 },
   hwInfo: { size: 40, min: 32 },
   setDirtyTracking: { size: 16, min: 16 },
   getDirtyBitmap: { size: 48, min: 48 },
   testCmd: { size: 72, min: 68 },
+  ioasCopy: { size: 40, min: 40 },
+  iovaRanges: { size: 32, min: 32 },
+  allowIovas: { size: 24, min: 24 },
+  option: { size: 24, min: 24 },
 } as const;
 
+/** IOMMU_OPTION option ids and ops. */
+export const IOMMU_OPTION_RLIMIT_MODE = 0;
+export const IOMMU_OPTION_HUGE_PAGES = 1;
+export const IOMMU_OPTION_OP_SET = 0;
+export const IOMMU_OPTION_OP_GET = 1;
+
+/** VFIO device cdev ioctls (include/uapi/linux/vfio.h, VFIO_BASE 100 on type ';'). */
+export const VFIO_DEVICE_GET_INFO = 0x3b6b;
+export const VFIO_DEVICE_BIND_IOMMUFD = 0x3b76;
+export const VFIO_DEVICE_ATTACH_IOMMUFD_PT = 0x3b77;
+export const VFIO_DEVICE_DETACH_IOMMUFD_PT = 0x3b78;
+/** Their structs' sizes (argsz minimums are offsetofend of the last field). */
+export const VFIO_CDEV_SIZES = { bind: 16, attach: 12, detach: 8, deviceInfo: 24 } as const;
+
 /** Selftest ops (iommufd_test.h). */
+export const IOMMU_TEST_OP_ADD_RESERVED = 1;
 export const IOMMU_TEST_OP_MOCK_DOMAIN = 2;
+export const IOMMU_TEST_OP_MD_CHECK_MAP = 3;
+export const IOMMU_TEST_OP_MD_CHECK_REFS = 4;
+export const IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE = 10;
 export const IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS = 12;
 export const IOMMU_TEST_OP_DIRTY = 13;
 

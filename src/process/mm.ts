@@ -13,11 +13,14 @@ export const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
 
 /** Capability numbers the model knows (include/uapi/linux/capability.h). */
 export const CAP_IPC_LOCK = 14;
+export const CAP_SYS_RESOURCE = 24;
 
 /** One address space. */
 export class MmStruct {
   /** Pages charged to this mm (mm->locked_vm). */
   lockedVm = 0;
+  /** Pages long-term pinned by iommufd (mm->pinned_vm, /proc/PID/status VmPin). */
+  pinnedVm = 0;
   /** WARN_ON_ONCE hits: uncharges of more than was charged (a model bug if ever non-zero). */
   underflowWarnings = 0;
   /** Whether the mm still has users (mmget_not_zero succeeds). */
@@ -32,6 +35,11 @@ export class MmStruct {
   /** VmLck in KiB. */
   get vmLckKb(): number {
     return this.lockedVm << (PAGE_SHIFT - 10);
+  }
+
+  /** VmPin in KiB. */
+  get vmPinKb(): number {
+    return this.pinnedVm << (PAGE_SHIFT - 10);
   }
 
   /**

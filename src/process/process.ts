@@ -7,7 +7,7 @@ import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
 import type { FileOps } from "./file";
 import type { GupBehaviour } from "./gup";
-import { CAP_IPC_LOCK, MmStruct, RLIM_INFINITY } from "./mm";
+import { CAP_IPC_LOCK, CAP_SYS_RESOURCE, MmStruct, RLIM_INFINITY } from "./mm";
 import type { Task } from "./task";
 import { fget, fput } from "./fref";
 import { MemfdFile } from "./shmem";
@@ -65,6 +65,7 @@ export class Process implements Task {
   private rlimMemlockSoft: bigint;
   private rlimMemlockHard: bigint;
   private capIpcLockEffective: boolean;
+  private capSysResourceEffective = true;
   private readonly files = new Map<number, FileOps>();
   private readonly devices = new Map<string, DeviceOpen>();
 
@@ -83,6 +84,7 @@ export class Process implements Task {
   }
 
   capable(cap: number): boolean {
+    if (cap === CAP_SYS_RESOURCE) return this.capSysResourceEffective;
     return cap === CAP_IPC_LOCK ? this.capIpcLockEffective : false;
   }
 
@@ -128,6 +130,17 @@ export class Process implements Task {
     argBool("on", on);
     this.capIpcLockEffective = on;
     return ok();
+  }
+
+  /** capset() raising or dropping CAP_SYS_RESOURCE in the effective set (it stays permitted). */
+  setCapSysResource(on: boolean): SyscallResult {
+    this.capSysResourceEffective = on;
+    return ok();
+  }
+
+  /** VmPin from /proc/self/status, in KiB. */
+  vmPinKb(): number {
+    return this.mmRef ? this.mmRef.vmPinKb : 0;
   }
 
   /** VmLck from /proc/self/status, in KiB. */

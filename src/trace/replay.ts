@@ -37,6 +37,8 @@ import { DEFAULT_TYPE1_OPTIONS, type Type1Options, type1Kernel } from "../type1/
 import type { VfioIommu } from "../type1/vfio-iommu";
 import { TraceLine, addrOf, numOf, parseTrace, sval } from "./parse";
 import { formatUserBuffer } from "./print";
+import { IommufdWorld } from "./iommufd";
+import { installIommufdWorld } from "./worlds";
 
 /** The oracle's arena base. */
 export const ARENA_BASE = 0x1000_0000_0000n;
@@ -78,6 +80,10 @@ export class TraceRunner {
   private readonly platform: Platform;
   /** Set when the runner would have died (FATAL or a segfault); nothing more is printed. */
   dead = false;
+  /** Which world the script chose with its first line (`world mock|edu`); "type1" otherwise. */
+  world: "none" | "type1" | "mock" | "edu" = "none";
+  /** The iommufd world's files and values (null in the type1 world). */
+  iommufdWorld: IommufdWorld | null = null;
 
   constructor(readonly opts: ReplayOptions = {}) {
     this.platform = opts.platform ?? vtdPlatform();
@@ -92,9 +98,19 @@ export class TraceRunner {
     return f instanceof VfioContainer ? f.iommu : null;
   }
 
-  /** The runner's start-up: a 64 MiB arena and a TYPE1v2 container. Returns a FATAL line or "". */
+  /**
+   * The runner's start-up: a 64 MiB arena. The world follows from the first line: a
+   * TYPE1v2 container is set up before it unless it is `world mock|edu` (see
+   * finish() for a script without lines). Returns a FATAL line or "".
+   */
   start(): string {
-    this.setArena(64n << 20n);
+    return this.setArena(64n << 20n);
+  }
+
+  /** After the last line: a script that had none still set up its container. */
+  finish(): string {
+    if (this.world !== "none" || this.dead) return "";
+    this.world = "type1";
     return this.setupContainer(3n);
   }
 
@@ -154,6 +170,42 @@ export class TraceRunner {
     const t = line.toks;
     const op = t[0];
     const u32 = (v: bigint): number => Number(v & 0xffff_ffffn);
+    let pre = "";
+    if (this.world === "none") {
+      if (op === "world" && (t[1] === "mock" || t[1] === "edu")) {
+        this.world = t[1];
+        this.iommufdWorld = installIommufdWorld(this.proc, t[1], ARENA_BASE);
+        const out = `world ${t[1]}\n` + this.iommufdWorld.openIommufd();
+        this.dead = this.iommufdWorld.dead;
+        return { line, output: out, failed: false };
+      }
+      this.world = "type1";
+      pre = this.setupContainer(3n);
+      if (this.dead) return { line, output: pre, failed: false };
+    }
+    const w = this.iommufdWorld;
+    if (w && op === "case") {
+      let out = `case ${t.length > 1 ? t[1] : "?"}\n`;
+      this.proc.setCapIpcLock(true);
+      this.proc.setCapSysResource(true);
+      this.proc.setrlimitMemlock(U64_MASK, U64_MASK);
+      w.resetCase();
+      out += this.setArena(this.num(t, "arena", 64n << 20n));
+      if (!this.dead) out += w.openIommufd();
+      this.dead ||= w.dead;
+      return { line, output: out, failed: false };
+    }
+    if (w) {
+      const r = w.step(t);
+      if (r !== null) {
+        if (w.dead) {
+          // The runner died of SIGSEGV: its unflushed partial line is lost, the shell reports the signal.
+          this.dead = true;
+          return { line, output: "Segmentation fault\n", failed: true };
+        }
+        return { line, output: `${line.lineno} ${op}${r}\n`, failed: r.startsWith(" = -1") };
+      }
+    }
     if (op === "case") {
       let out = `case ${t.length > 1 ? t[1] : "?"}\n`;
       this.proc.setCapIpcLock(true);
@@ -206,7 +258,7 @@ export class TraceRunner {
     } else {
       out += " = -1 UNKNOWN-OP";
     }
-    return { line, output: out + "\n", failed };
+    return { line, output: pre + out + "\n", failed };
   }
 
   private info(t: string[], note: (r: SyscallResult) => string): string {
@@ -331,6 +383,7 @@ export function replayTrace(text: string, opts: ReplayOptions = {}, onStep?: (s:
     out += s.output;
     onStep?.(s, runner);
   }
+  out += runner.finish();
   runner.proc.exit();
   return out;
 }

@@ -421,6 +421,11 @@ export class VfioIommu implements DirtyBitmapHost {
       const dma = new VfioDma(iova, 0n, 0, current, current.mm, current.capable(CAP_IPC_LOCK));
       dma.size = size;
       dma.msiReserved = true;
+      // A mapping made while tracking gets its bitmap (vfio_dma_do_map), the window too (F15).
+      if (this.dirtyPageTracking) {
+        const r = this.vfioDmaBitmapAlloc(dma, pgsize);
+        if (r < 0) return r;
+      }
       this.dmaAvail--;
       this.vfioLinkDma(dma);
       for (const d of this.domainList) if (d.msiCookie !== null) d.msiCookie = iova;

@@ -11,6 +11,7 @@ export const Errno = {
   EIO: 5,
   ENXIO: 6,
   E2BIG: 7,
+  EXDEV: 18,
   EBADF: 9,
   EAGAIN: 11,
   ENOMEM: 12,
@@ -23,9 +24,12 @@ export const Errno = {
   EMFILE: 24,
   ENOTTY: 25,
   ENOSPC: 28,
+  EDOM: 33,
   ERANGE: 34,
   EOVERFLOW: 75,
+  EMSGSIZE: 90,
   EOPNOTSUPP: 95,
+  EADDRINUSE: 98,
 } as const;
 
 /** One of the errno names above. */

@@ -404,7 +404,10 @@ function execIommufd(s: IommufdSession, op: Op, c: StepCtx): void {
         const owed = s.owed.get(h);
         for (let i = 0n; i < n && i < BigInt(bits.length * 8); i++) {
           if (!((bits[Number(i >> 3n)] >> Number(i & 7n)) & 1)) continue;
-          const at = big(op.iova) + i * ps;
+          // The mock looks the entry up at index iova / page_size of its pfns xarray, which
+          // is indexed in MOCK_IO_PAGE_SIZE units (iommufd_test_dirty, recorded on 6.12):
+          // with any other page_size it marks the IO page at that index.
+          const at = ((big(op.iova) + i * ps) / ps) * BigInt(U.MOCK_PAGE_SIZE);
           if (!h.ioas.areas.some((a) => at >= a.iova && at < a.iova + a.length)) continue;
           marked++;
           owed?.add(at);
@@ -438,7 +441,6 @@ function execIommufd(s: IommufdSession, op: Op, c: StepCtx): void {
       }, op.argsz as number));
       const owed = h ? s.owed.get(h) : undefined;
       if (r !== 0 || !h || !owed || ps <= 0n || nbytes > BITMAPS_SIZE) return;
-      const prefix = writablePrefix(p, data, nbytes);
       // How far the areas run without a hole from `iova`.
       let reach = iova;
       for (const a of h.ioas.areas) {
@@ -446,14 +448,17 @@ function execIommufd(s: IommufdSession, op: Op, c: StepCtx): void {
         if (a.iova > reach) break;
         reach = a.iova + a.length;
       }
-      const bytes = prefix > 0n ? p.read(data, Number(prefix)) : null;
       const missing: bigint[] = [];
       for (const at of [...owed]) {
         if (at < iova || at >= iova + length || at >= reach) continue;
         const i = (at - iova) / ps;
-        if (i / 8n >= prefix) continue;
-        const set = bytes !== null && ((bytes[Number(i >> 3n)] >> Number(i & 7n)) & 1) === 1;
-        if (!set) missing.push(at);
+        // 6.12 pins bitmap pages lazily, per record: a record whose page cannot be pinned
+        // for writing is dropped, and its D bit cleared all the same (partial-effects.ts).
+        const byteAt = data + (i >> 3n);
+        if (writablePrefix(p, byteAt, 1n) === 1n) {
+          const set = ((p.read(byteAt, 1)![0] >> Number(i & 7n)) & 1) === 1;
+          if (!set) missing.push(at);
+        }
         if (!(fl & U.IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR)) owed.delete(at);
       }
       if (!(fl & U.IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR)) {

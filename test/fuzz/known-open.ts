@@ -32,12 +32,6 @@ const first = (f: Finding): string => f.message.split("\n")[0];
 const injected = (f: Finding): boolean => first(f).includes("[allocation failure injected]");
 
 export const KNOWN_OPEN: readonly KnownOpen[] = [
-  // ---- iommufd (fixes in wip/iommufd-612 and wip/reliability)
-  { id: "F4/F12", continues: true, title: "GET_DIRTY_BITMAP clears D bits it could not report (F4: read-only/no-frame bitmap; F12: unaligned bitmap, last page unmapped)", targets: ["iommufd"], match: (f) => f.kind === "lost-dirty" },
-  { id: "F9", continues: true, title: "IOAS_MAP does not check the domain aperture: a 2 TiB map writes ~2^30 PTEs (hangs)", targets: ["iommufd"], match: (f) => f.kind === "slow" && f.op === "map" },
-  { id: "F10", continues: true, title: "IOAS_MAP below/above the mock aperture succeeds (Linux: EINVAL)", targets: ["iommufd"], match: (f) => f.kind === "invariant" && msg(f, /^aperture:/) },
-  { id: "F11", continues: true, title: "IOAS_MAP user_va beyond the format's output width is truncated into PTE attribute bits", targets: ["iommufd"], match: (f) => f.kind === "invariant" && msg(f, /^translation:/) },
-  { id: "F14", continues: false, title: "TEST_CMD(MOCK_DOMAIN*) whose answer cannot be written leaves its objects behind", targets: ["iommufd"], match: (f) => f.kind === "state" && f.op === "mock" },
 ];
 
 /** The entry a finding of `target` matches, or null. */

@@ -1,7 +1,8 @@
 /**
  * Devices bound with their own IOMMU (iommufd_device_bind / iommufd_device_attach, the
  * entry the migrate backend's VMM uses): the HWPT gets the device's geometry, the aperture
- * is enforced, and failed attaches leave the object table as it was.
+ * is enforced (an area outside it makes the aperture reservation EADDRINUSE, as on 6.12),
+ * and failed attaches leave the object table as it was.
  */
 import { Process, PAGE_SIZE } from "../../src/process";
 import { IommufdCtx, installIommufd, type DeviceIommu } from "../../src/iommufd";
@@ -39,7 +40,7 @@ const map = (t: ReturnType<typeof setup>, id: number, uaddr: bigint, len: bigint
     dv.setBigUint64(32, iova, true);
   }).errno;
 const hwpt = (t: ReturnType<typeof setup>, dev: number, pt: number, flags: number) =>
-  call(t, U.IOMMU_HWPT_ALLOC, 40, (dv) => {
+  call(t, U.IOMMU_HWPT_ALLOC, 48, (dv) => {
     dv.setUint32(4, flags, true);
     dv.setUint32(8, dev, true);
     dv.setUint32(12, pt, true);
@@ -49,7 +50,8 @@ describe("iommufd: devices bound with their IOMMU", () => {
   test("HWPT_ALLOC builds the device's format; IOVAs outside the mock aperture map", () => {
     const t = setup();
     const io = ioas(t);
-    expect(map(t, io, 1n << 32n, 4n << 20n, 0n)).toBe(0); // IOVA 0: outside the mock's aperture
+    const guest = BigInt(t.proc.mmap(undefined, 4 << 20).ret);
+    expect(map(t, io, guest, 4n << 20n, 0n)).toBe(0); // IOVA 0: outside the mock's aperture
     const dev = t.ctx.bindDevice(VTD);
     const h = hwpt(t, dev, io, U.IOMMU_HWPT_ALLOC_DIRTY_TRACKING);
     expect(h.errno).toBe(0);
@@ -67,11 +69,12 @@ describe("iommufd: devices bound with their IOMMU", () => {
   test("an area outside the device's aperture fails HWPT_ALLOC and the attach, leaving nothing behind", () => {
     const t = setup();
     const io = ioas(t);
-    expect(map(t, io, 1n << 32n, 1n << 20n, 1n << 40n)).toBe(0);
+    const guest = BigInt(t.proc.mmap(undefined, 1 << 20).ret);
+    expect(map(t, io, guest, 1n << 20n, 1n << 40n)).toBe(0);
     const dev = t.ctx.bindDevice({ ...VTD, apertureLast: (1n << 39n) - 1n });
     const before = [...t.ctx.objects.keys()];
-    expect(hwpt(t, dev, io, 0).errno).toBe(Errno.EINVAL);
-    expect(t.ctx.attachDevice(dev, io)).toBe(-Errno.EINVAL);
+    expect(hwpt(t, dev, io, 0).errno).toBe(Errno.EADDRINUSE);
+    expect(t.ctx.attachDevice(dev, io)).toBe(-Errno.EADDRINUSE);
     expect([...t.ctx.objects.keys()]).toEqual(before);
     expect(t.ctx.attachDevice(dev, 999)).toBe(-Errno.ENOENT);
     expect(t.ctx.attachDevice(999, io)).toBe(-Errno.ENOENT);

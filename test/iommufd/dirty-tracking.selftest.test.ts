@@ -6,7 +6,7 @@
  * 1 MiB huge pages, 4 KiB host pages).
  */
 import { Process, PAGE_SIZE } from "../../src/process";
-import { installIommufd } from "../../src/iommufd";
+import { IommufdCtx, installIommufd } from "../../src/iommufd";
 import * as U from "../../src/iommufd/uapi";
 import { Errno } from "../../src/uapi/errno";
 
@@ -51,6 +51,8 @@ class Fixture {
     installIommufd(this.proc);
     this.fd = this.proc.open("/dev/iommu").ret;
     expect(this.fd).toBeGreaterThanOrEqual(0);
+    // The huge variants' buffers are MAP_HUGETLB: physically contiguous.
+    (this.proc.fdget(this.fd) as IommufdCtx).physContiguous = this.v.hugepages;
     // posix_memalign(HUGEPAGE_SIZE) + mmap(MAP_FIXED): a 2 MiB-aligned buffer.
     const bufLen = Math.max(this.v.bufferSize, this.v.hugepages ? HUGEPAGE_SIZE : 0);
     this.buffer = BigInt(this.mmapAligned(bufLen, HUGEPAGE_SIZE));
