@@ -224,6 +224,10 @@ export class UserMemory {
   /** Drops the frames of [start, end) (page-aligned) after munmap: a later mapping there reads zeros. */
   discard(start: number, end: number): void {
     this.backing.unmap(start, end);
+    this.backing.freePgtables(start, end, (s, e) => {
+      const v = this.vmas.at(this.vmas.findIndex(s));
+      return v !== undefined && v.start < e;
+    });
     if ((end - start) / FRAME_SIZE > this.frames.size) {
       // A big range with few frames: visit the frames, not the range.
       for (const index of [...this.frames.keys()]) {
