@@ -255,6 +255,10 @@ export class UserMemory {
   discard(start: number, end: number): void {
     this.backing.unmap(start, end);
     this.cowed.remove(Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
+    this.backing.freePgtables(start, end, (s, e) => {
+      const v = this.vmas.at(this.vmas.findIndex(s));
+      return v !== undefined && v.start < e;
+    });
     if ((end - start) / FRAME_SIZE > this.frames.size) {
       // A big range with few frames: visit the frames, not the range.
       for (const index of [...this.frames.keys()]) {

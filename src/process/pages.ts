@@ -168,6 +168,19 @@ export class PageBacking {
   }
 
   /**
+   * free_pgtables() after munmap of [start, end): the page table of an edge block that the
+   * range only partly covers is freed too once no VMA is left in the block (the prev/next
+   * floor and ceiling of free_pgd_range()), so a later fault there sees pmd_none again and
+   * may map a THP or the huge zero page.
+   */
+  freePgtables(start: number, end: number, vmaIn: (start: number, end: number) => boolean): void {
+    if (end <= start) return;
+    for (const b of new Set([Math.floor(start / HPAGE_SIZE), Math.floor((end - 1) / HPAGE_SIZE)])) {
+      if (!vmaIn(b * HPAGE_SIZE, (b + 1) * HPAGE_SIZE)) this.dropPmds(b, b + 1);
+    }
+  }
+
+  /**
    * After faulting: from `page`, how many pages (up to `limit`) share one backing kind, and
    * whether that kind is the reserved small zero page.
    */

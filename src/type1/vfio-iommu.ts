@@ -43,6 +43,8 @@ import { COPY_CHUNK_WORDS, reportAndClear, updateUserBitmap, type DirtyBitmapHos
 const PAGE = BigInt(PAGE_SIZE);
 const PSHIFT = BigInt(PAGE_SHIFT);
 const u64 = (x: bigint): bigint => x & U64_MASK;
+/** VFIO_BATCH_MAX_CAPACITY: a vfio_batch holds one page of struct page pointers. */
+const VFIO_BATCH_MAX_CAPACITY = BigInt(PAGE_SIZE / 8);
 
 /** struct vfio_domain. */
 export interface VfioDomain {
@@ -232,8 +234,16 @@ export class VfioIommu implements DirtyBitmapHost {
   vfioPinPagesRemote(current: Task, dma: VfioDma, vaddr: bigint, npage: number, limit: bigint): { npages: number; phys: bigint; reserved: boolean } | number {
     const mm = current.mm;
     if (!mm) return -Errno.ENODEV;
-    const max = this.opts.disableHugepages ? 1 : npage;
+    let max = this.opts.disableHugepages ? 1 : npage;
     if (vaddr > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT;
+    // GUP pins (so faults in) a vfio_batch at a time: VFIO_BATCH_MAX_CAPACITY pages from the
+    // dma's vaddr on, the limit being checked page by page as the batch is consumed. A map
+    // that fails on the limit has faulted exactly the batches it started, which shows later
+    // (THP vs huge zero page). When no charge can fail here the cap changes nothing visible.
+    if (!dma.lockCap && limit - BigInt(mm.lockedVm) < BigInt(npage)) {
+      const off = (vaddr - dma.vaddr) >> PSHIFT;
+      max = Math.min(max, Number((off / VFIO_BATCH_MAX_CAPACITY + 1n) * VFIO_BATCH_MAX_CAPACITY - off));
+    }
     const run = mm.memory.pinRun(Number(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0, true);
     if (typeof run === "number") return run;
     const iova = vaddr - dma.vaddr + dma.iova;
