@@ -431,6 +431,7 @@ function execIommufd(s: IommufdSession, op: Op, c: StepCtx): void {
         if (pre > 0n) p.fill(data, pre, 0);
       }
       const fl = op.flags as number;
+      const injectedBefore = s.faults.injected;
       const r = note(c, s.ioctl(U.IOMMU_HWPT_GET_DIRTY_BITMAP, where, 48, (dv) => {
         dv.setUint32(4, op.hwpt as number, true);
         dv.setUint32(8, fl, true);
@@ -448,14 +449,19 @@ function execIommufd(s: IommufdSession, op: Op, c: StepCtx): void {
         if (a.iova > reach) break;
         reach = a.iova + a.length;
       }
+      // iova_bitmap_alloc(): one bit per 2^__ffs(page_size) bytes (page_size need not be a power of two).
+      let pgshift = 0n;
+      while (((ps >> pgshift) & 1n) === 0n) pgshift++;
       const missing: bigint[] = [];
       for (const at of [...owed]) {
         if (at < iova || at >= iova + length || at >= reach) continue;
-        const i = (at - iova) / ps;
+        const i = (at - iova) >> pgshift;
         // 6.12 pins bitmap pages lazily, per record: a record whose page cannot be pinned
         // for writing is dropped, and its D bit cleared all the same (partial-effects.ts).
         const byteAt = data + (i >> 3n);
-        if (writablePrefix(p, byteAt, 1n) === 1n) {
+        // A bitmap page whose pin fails (here: its frame cannot be allocated) drops its
+        // records too, as pin_user_pages() failing with ENOMEM does in iova_bitmap_set().
+        if (writablePrefix(p, byteAt, 1n) === 1n && s.faults.injected === injectedBefore) {
           const set = ((p.read(byteAt, 1)![0] >> Number(i & 7n)) & 1) === 1;
           if (!set) missing.push(at);
         }
