@@ -33,19 +33,13 @@ import {
   removeReserved,
 } from "./ioas";
 import { testCmd } from "./selftest";
+import type { Ucmd } from "./ucmd";
 import { argInt, argObject } from "../util/args";
 import { readAndClearDirty612 } from "./iova-bitmap";
 import { isTask } from "../process/task";
 import { CAP_SYS_RESOURCE } from "../process/mm";
 
-/** One decoded command: its bytes (kernel-sized), the user's size, and where it lives. */
-export interface Ucmd {
-  task: UserAccess;
-  arg: bigint;
-  userSize: number;
-  buf: Uint8Array;
-  dv: DataView;
-}
+export type { Ucmd } from "./ucmd";
 
 type Handler = (ctx: IommufdCtx, u: Ucmd) => number;
 

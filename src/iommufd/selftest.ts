@@ -6,12 +6,26 @@
  */
 import { Errno } from "../uapi/errno";
 import * as U from "./uapi";
-import type { IommufdCtx, Ucmd } from "./iommufd";
+import type { Ucmd } from "./ucmd";
 import { reserveIova } from "./ioas";
-import type { DeviceObj, SelftestObj } from "./ioas";
+import type { DeviceObj, HwptObj, IoasObj, IommufdObj, SelftestObj } from "./ioas";
+
+/**
+ * What IOMMU_TEST_CMD needs of struct iommufd_ctx (IommufdCtx implements it): declared here
+ * so that the selftest does not import the ioctl layer that dispatches to it.
+ */
+export interface SelftestHost {
+  readonly objects: Map<number, IommufdObj>;
+  allocId(): number;
+  get<K extends IommufdObj["kind"]>(id: number, kind: K): Extract<IommufdObj, { kind: K }> | null;
+  respond(u: Ucmd): number;
+  attachTo(dev: DeviceObj, target: IoasObj | HwptObj): HwptObj | number;
+  replace(dev: DeviceObj, target: IoasObj | HwptObj): HwptObj | number;
+  detach(dev: DeviceObj): void;
+}
 
 /** Dispatches one struct iommu_test_cmd. */
-export function testCmd(ctx: IommufdCtx, u: Ucmd): number {
+export function testCmd(ctx: SelftestHost, u: Ucmd): number {
   const op = u.dv.getUint32(4, true);
   switch (op) {
     case U.IOMMU_TEST_OP_ADD_RESERVED:
@@ -32,7 +46,7 @@ export function testCmd(ctx: IommufdCtx, u: Ucmd): number {
 }
 
 /** iommufd_test_add_reserved(): a reserved range with no owner (never removed). */
-function addReserved(ctx: IommufdCtx, u: Ucmd): number {
+function addReserved(ctx: SelftestHost, u: Ucmd): number {
   const ioas = ctx.get(u.dv.getUint32(8, true), "ioas");
   if (!ioas) return -Errno.ENOENT;
   const start = u.dv.getBigUint64(16, true);
@@ -45,7 +59,7 @@ function addReserved(ctx: IommufdCtx, u: Ucmd): number {
  * to `id` (an automatic HWPT for an IOAS); every step unwound when a later one fails,
  * including the answer that cannot be written.
  */
-function mockDomain(ctx: IommufdCtx, u: Ucmd, devFlags: number): number {
+function mockDomain(ctx: SelftestHost, u: Ucmd, devFlags: number): number {
   const stId = ctx.allocId();
   const st: SelftestObj = { kind: "selftest", id: stId, idev: null as unknown as DeviceObj };
   ctx.objects.set(stId, st);
@@ -82,7 +96,7 @@ function mockDomain(ctx: IommufdCtx, u: Ucmd, devFlags: number): number {
 }
 
 /** iommufd_test_mock_domain_replace(): iommufd_device_replace() of a selftest object's device. */
-function mockDomainReplace(ctx: IommufdCtx, u: Ucmd): number {
+function mockDomainReplace(ctx: SelftestHost, u: Ucmd): number {
   const st = ctx.get(u.dv.getUint32(8, true), "selftest");
   if (!st) return -Errno.ENOENT;
   const dev = st.idev;
@@ -96,7 +110,7 @@ function mockDomainReplace(ctx: IommufdCtx, u: Ucmd): number {
 }
 
 /** iommufd_test_md_check_pa(): each MOCK_IO_PAGE of [iova, +length) maps the page at uptr. */
-function mdCheckPa(ctx: IommufdCtx, u: Ucmd): number {
+function mdCheckPa(ctx: SelftestHost, u: Ucmd): number {
   const iova = u.dv.getBigUint64(16, true);
   const length = u.dv.getBigUint64(24, true);
   const uptr = u.dv.getBigUint64(32, true);
@@ -115,7 +129,7 @@ function mdCheckPa(ctx: IommufdCtx, u: Ucmd): number {
 }
 
 /** iommufd_test_dirty(): marks every IOVA whose bit is set in the user bitmap. */
-function dirty(ctx: IommufdCtx, u: Ucmd): number {
+function dirty(ctx: SelftestHost, u: Ucmd): number {
   const iova = u.dv.getBigUint64(24, true);
   const length = u.dv.getBigUint64(32, true);
   const pageSize = u.dv.getBigUint64(40, true);

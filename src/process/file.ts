@@ -7,6 +7,7 @@
  * operation returns what the kernel's handler returns: a value >= 0, or -errno. They
  * never throw for bad input.
  */
+import type { WasmCore } from "../wasm/core";
 
 /** The calling process as kernel code sees it (`current`). */
 export interface UserAccess {
@@ -38,4 +39,18 @@ export interface FileOps {
   read?(task: UserAccess, buf: bigint, count: number): number;
   /** The last close of the file. */
   release?(): void;
+}
+
+/** What a file mapping needs from the file behind it (a memfd today). */
+export interface MappedFile extends FileOps {
+  /** The Wasm core holding the pages; a process must use the same one to map them. */
+  readonly core: WasmCore;
+  /** i_size in bytes. */
+  readonly size: number;
+  /** Synthetic physical address of file offset 0 (pages are contiguous in file order). */
+  readonly phys: number;
+  /** Linear-memory address of the frame holding file offset `index * FRAME_SIZE` (memory.ts) (0: none / ENOMEM). */
+  frame(index: number, allocate: boolean): number;
+  /** The bytes at [off, off+len) (zeros where never written). */
+  readAt(off: number, len: number): Uint8Array;
 }

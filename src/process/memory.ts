@@ -12,7 +12,7 @@ import { IntervalSet } from "./intervals";
 import { PageBacking } from "./pages";
 import { GUP_LINUX_6_1, type GupBehaviour } from "./gup";
 import { PAGE_SIZE, TASK_SIZE, VmaList, protReadable, protWritable } from "./vma";
-import type { MappedFile } from "./shmem";
+import type { MappedFile } from "./file";
 
 /** Bytes per backing frame. */
 export const FRAME_SIZE = 0x10000;

@@ -10,7 +10,8 @@
  */
 import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
-import type { FileOps, UserAccess } from "./file";
+import type { FileOps, MappedFile, UserAccess } from "./file";
+export type { MappedFile } from "./file";
 import { FRAME_SIZE } from "./memory";
 import { PAGE_SIZE } from "./vma";
 
@@ -22,20 +23,6 @@ const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER - FRAME_SIZE;
 /** Each memfd's synthetic physical range starts this far apart (1 TiB), above anonymous memory's. */
 const SHMEM_PHYS_STRIDE = 2 ** 40;
 let nextShmemPhys = 2 ** 47;
-
-/** What a file mapping needs from the file behind it (a memfd today). */
-export interface MappedFile extends FileOps {
-  /** The Wasm core holding the pages; a process must use the same one to map them. */
-  readonly core: WasmCore;
-  /** i_size in bytes. */
-  readonly size: number;
-  /** Synthetic physical address of file offset 0 (pages are contiguous in file order). */
-  readonly phys: number;
-  /** Linear-memory address of the frame holding file offset `index * FRAME_SIZE` (0: none / ENOMEM). */
-  frame(index: number, allocate: boolean): number;
-  /** The bytes at [off, off+len) (zeros where never written). */
-  readAt(off: number, len: number): Uint8Array;
-}
 
 /** A memfd: a FileOps with read/write/llseek at a shared file position, and mappable pages. */
 export class MemfdFile implements FileOps, MappedFile {

@@ -8,7 +8,7 @@
  */
 import { Errno } from "../uapi/errno";
 import { fget, fput } from "./fref";
-import type { MappedFile } from "./shmem";
+import type { MappedFile } from "./file";
 
 /** Page size of the simulated machine (x86-64, arm64 4K). */
 export const PAGE_SIZE = 4096;

@@ -2,7 +2,7 @@
  * The iommufd worlds of a vfio-trace script (`world mock`, `world edu`): the verbs the
  * runner (test/oracle/vfio-trace-run.c) issues on /dev/iommu, the IOMMUFD_TEST mock and
  * a VFIO device cdev, with the same struct bytes at the same user addresses, printing the
- * same words. See docs/trace-format.md.
+ * same words. See src/trace/trace-format.md.
  */
 import { errnoName, Errno } from "../uapi/errno";
 import { U64_MASK } from "../uapi/vfio";

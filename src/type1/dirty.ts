@@ -67,10 +67,16 @@ function copyOut(iommu: DirtyBitmapHost, current: Task, dst: bigint, src: number
   return current.copyToUser(dst, iommu.core.u8.slice(src, src + len));
 }
 
-/** Faults in the writable part of [dst, dst+len) of the task's memory; false when a page cannot be allocated. */
-function faultInUserWords(current: Task, dst: bigint, len: number): boolean {
+/**
+ * Faults in the writable part of [dst, dst+len) of the task's memory in the order Linux's
+ * accesses take: with a bit shift the leftover word is read first (a read fault: the huge
+ * zero page in an untouched block, which the write then splits), then the words are
+ * written. False when a page cannot be allocated.
+ */
+function faultInUserWords(current: Task, dst: bigint, len: number, shift: number): boolean {
   const mem = current.mm?.memory;
   if (!mem || dst > BigInt(Number.MAX_SAFE_INTEGER)) return true;
+  if (shift) current.copyFromUser(dst, 8);
   const writable = mem.accessibleLength(Number(dst), len, true);
   return mem.faultInWriteable(dst, writable) === 0;
 }
@@ -90,7 +96,7 @@ export function updateUserBitmap(iommu: DirtyBitmapHost, current: Task, ubuf: bi
   // copy_to_user() faults the user words in; a page that cannot be had fails the call here,
   // before the harvest or bitmap_set() below changes anything. (Unwritable words still
   // fail at the copy, after the bitmap has changed, as in Linux.)
-  if (!faultInUserWords(current, g.dst, g.words * 8)) return -Errno.EFAULT;
+  if (!faultInUserWords(current, g.dst, g.words * 8, g.shift)) return -Errno.EFAULT;
   if (iommu.hwDirty && dma.iommuMapped) {
     // Dirty-capable hardware (a model extension): IOMMU-backed devices report what they
     // actually wrote, harvested from the page tables, instead of "every mapped page".
@@ -174,7 +180,7 @@ function reportAllDirtyFused(iommu: DirtyBitmapHost, current: Task, ubuf: bigint
   const bytes = g.words * 8;
   // Fault the user words in first (copy_to_user's page faults): from here on no write can
   // fail, so the dma bitmap is never cleared with its bits left unreported.
-  if (mem.faultInWriteable(g.dst, bytes) !== 0) return false;
+  if (!faultInUserWords(current, g.dst, bytes, g.shift) || mem.accessibleLength(dst, bytes, true) !== bytes) return false;
   const core = iommu.core;
   const s = BigInt(g.shift);
   const full = Math.floor(g.nbits / 64);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // fixtures-iommufd.mjs: re-expresses fixtures of the kernel's iommufd selftests
 // (tools/testing/selftests/iommu/iommufd.c) as vfio-trace scripts of the `mock` world
-// (docs/trace-format.md), one case per variant x test, for recording on the 6.12 test
+// (src/trace/trace-format.md), one case per variant x test, for recording on the 6.12 test
 // kernel with record-6.12.sh. The calls and their arguments are the test's; the
 // test's own assertions are not repeated: the recording is what the model must print.
 //

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // gen-iommufd.mjs: writes seeded random vfio-trace scripts for the iommufd `mock` world
-// (docs/trace-format.md), to be recorded on the 6.12 test kernel with record-6.12.sh.
+// (src/trace/trace-format.md), to be recorded on the 6.12 test kernel with record-6.12.sh.
 //
 // Usage: node test/oracle/gen-iommufd.mjs SEED [LINES] [mock|edu] > gen-SEED.trace
 //   SEED   any integer; the same seed always gives the same script

@@ -1,7 +1,7 @@
 #!/bin/sh
 # record-6.12.sh: records vfio-trace scripts on the Linux 6.12 test kernel (iommufd with the
 # IOMMUFD_TEST mock, VT-d, VFIO cdev; see /work/shared/kernel-oracle/README.md and
-# docs/trace-format.md) and writes NAME.out next to each NAME.trace (or into -o DIR).
+# src/trace/trace-format.md) and writes NAME.out next to each NAME.trace (or into -o DIR).
 #
 # Usage: test/oracle/record-6.12.sh [-o OUTDIR] [-k] TRACE...
 #   -o OUTDIR  write the .out files there (default: beside each trace)

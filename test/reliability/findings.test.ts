@@ -29,13 +29,17 @@ function iommufdTracking(): { w: IommufdWorld; hwpt: number; ioas: number } {
   return { w, hwpt, ioas };
 }
 
-/** Marks 4 KiB pages dirty through IOMMU_TEST_OP_DIRTY. */
+/**
+ * Marks 4 KiB pages dirty through IOMMU_TEST_OP_DIRTY, in the mock's own 2 KiB IO pages (it
+ * indexes its entries by iova / page_size in MOCK_IO_PAGE_SIZE units, so only that page
+ * size marks the IOVAs asked for).
+ */
 function writePages(w: IommufdWorld, hwpt: number, pages: number[]): void {
-  const bits = new Uint8Array(64);
-  for (const p of pages) bits[p >> 3] |= 1 << (p & 7);
+  const bits = new Uint8Array(128);
+  for (const p of pages) bits[(2 * p) >> 3] |= 1 << ((2 * p) & 7);
   const at = w.bitmaps + 0x30000n;
   w.proc.write(at, bits);
-  expect(w.setDirty(hwpt, START, 512n * 4096n, 4096n, at)).toBeGreaterThan(0);
+  expect(w.setDirty(hwpt, START, 512n * 4096n, BigInt(U.MOCK_PAGE_SIZE), at)).toBe(pages.length);
 }
 
 function bitsAt(w: IommufdWorld, at: bigint, nbits: number): number[] {

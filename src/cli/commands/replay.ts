@@ -11,7 +11,7 @@ import type { PackVariant } from "../../bitmap";
 
 const USAGE = `usage: vfio-sim replay [--profile linux-6.1|linux-6.12|mainline] [--platform vtd|smmu] [--bitmap-copy byte|word|simd] FILE.trace...
 
-Replays each vfio-trace script (format: shared/conformance/vfio-trace.md) against the model
+Replays each vfio-trace script (format: src/trace/trace-format.md in the package) against the model
 and prints one result line per call, exactly as the kernel oracle prints it.
 Exit status: 0 when every file ran, 1 when a file cannot be read, 2 on a usage error.
 `;
