@@ -479,9 +479,7 @@ function exec(s: Type1Session, op: Op, ctx: StepCtx): void {
       dv.setUint32(DmaUnmap.flags, op.flags as number, true);
       dv.setBigUint64(DmaUnmap.iova, big(op.iova), true);
       dv.setBigUint64(DmaUnmap.size, big(op.size), true);
-      dv.setBigUint64(DmaUnmap.data + VfioBitmap.pgsize, bm.pgsize, true);
-      dv.setBigUint64(DmaUnmap.data + VfioBitmap.size, bm.bsize, true);
-      dv.setBigUint64(DmaUnmap.data + VfioBitmap.data, data, true);
+      putVfioBitmap(dv, DmaUnmap.data, bm, data);
       const withBitmap = ((op.flags as number) & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
       if (withBitmap) s.zero(data, bm.bsize);
       const iommu = s.iommu;
@@ -506,9 +504,7 @@ function exec(s: Type1Session, op: Op, ctx: StepCtx): void {
       const g = DirtyBitmap.data;
       dv.setBigUint64(g + DirtyBitmapGet.iova, big(op.iova), true);
       dv.setBigUint64(g + DirtyBitmapGet.size, big(op.size), true);
-      dv.setBigUint64(g + DirtyBitmapGet.bitmap + VfioBitmap.pgsize, bm.pgsize, true);
-      dv.setBigUint64(g + DirtyBitmapGet.bitmap + VfioBitmap.size, bm.bsize, true);
-      dv.setBigUint64(g + DirtyBitmapGet.bitmap + VfioBitmap.data, data, true);
+      putVfioBitmap(dv, g + DirtyBitmapGet.bitmap, bm, data);
       const fl = op.flags as number;
       const isGet = fl === 4;
       if (isGet) s.zero(data, bm.bsize);
@@ -626,6 +622,13 @@ function exec(s: Type1Session, op: Op, ctx: StepCtx): void {
     default:
       throw new Error(`fuzz type1: unknown op ${op.k}`);
   }
+}
+
+/** A struct vfio_bitmap at `off`: the bitmap argument of UNMAP_DMA and GET_BITMAP. */
+function putVfioBitmap(dv: DataView, off: number, bm: BitmapArg, data: bigint): void {
+  dv.setBigUint64(off + VfioBitmap.pgsize, bm.pgsize, true);
+  dv.setBigUint64(off + VfioBitmap.size, bm.bsize, true);
+  dv.setBigUint64(off + VfioBitmap.data, data, true);
 }
 
 // ------------------------------------------------------------------ generation
