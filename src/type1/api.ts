@@ -4,7 +4,7 @@
  * the process, the ioctl runs on the container fd, and results are read back. Kernel errors
  * come back as values (`{ ok: false, errno }`), never as exceptions.
  */
-import { errnoName, Errno } from "../uapi/errno";
+import { errnoName, Errno, kernelFailure, type KernelResult } from "../uapi/errno";
 import {
   CapHeader,
   CapIovaRange,
@@ -61,16 +61,13 @@ function optBool(name: string, v: unknown): boolean | undefined {
   return v === undefined ? undefined : argBool(name, v);
 }
 
-/** The outcome of a kernel call: `ok` with a value, or the errno Linux returned. */
-export type KernelResult<T = void> = { ok: true; value: T } | { ok: false; errno: number; errnoName: string };
+export type { KernelResult };
 
 function result<T>(r: SyscallResult, value: () => T): KernelResult<T> {
   return r.ret < 0 ? { ok: false, errno: r.errno, errnoName: errnoName(r.errno) } : { ok: true, value: value() };
 }
 
-function failure<T>(errno: number): KernelResult<T> {
-  return { ok: false, errno, errnoName: errnoName(errno) };
-}
+const failure = <T>(errno: number): KernelResult<T> => kernelFailure<T>(errno);
 
 /** MAP_DMA arguments. `read`/`write` are from the device's point of view. */
 export interface MapDmaRequest {

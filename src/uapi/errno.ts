@@ -41,3 +41,14 @@ const NAMES = new Map<number, ErrnoName>(Object.entries(Errno).map(([k, v]) => [
 export function errnoName(errno: number): string {
   return NAMES.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
 }
+
+/**
+ * The outcome of a kernel call as every typed API returns it: `ok` with a value, or the
+ * errno Linux returned and its name. Errors are values, never exceptions.
+ */
+export type KernelResult<T = void> = { ok: true; value: T } | { ok: false; errno: number; errnoName: string };
+
+/** A failed {@link KernelResult} for a positive errno. */
+export function kernelFailure<T = never>(errno: number): KernelResult<T> {
+  return { ok: false, errno, errnoName: errnoName(errno) };
+}
