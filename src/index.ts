@@ -23,10 +23,13 @@ export type { PgtableDomainOptions, IotlbEntry, IotlbStats, DmaDeviceStats } fro
 export * as uapi from "./uapi";
 export { Process, UserMemory, MmStruct, isTask, RLIM_INFINITY, CAP_IPC_LOCK, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, GUP_LINUX_6_1, GUP_LINUX_6_2 } from "./process";
 export type { Task, SyscallResult, ProcessOptions, DeviceOpen, Vma, GupBehaviour } from "./process";
+export { RwSemaphore, RwsemError, Scheduler, SimThread, SchedulerError, SeededChooser, ReplayChooser, FIRST_CHOOSER, exploreSchedules } from "./process";
+export type { Blocked, ThreadStep, ThreadBody, Chooser, WorkItem, RunResult, SchedulerOptions, ExploreReport } from "./process";
 export { RangeDomain, IommuResvType, vtdPlatform, smmuPlatform, PLATFORMS, IOMMU_DIRTY_NO_CLEAR } from "./iommu";
 export type { IommuDomain, IommuDirtyOps, DirtyRecorder, IovaRange, Platform, PlatformGroup, PlatformDevice, ResvRegion, IommuParams } from "./iommu";
 export { VfioIommu, VfioDma, VfioContainer, VfioGroupFile, installVfio, DEFAULT_TYPE1_OPTIONS, TYPE1_PROFILES, TYPE1_PROFILE_NAMES, type1Kernel, Mutex, LockingError } from "./type1";
-export type { Type1Options, Type1Profile, Type1Kernel, VfioEmulatedDevice, PinPagesResult } from "./type1";
+export type { Type1Options, Type1Profile, Type1Kernel, VfioEmulatedDevice, PinPagesResult, LockAccounting } from "./type1";
+export { LOCK_ACCOUNTING_NAMES } from "./type1";
 export { replayTrace, parseTrace, TraceRunner, ARENA_BASE } from "./trace";
 export type { ReplayOptions, ReplayStep, TraceLine } from "./trace";
 export { IommufdCtx, installIommufd, iommufdUapi } from "./iommufd";

@@ -3,7 +3,9 @@
  * sparse user memory in Wasm frames with copy_from_user/copy_to_user semantics,
  * RLIMIT_MEMLOCK, CAP_IPC_LOCK, locked_vm, and a file table whose ioctls reach kernel
  * objects through `FileOps`; memfds mapped MAP_SHARED (the same pages in every process)
- * or MAP_PRIVATE (COW), read/write on files, and fds handed to another process.
+ * or MAP_PRIVATE (COW), read/write on files, and fds handed to another process; mmap_lock
+ * as a reader-writer semaphore, and a deterministic scheduler of simulated threads
+ * (generators) with a workqueue, to enumerate the interleavings of kernel races.
  */
 export type { FileOps, UserAccess } from "./file";
 export type { Task } from "./task";
@@ -21,3 +23,6 @@ export { MAP_SHARED, MAP_PRIVATE } from "./process";
 export { MemfdFile } from "./shmem";
 export type { MappedFile } from "./shmem";
 export { fileCount } from "./fref";
+export { RwSemaphore, RwsemError } from "./rwsem";
+export { Scheduler, SimThread, SchedulerError, SeededChooser, ReplayChooser, FIRST_CHOOSER, exploreSchedules } from "./sched";
+export type { Blocked, ThreadStep, ThreadBody, Chooser, WorkItem, RunResult, SchedulerOptions, ExploreReport } from "./sched";

@@ -1,12 +1,15 @@
 /**
- * The parts of struct mm_struct the model keeps: user memory and locked_vm (what
- * /proc/PID/status shows as VmLck), with __account_locked_vm()'s charging rule.
+ * The parts of struct mm_struct the model keeps: user memory, locked_vm (what
+ * /proc/PID/status shows as VmLck) with __account_locked_vm()'s charging rule, and
+ * mmap_lock, which simulated threads of a `Scheduler` contend for.
  */
 import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
 import { UserMemory } from "./memory";
 import type { GupBehaviour } from "./gup";
 import { PAGE_SHIFT } from "./vma";
+import { RwSemaphore } from "./rwsem";
+import { Scheduler } from "./sched";
 
 /** RLIM_INFINITY as a u64. */
 export const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
@@ -27,9 +30,60 @@ export class MmStruct {
   alive = true;
   /** Its memory. */
   readonly memory: UserMemory;
+  /** mm->mmap_lock (mmap_sem before 5.8). */
+  readonly mmapLock = new RwSemaphore("mmap_lock");
+  private schedRef: Scheduler | null = null;
 
   constructor(core: WasmCore, gup?: Readonly<GupBehaviour>) {
     this.memory = new UserMemory(core, gup);
+  }
+
+  /**
+   * The scheduler whose threads use this mm: who `current` is and how a contended
+   * mmap_lock is waited for. Until `Scheduler.attach`-ed, a private one where the caller is
+   * the only thread (so the lock is never contended).
+   */
+  get sched(): Scheduler {
+    return (this.schedRef ??= new Scheduler());
+  }
+
+  set sched(s: Scheduler) {
+    this.schedRef = s;
+  }
+
+  /** mmap_write_lock_killable(): 0, or -EINTR when a fatal signal ends the wait. */
+  mmapWriteLockKillable(): number {
+    return this.mmapLock.downWriteKillableIn(this.sched);
+  }
+
+  /** mmap_write_unlock(). */
+  mmapWriteUnlock(): void {
+    this.mmapLock.upWrite(this.sched.current);
+  }
+
+  /** mmap_read_lock() (not killable: GUP's lock). */
+  mmapReadLock(): void {
+    this.mmapLock.downReadIn(this.sched);
+  }
+
+  /** mmap_read_unlock(). */
+  mmapReadUnlock(): void {
+    this.mmapLock.upRead(this.sched.current);
+  }
+
+  /**
+   * `mm->locked_vm += npage` with no limit and no underflow check, as Linux <= 4.10's
+   * vfio_lock_acct() and vfio_lock_acct_bg() did. The count is an unsigned long there: an
+   * uncharge applied before the charge it undoes wraps it to a huge value, which the model
+   * keeps as a negative number (see `lockedVmExceeds`).
+   */
+  lockedVmAdd(npage: number): void {
+    this.lockedVm += npage;
+  }
+
+  /** `locked_vm + pages > limit` compared as the kernel's unsigned longs (a wrapped, negative count is huge). */
+  lockedVmExceeds(pages: number, limitPages: bigint): boolean {
+    return this.lockedVm < 0 || BigInt(this.lockedVm + pages) > limitPages;
   }
 
   /** VmLck in KiB. */

@@ -9,6 +9,7 @@ import type { FileOps } from "./file";
 import type { GupBehaviour } from "./gup";
 import { CAP_IPC_LOCK, CAP_SYS_RESOURCE, MmStruct, RLIM_INFINITY } from "./mm";
 import type { Task } from "./task";
+import type { Scheduler } from "./sched";
 import { fget, fput } from "./fref";
 import { MemfdFile } from "./shmem";
 import { PAGE_SIZE, PROT_READ, PROT_WRITE, TASK_SIZE } from "./vma";
@@ -35,6 +36,11 @@ export interface ProcessOptions {
   capIpcLock?: boolean;
   /** What pinning does on the modelled kernel (default Linux 6.1's, `GUP_LINUX_6_1`). */
   gup?: Readonly<GupBehaviour>;
+  /**
+   * The scheduler of simulated threads this process's mm joins (`Scheduler.attach`): its
+   * threads can then contend for mmap_lock. Default: a private one, single-threaded.
+   */
+  sched?: Scheduler;
 }
 
 /** mmap flags (mman-common.h / mman.h): share changes with the file, or keep them private (COW). */
@@ -72,6 +78,7 @@ export class Process implements Task {
   constructor(opts: ProcessOptions = {}) {
     this.core = opts.core ?? new WasmCore();
     this.mmRef = new MmStruct(this.core, opts.gup);
+    if (opts.sched) opts.sched.attach(this.mmRef);
     this.rlimMemlockSoft = this.rlimMemlockHard = opts.rlimitMemlock ?? RLIM_INFINITY;
     this.capIpcLockEffective = opts.capIpcLock ?? true;
   }

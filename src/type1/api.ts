@@ -38,12 +38,13 @@ import {
   VFIO_TYPE1v2_IOMMU,
   VFIO_TYPE1_IOMMU,
 } from "../uapi/vfio";
-import { Process, SyscallResult } from "../process/process";
+import { Process, SyscallResult, type ProcessOptions } from "../process/process";
 import { PROT_READ, PROT_WRITE } from "../process/vma";
 import type { IovaRange } from "../iommu/domain";
 import { Platform, vtdPlatform } from "../iommu/platform";
 import { VfioContainer, installVfio } from "./container";
 import { DEFAULT_TYPE1_OPTIONS, type Type1Options, type1Kernel } from "./options";
+import { LOCK_ACCOUNTING_NAMES } from "./lock-acct";
 import type { VfioIommu } from "./vfio-iommu";
 import { argBool, argInt, argObject, argULong } from "../util/args";
 
@@ -118,11 +119,18 @@ const SCRATCH = 0x10000;
 /**
  * A process with VFIO installed: the usual starting point of the typed API. The type1
  * profile also picks the process's kernel behaviour (what pinning does, `GupBehaviour`).
+ * `type1.lockAccounting` picks the accounting design (`synchronous`, Linux 4.11+, or
+ * `workqueue`, Linux <= 4.10); `process` sets the rest of the process: RLIMIT_MEMLOCK,
+ * CAP_IPC_LOCK, and `sched`, the `Scheduler` whose simulated threads share its mm.
  */
-export function createVfioProcess(platform: Platform = vtdPlatform(), type1: Partial<Type1Options> = {}): Process {
+export function createVfioProcess(platform: Platform = vtdPlatform(), type1: Partial<Type1Options> = {}, process: Omit<ProcessOptions, "gup"> = {}): Process {
   argObject("platform", platform);
   argObject("type1", type1);
-  const proc = new Process({ gup: type1Kernel(type1.profile ?? DEFAULT_TYPE1_OPTIONS.profile).gup });
+  argObject("process", process);
+  if (type1.lockAccounting !== undefined && !LOCK_ACCOUNTING_NAMES.includes(type1.lockAccounting)) {
+    throw new RangeError(`type1.lockAccounting must be one of ${LOCK_ACCOUNTING_NAMES.join(", ")}, got ${String(type1.lockAccounting)}`);
+  }
+  const proc = new Process({ ...process, gup: type1Kernel(type1.profile ?? DEFAULT_TYPE1_OPTIONS.profile).gup });
   installVfio(proc, platform, type1);
   return proc;
 }

@@ -13,6 +13,8 @@ export { VfioContainer, VfioGroupFile, installVfio } from "./container";
 export { vfioIommuType1Ioctl, vfioIommuType1CheckExtension } from "./ioctl";
 export { updateUserBitmap, reportAndClear } from "./dirty";
 export { Mutex, LockingError } from "./lock";
+export { mmLockAcct, vfioLockAcctWorkqueue, LOCK_ACCOUNTING_NAMES } from "./lock-acct";
+export type { LockAccounting } from "./lock-acct";
 export { DEFAULT_TYPE1_OPTIONS, TYPE1_PROFILES, TYPE1_PROFILE_NAMES, type1Kernel } from "./options";
 export type { Type1Options, Type1Profile, Type1Kernel } from "./options";
 export { Type1Handle, createVfioProcess } from "./api";

@@ -4,6 +4,7 @@
  */
 import type { PackVariant } from "../bitmap";
 import { GUP_LINUX_6_1, GUP_LINUX_6_2, type GupBehaviour } from "../process/gup";
+import type { LockAccounting } from "./lock-acct";
 
 /**
  * Which kernel's behaviour to reproduce. `linux-6.1` and `linux-6.12` are checked against
@@ -78,9 +79,20 @@ export interface Type1Options {
    * flag bit value (the RFC used 1 << 2, which mainline later gave to VADDR).
    */
   msiReservedIovaFlag: number | null;
+  /**
+   * How vfio_lock_acct() charges locked_vm: `synchronous` (default; Linux 4.11+, the
+   * design of every profile) waits for mmap_lock with mmap_write_lock_killable(), rechecks
+   * RLIMIT_MEMLOCK under it and can fail (-ENOMEM, -EINTR, -ESRCH), callers unwinding;
+   * `workqueue` (Linux <= 4.10, removed by "vfio/type1: Remove locked page accounting
+   * workqueue") charges only when down_write_trylock() succeeds and otherwise queues
+   * vfio_lock_acct_bg() to a kworker, never failing: it can be raced past the limit, and
+   * refuses maps while an unmap's uncharge is queued. The two differ only when other
+   * threads hold mmap_lock (see `Scheduler`).
+   */
+  lockAccounting: LockAccounting;
 }
 
-/** The defaults: Linux 6.1, SIMD bitmap copy, 65535 entries, no abandoned proposals. */
+/** The defaults: Linux 6.1, SIMD bitmap copy, 65535 entries, synchronous accounting, no abandoned proposals. */
 export const DEFAULT_TYPE1_OPTIONS: Readonly<Type1Options> = {
   profile: "linux-6.1",
   bitmapCopy: "simd",
@@ -88,4 +100,5 @@ export const DEFAULT_TYPE1_OPTIONS: Readonly<Type1Options> = {
   disableHugepages: false,
   allowUnsafeInterrupts: false,
   msiReservedIovaFlag: null,
+  lockAccounting: "synchronous",
 };

@@ -38,6 +38,7 @@ import { Mutex } from "./lock";
 import { ChunkedList } from "../util/sorted-list";
 import { VfioDma, type PinnedRun, type VfioPfn } from "./dma";
 import { DEFAULT_TYPE1_OPTIONS, Type1Kernel, Type1Options, type1Kernel } from "./options";
+import { mmLockAcct, vfioLockAcctWorkqueue } from "./lock-acct";
 import { COPY_CHUNK_WORDS, reportAndClear, updateUserBitmap, type DirtyBitmapHost } from "./dirty";
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -207,12 +208,21 @@ export class VfioIommu implements DirtyBitmapHost {
 
   // ------------------------------------------------------------------ accounting and pinning
 
-  /** vfio_lock_acct(): charge (npage > 0) or uncharge the dma's task; 0, -ENOMEM or -ESRCH. */
+  /**
+   * vfio_lock_acct(): charge (npage > 0) or uncharge the dma's task; 0, -ENOMEM, -EINTR
+   * or -ESRCH. With `lockAccounting: "workqueue"`, Linux <= 4.10's version: always 0, the
+   * update possibly queued (dma.lockedVm records it at once).
+   */
   vfioLockAcct(dma: VfioDma, npage: number, async: boolean): number {
     if (npage === 0) return 0;
     const mm = dma.mm;
+    if (this.opts.lockAccounting === "workqueue") {
+      if (mm.alive) dma.lockedVm += npage;
+      vfioLockAcctWorkqueue(mm, npage);
+      return 0;
+    }
     if (async && !mm.alive) return -Errno.ESRCH;
-    const ret = mm.accountLockedVm(Math.abs(npage), npage > 0, dma.task.rlimitMemlock(), dma.lockCap);
+    const ret = mmLockAcct(dma.task, mm, dma.lockCap, npage);
     if (ret === 0) dma.lockedVm += npage;
     return ret;
   }
@@ -244,7 +254,10 @@ export class VfioIommu implements DirtyBitmapHost {
       const off = (vaddr - dma.vaddr) >> PSHIFT;
       max = Math.min(max, Number((off / VFIO_BATCH_MAX_CAPACITY + 1n) * VFIO_BATCH_MAX_CAPACITY - off));
     }
+    // vaddr_get_pfns() pins under mmap_read_lock (it waits while another thread writes).
+    mm.mmapReadLock();
     const run = mm.memory.pinRun(Number(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0, true);
+    mm.mmapReadUnlock();
     if (typeof run === "number") return run;
     const iova = vaddr - dma.vaddr + dma.iova;
     // Reserved pfns (the zero page) are never charged; externally pinned pages already are.
@@ -253,7 +266,9 @@ export class VfioIommu implements DirtyBitmapHost {
     // first one over the limit fails the whole run. Pages it does not charge (reserved,
     // already pinned by a vfio_pfn) are not checked at all, even when locked_vm is already
     // above the limit.
-    if (acct > 0 && !dma.lockCap && BigInt(mm.lockedVm + acct) > limit) return -Errno.ENOMEM;
+    // The check reads locked_vm without mmap_lock: the workqueue design's queued updates are
+    // not in it yet (seed 003); the synchronous design rechecks under the lock.
+    if (acct > 0 && !dma.lockCap && mm.lockedVmExceeds(acct, limit)) return -Errno.ENOMEM;
     const r = this.vfioLockAcct(dma, acct, false);
     if (r < 0) return r;
     return { npages: run.npages, phys: BigInt(run.phys), reserved: run.reserved };
@@ -402,9 +417,9 @@ export class VfioIommu implements DirtyBitmapHost {
     if (!newMm) return -Errno.ENODEV;
     if (newMm === dma.mm) return 0;
     const lockCap = current.capable(CAP_IPC_LOCK);
-    const r = newMm.accountLockedVm(dma.lockedVm, true, current.rlimitMemlock(), lockCap);
+    const r = mmLockAcct(current, newMm, lockCap, dma.lockedVm);
     if (r < 0) return r;
-    if (dma.mm.alive) dma.mm.accountLockedVm(dma.lockedVm, false, 0n, true);
+    if (dma.mm.alive) mmLockAcct(dma.task, dma.mm, dma.lockCap, -dma.lockedVm);
     dma.task = current;
     dma.mm = newMm;
     dma.lockCap = lockCap;
@@ -955,7 +970,9 @@ export class VfioIommu implements DirtyBitmapHost {
   private vfioPinPageExternal(dma: VfioDma, vaddr: bigint, doAccounting: boolean): { phys: bigint; reserved: boolean } | number {
     if (!dma.mm.alive) return -Errno.ENODEV;
     if (vaddr > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT;
+    dma.mm.mmapReadLock();
     const run = dma.mm.memory.pinRun(Number(vaddr), 1, (dma.prot & IOMMU_WRITE) !== 0, true);
+    dma.mm.mmapReadUnlock();
     if (typeof run === "number") return run;
     if (doAccounting && !run.reserved) {
       const r = this.vfioLockAcct(dma, 1, true);
