@@ -23,7 +23,7 @@ export type { PgtableDomainOptions, IotlbEntry, IotlbStats, DmaDeviceStats } fro
 export * as uapi from "./uapi";
 export { Process, UserMemory, MmStruct, isTask, RLIM_INFINITY, CAP_IPC_LOCK, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, GUP_LINUX_6_1, GUP_LINUX_6_2 } from "./process";
 export type { Task, SyscallResult, ProcessOptions, DeviceOpen, Vma, GupBehaviour } from "./process";
-export { RwSemaphore, RwsemError, Scheduler, SimThread, SchedulerError, SeededChooser, ReplayChooser, FIRST_CHOOSER, exploreSchedules } from "./process";
+export { pageFault, mmapLocked, munmapLocked, RwSemaphore, RwsemError, Scheduler, SimThread, SchedulerError, SeededChooser, ReplayChooser, FIRST_CHOOSER, exploreSchedules } from "./process";
 export type { Blocked, ThreadStep, ThreadBody, Chooser, WorkItem, RunResult, SchedulerOptions, ExploreReport } from "./process";
 export { RangeDomain, IommuResvType, vtdPlatform, smmuPlatform, PLATFORMS, IOMMU_DIRTY_NO_CLEAR } from "./iommu";
 export type { IommuDomain, IommuDirtyOps, DirtyRecorder, IovaRange, Platform, PlatformGroup, PlatformDevice, ResvRegion, IommuParams } from "./iommu";

@@ -26,3 +26,4 @@ export { fileCount } from "./fref";
 export { RwSemaphore, RwsemError } from "./rwsem";
 export { Scheduler, SimThread, SchedulerError, SeededChooser, ReplayChooser, FIRST_CHOOSER, exploreSchedules } from "./sched";
 export type { Blocked, ThreadStep, ThreadBody, Chooser, WorkItem, RunResult, SchedulerOptions, ExploreReport } from "./sched";
+export { pageFault, mmapLocked, munmapLocked } from "./threads";

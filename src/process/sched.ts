@@ -25,6 +25,8 @@ export interface Blocked {
   readonly ready: () => boolean;
   /** What it waits for (for the run's log and deadlock reports). */
   readonly why: string;
+  /** A kernel thread with nothing to do (not a deadlock when the run ends). */
+  readonly idle?: boolean;
 }
 
 /** What a thread yields: nothing (a point where others may run) or a wait. */
@@ -49,11 +51,7 @@ export class SimThread {
   /** The generator the scheduler steps (null for `Scheduler.main`, which it never steps). */
   body: ThreadBody | null = null;
 
-  constructor(
-    readonly name: string,
-    /** A kernel thread that idles when it has nothing to do (the run may end while it idles). */
-    readonly daemon = false,
-  ) {}
+  constructor(readonly name: string) {}
 }
 
 /** Picks one of `n` >= 2 runnable threads (index into the scheduler's candidate list). */
@@ -165,8 +163,8 @@ export class Scheduler {
   }
 
   /** Starts a thread; it runs when the scheduler picks it. */
-  spawn(name: string, body: (self: SimThread) => ThreadBody, daemon = false): SimThread {
-    const t = new SimThread(name, daemon);
+  spawn(name: string, body: (self: SimThread) => ThreadBody): SimThread {
+    const t = new SimThread(name);
     t.body = body(t);
     this.threads.push(t);
     return t;
@@ -190,13 +188,12 @@ export class Scheduler {
           for (;;) {
             const w = q.shift();
             if (!w) {
-              yield { ready: () => q.length > 0, why: "work" };
+              yield { ready: () => q.length > 0, why: "work", idle: true };
               continue;
             }
             yield* w.run(self);
           }
         },
-        true,
       );
     }
   }
@@ -230,14 +227,19 @@ export class Scheduler {
     }
   }
 
+  /** Threads that neither returned nor idle. */
+  private unfinished(): SimThread[] {
+    return this.threads.filter((t) => !t.done && !(t.blocked?.idle && !t.blocked.ready()));
+  }
+
   private stuckReport(): string {
-    const waiting = this.threads.filter((t) => !t.done && !(t.daemon && t.blocked && !t.blocked.ready()));
-    return `deadlock: ${waiting.map((t) => `${t.name} waits for ${t.blocked?.why ?? "its kernel call"}`).join(", ")}`;
+    return `deadlock: ${this.unfinished().map((t) => `${t.name} waits for ${t.blocked?.why ?? "its kernel call"}`).join(", ")}`;
   }
 
   /**
-   * Runs threads until every spawned thread has returned and the kworker has nothing left
-   * to do. A deadlock or the step bound ends the run with `stuck` set (state as it was then).
+   * Runs threads until every spawned thread has returned and the kworker idles with nothing
+   * queued. A deadlock (a kworker sleeping on a lock included) or the step bound ends the
+   * run with `stuck` set, the state left as it was then.
    */
   run(): RunResult {
     const start = this.steps;
@@ -245,8 +247,7 @@ export class Scheduler {
       for (;;) {
         const options = this.threads.filter((t) => this.runnable(t));
         if (options.length === 0) {
-          const stuck = this.threads.some((t) => !t.done && !t.daemon);
-          return { steps: this.steps - start, stuck: stuck ? this.stuckReport() : null };
+          return { steps: this.steps - start, stuck: this.unfinished().length > 0 ? this.stuckReport() : null };
         }
         this.step(this.pick(options));
       }
