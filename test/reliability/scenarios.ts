@@ -161,6 +161,7 @@ function vhostBasic(): Scenario {
 export const SCENARIOS: Scenario[] = [
   type1Basic("type1 (VT-d, range domain)", vtdPlatform),
   type1Basic("type1 byte copy (staged path)", vtdPlatform, { bitmapCopy: "byte" }),
+  type1Basic("type1 with Linux <= 4.10's workqueue lock accounting", vtdPlatform, { lockAccounting: "workqueue" }),
   type1Basic("type1 on intel-ss dirty hardware", () => withHardwareDirty(vtdPlatform(), "intel-ss")),
   type1Basic("type1 on arm-lpae-s1 dirty hardware", () => withHardwareDirty(vtdPlatform(), "arm-lpae-s1")),
   type1EmulatedThenIommu("amd-v1"),
