@@ -360,3 +360,28 @@ describe("seed 003: seeded schedules of a busy process", () => {
     for (const design of ["synchronous", "workqueue"] as const) expect(busy(design, 7)).toEqual(busy(design, 7));
   });
 });
+
+it("README: seed 18 of the workqueue design maps 24 KiB under a 16 KiB limit; the synchronous design refuses", () => {
+  const run = (design: LockAccounting): { oks: boolean[]; kb: number } => {
+    const sched = new Scheduler({ chooser: new SeededChooser(18) });
+    const proc = createVfioProcess(vtdPlatform(), { lockAccounting: design }, { sched, rlimitMemlock: 16384n, capIpcLock: false });
+    const opened = Type1Handle.open(proc);
+    if (!opened.ok) throw new Error(opened.errnoName);
+    const vfio = opened.value;
+    const guest = BigInt(proc.mmap(undefined, 1 << 20).ret);
+    proc.fill(guest, 1 << 20, 1);
+    sched.spawn("vcpu", function* (self) {
+      yield* pageFault(proc, self, guest + 0x80000n, true);
+    });
+    const oks: boolean[] = [];
+    sched.spawn("qemu", function* () {
+      oks.push(vfio.mapDma({ iova: 0n, vaddr: guest, size: 0x3000n }).ok);
+      yield;
+      oks.push(vfio.mapDma({ iova: 0x10000n, vaddr: guest + 0x8000n, size: 0x3000n }).ok);
+    });
+    expect(sched.run().stuck).toBeNull();
+    return { oks, kb: proc.vmLckKb() };
+  };
+  expect(run("workqueue")).toEqual({ oks: [true, true], kb: 24 });
+  expect(run("synchronous")).toEqual({ oks: [true, false], kb: 12 });
+});
