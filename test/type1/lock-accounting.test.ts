@@ -16,6 +16,7 @@ import { createVfioProcess, Type1Handle, type LockAccounting } from "../../src/t
 import { vtdPlatform, type Platform } from "../../src/iommu";
 import { Scheduler, SeededChooser, exploreSchedules, mmapLocked, munmapLocked, pageFault, type Chooser, type ReplayChooser, type SimThread } from "../../src/process";
 import { Rng } from "../../src/util/random";
+import * as vfioSim from "../../src";
 import type { Process } from "../../src/process";
 import { Errno, errnoName } from "../../src/uapi/errno";
 import { snapshot } from "./state";
@@ -363,15 +364,16 @@ describe("seed 003: seeded schedules of a busy process", () => {
 
 it("README: seed 18 of the workqueue design maps 24 KiB under a 16 KiB limit; the synchronous design refuses", () => {
   const run = (design: LockAccounting): { oks: boolean[]; kb: number } => {
-    const sched = new Scheduler({ chooser: new SeededChooser(18) });
-    const proc = createVfioProcess(vtdPlatform(), { lockAccounting: design }, { sched, rlimitMemlock: 16384n, capIpcLock: false });
-    const opened = Type1Handle.open(proc);
+    // Through the package's entry point, as the README imports it.
+    const sched = new vfioSim.Scheduler({ chooser: new vfioSim.SeededChooser(18) });
+    const proc = vfioSim.createVfioProcess(vfioSim.vtdPlatform(), { lockAccounting: design }, { sched, rlimitMemlock: 16384n, capIpcLock: false });
+    const opened = vfioSim.Type1Handle.open(proc);
     if (!opened.ok) throw new Error(opened.errnoName);
     const vfio = opened.value;
     const guest = BigInt(proc.mmap(undefined, 1 << 20).ret);
     proc.fill(guest, 1 << 20, 1);
     sched.spawn("vcpu", function* (self) {
-      yield* pageFault(proc, self, guest + 0x80000n, true);
+      yield* vfioSim.pageFault(proc, self, guest + 0x80000n, true);
     });
     const oks: boolean[] = [];
     sched.spawn("qemu", function* () {
