@@ -103,7 +103,7 @@ describe("vfio-sim migrate", () => {
   test("on a TTY each round draws a progress bar", async () => {
     const io = capture(true);
     expect(await main(["migrate", ...SMALL], io)).toBe(0);
-    expect(io.stdout).toMatch(/\r\[#{24}\] 100%  round  1/);
+    expect(io.stdout).toMatch(/\x1b\[1A\r\x1b\[2K\[#{24}\] 100%  round  1/);
   });
 
   test("a harvest that drops dirty bits makes the command fail with exit 1", () => {

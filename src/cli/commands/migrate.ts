@@ -321,7 +321,7 @@ export function runMigrateCommand(argv: readonly string[], io: CliIo, backends?:
   }
   const { scenario, notes, json, report, stallRounds, standIns } = parsed;
   for (const n of notes) io.err(`vfio-sim migrate: note: ${n}\n`);
-  const progress = progressObserver(io.out, io.isTTY);
+  const progress = progressObserver(io.out, io.isTTY, () => io.columns);
   const run = runMigration(scenario, {
     backends: backends ?? (standIns ? STAND_IN_BACKENDS : BACKENDS),
     stallRounds,
