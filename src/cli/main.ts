@@ -16,7 +16,7 @@ iommufd dirty tracking and the vhost IOTLB.
 
 Commands:
 ${list}
-  ${"help".padEnd(width)}  show this help; help COMMAND shows that command's
+  ${"help".padEnd(width)}  show this help, or a command's (vfio-sim help migrate)
 
 Options:
   -h, --help       show this help (also: vfio-sim <command> --help)

@@ -45,6 +45,7 @@ describe("options", () => {
     [["live-update", "--scenario"], /option --scenario needs a value/],
     [["live-update", "--json=1"], /option --json takes no value/],
     [["migrate", "--profile"], /option --profile needs a value/],
+    [["migrate", "--json=yes"], /option --json takes no value/],
   ])("%j: a clear message, exit 2", async (argv, msg) => {
     const io = capture();
     expect(await main(argv as string[], io)).toBe(2);

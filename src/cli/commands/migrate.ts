@@ -30,6 +30,7 @@ import { renderHtmlReport } from "../../migrate/render-html";
 import { progressObserver, renderHeader, renderTable, renderVerdict } from "../../migrate/render-text";
 import { parseDuration, parseRate, parseSize } from "../../migrate/units";
 import type { CliIo, Command } from "../command";
+import { needsValue } from "../options";
 
 const HELP = `Usage: vfio-sim migrate [options]
 
@@ -81,6 +82,7 @@ Harvest and output:
   --report FILE.html     also write a self-contained HTML report with charts
   -h, --help             show this help
 
+Options take their value as --guest 8G or --guest=8G.
 Times: simulated transfer time and measured harvest wall time are reported apart.
 Exit status: 0 the run completed and lost no page (converged or not), 1 a page was lost
 or a model call failed, 2 bad options.
@@ -209,11 +211,12 @@ function parse(argv: readonly string[]): Parsed | "help" {
     }
     const eq = arg.indexOf("=");
     const name = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
+    if (name === "--json" || name === "--stand-ins" || name === "--help") throw new UsageError(`option ${name} takes no value`);
     if (!valued.has(name)) throw new UsageError(arg.startsWith("-") ? `unknown option '${arg}'` : `unexpected argument '${arg}'`);
     let value: string;
     if (eq > 0 && arg.startsWith("--")) value = arg.slice(eq + 1);
     else {
-      if (i + 1 >= argv.length) throw new UsageError(`option ${name} needs a value`);
+      if (i + 1 >= argv.length) throw new UsageError(needsValue(name));
       value = argv[++i];
     }
     if (name === "--device") devices.push(value);
