@@ -9,6 +9,8 @@ export interface CliIo {
   err(s: string): void;
   /** Whether stdout is an interactive terminal (progress bars) or not (plain lines). */
   readonly isTTY: boolean;
+  /** Width of that terminal in columns, when known (read at each redraw: it can change). */
+  readonly columns?: number;
 }
 
 /** One subcommand. `run` returns the exit status: 0 success, 1 failure, 2 usage error. */

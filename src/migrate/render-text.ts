@@ -109,17 +109,35 @@ export function renderVerdict(result: MigrationResult): string {
   return lines.join("\n") + "\n";
 }
 
+/** Up one line, to its start, erased: where a redrawn progress line goes. */
+const REDRAW = "\x1b[1A\r\x1b[2K";
+
 /**
  * An observer that shows progress: on a TTY a bar redrawn in place per round; otherwise
- * one plain line when each round ends.
+ * one plain line when each round ends. `columns` gives the terminal's width at each redraw
+ * (80 when unknown): a redrawn line never reaches the last column, so it never wraps and
+ * the redraw replaces exactly it. Each write ends its line and the next redraw goes back
+ * up to it, so the cursor always waits at the start of an empty line: a run stopped at any
+ * moment (Ctrl-C kills a synchronous run before any handler could finish the line) leaves
+ * the shell's prompt on a line of its own.
  */
-export function progressObserver(out: (s: string) => void, isTTY: boolean): MigrationObserver {
+export function progressObserver(out: (s: string) => void, isTTY: boolean, columns: () => number | undefined = () => undefined): MigrationObserver {
   let label = "";
   let shown = -1; // last percentage drawn: redraw only when it changes
+  let drawn = false; // a bar line of this round is on the screen, above the cursor
+  const fit = (line: string): string => {
+    const max = Math.max(20, (columns() || 80) - 1);
+    return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
+  };
   const bar = (f: number): string => {
-    const width = 24;
+    const cols = columns() || 80;
+    const width = cols >= 80 ? 24 : Math.max(8, Math.floor(cols / 4));
     const full = Math.round(f * width);
     return `[${"#".repeat(full)}${"-".repeat(width - full)}] ${String(Math.floor(f * 100)).padStart(3)}%`;
+  };
+  const draw = (f: number): void => {
+    out(`${drawn ? REDRAW : ""}${fit(`${bar(f)}  ${label}`)}\n`);
+    drawn = true;
   };
   return {
     roundStart(round, phase, sentPages, seconds) {
@@ -128,20 +146,23 @@ export function progressObserver(out: (s: string) => void, isTTY: boolean): Migr
           ? `round ${String(round).padStart(2)}  sending ${pagesToBytes(sentPages).padStart(9)} (${formatSeconds(seconds)} simulated)`
           : `round ${String(round).padStart(2)}  stop-and-copy: guest stopped, final harvest, ${pagesToBytes(sentPages)} in ${formatSeconds(seconds)} of downtime`;
       shown = 0;
-      if (isTTY && phase === "pre-copy") out(`\r${bar(0)}  ${label}`);
+      drawn = false;
+      if (isTTY && phase === "pre-copy") draw(0);
     },
     progress(_round, f) {
       const pct = Math.floor(f * 100);
       if (!isTTY || pct === shown) return;
       shown = pct;
-      out(`\r${bar(f)}  ${label}`);
+      draw(f);
     },
     roundEnd(r) {
       const done =
         r.phase === "pre-copy"
           ? `${label}; devices wrote ${pagesToBytes(r.writtenPages)}, harvest reported ${pagesToBytes(r.reportedPages)} in ${formatMs(r.harvestMs)}`
           : label;
-      out(isTTY ? `\r\x1b[2K${done}\n` : `${done}\n`);
+      // The final line of a round is printed whole (it stays; wrapping it is harmless).
+      out(`${drawn ? REDRAW : ""}${done}\n`);
+      drawn = false;
     },
   };
 }

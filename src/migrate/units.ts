@@ -107,13 +107,27 @@ export function formatByteRate(bytesPerSecond: number): string {
   return `${Number(bytesPerSecond.toPrecision(3))} B/s`;
 }
 
-/** Prints seconds with a unit that keeps 3 significant digits: `312 ms`, `55.0 s`, `2.1 µs`. */
+const MINUTE = 60;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+const YEAR = 365.25 * DAY;
+
+/**
+ * Prints seconds with a unit that keeps 3 significant digits: `312 ms`, `55 s`, `2.1 µs`,
+ * `45 min`; a link too slow for the guest gives `3.5 h`, `12 days`, `17400 years` rather
+ * than millions of minutes.
+ */
 export function formatSeconds(s: number): string {
   if (s === 0) return "0 s";
+  if (!Number.isFinite(s)) return s > 0 ? "forever" : String(s);
   if (s < 1e-3) return `${Number((s * 1e6).toPrecision(3))} µs`;
   if (s < 1) return `${Number((s * 1e3).toPrecision(3))} ms`;
-  if (s < 600) return `${Number(s.toPrecision(3))} s`;
-  return `${Number((s / 60).toPrecision(3))} min`;
+  if (s < 10 * MINUTE) return `${Number(s.toPrecision(3))} s`;
+  if (s < 2 * HOUR) return `${Number((s / MINUTE).toPrecision(3))} min`;
+  if (s < 2 * DAY) return `${Number((s / HOUR).toPrecision(3))} h`;
+  if (s < YEAR) return `${Number((s / DAY).toPrecision(3))} days`;
+  const years = s / YEAR;
+  return `${years < 1e6 ? Number(years.toPrecision(3)) : years.toPrecision(3)} years`;
 }
 
 /** Prints milliseconds of measured wall time: `0.42 ms`, `12.3 ms`. */

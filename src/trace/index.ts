@@ -4,6 +4,8 @@
  */
 export { parseTrace, strtoull, sval } from "./parse";
 export type { TraceLine } from "./parse";
+export { lintTrace } from "./lint";
+export type { TraceProblem } from "./lint";
 export { replayTrace, TraceRunner, ARENA_BASE } from "./replay";
 export type { ReplayOptions, ReplayStep } from "./replay";
 export { formatUserBuffer } from "./print";

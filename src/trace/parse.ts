@@ -45,23 +45,38 @@ export interface TraceLine {
   toks: string[];
 }
 
-/** Splits a script into non-empty lines the way the runner does (fgets with a 1024-byte buffer). */
-export function parseTrace(text: string): TraceLine[] {
-  argString("text", text);
-  const out: TraceLine[] = [];
-  // fgets() returns at most 1023 bytes per call; longer lines are read in pieces, each counted.
+/** The runner's fgets() buffer holds 1023 bytes of a line; the rest comes as further "lines". */
+export const FGETS_PIECE = 1023;
+/** strtok keeps at most this many words of a line. */
+export const MAX_WORDS = 32;
+
+/** The pieces fgets() returns, in order: line N of the output is piece N-1. */
+export function fgetsPieces(text: string): string[] {
   const raw: string[] = [];
   let start = 0;
   while (start < text.length) {
     const nl = text.indexOf("\n", start);
     const end = nl < 0 ? text.length : nl + 1;
-    for (let p = start; p < end; p += 1023) raw.push(text.slice(p, Math.min(end, p + 1023)));
+    for (let p = start; p < end; p += FGETS_PIECE) raw.push(text.slice(p, Math.min(end, p + FGETS_PIECE)));
     start = end;
   }
-  raw.forEach((line, i) => {
-    const hash = line.indexOf("#");
-    const body = hash >= 0 ? line.slice(0, hash) : line;
-    const toks = body.split(/[ \t\r\n]+/).filter((t) => t.length > 0).slice(0, 32);
+  return raw;
+}
+
+/** Every word of one piece, before the runner's 32-word cut: comment stripped, blanks split. */
+export function wordsOf(piece: string): string[] {
+  const hash = piece.indexOf("#");
+  const body = hash >= 0 ? piece.slice(0, hash) : piece;
+  return body.split(/[ \t\r\n]+/).filter((t) => t.length > 0);
+}
+
+/** Splits a script into non-empty lines the way the runner does (fgets with a 1024-byte buffer). */
+export function parseTrace(text: string): TraceLine[] {
+  argString("text", text);
+  const out: TraceLine[] = [];
+  // fgets() returns at most 1023 bytes per call; longer lines are read in pieces, each counted.
+  fgetsPieces(text).forEach((line, i) => {
+    const toks = wordsOf(line).slice(0, MAX_WORDS);
     if (toks.length) out.push({ lineno: i + 1, toks });
   });
   return out;

@@ -103,7 +103,7 @@ describe("vfio-sim migrate", () => {
   test("on a TTY each round draws a progress bar", async () => {
     const io = capture(true);
     expect(await main(["migrate", ...SMALL], io)).toBe(0);
-    expect(io.stdout).toMatch(/\r\[#{24}\] 100%  round  1/);
+    expect(io.stdout).toMatch(/\x1b\[1A\r\x1b\[2K\[#{24}\] 100%  round  1/);
   });
 
   test("a harvest that drops dirty bits makes the command fail with exit 1", () => {
@@ -140,6 +140,32 @@ describe("vfio-sim migrate", () => {
     expect(await main(["migrate", ...(args as string[])], io)).toBe(2);
     expect(io.stderr).toMatch(msg as RegExp);
     expect(io.stdout).toBe("");
+  });
+
+  test("--report into a missing directory is refused before the run, exit 2", async () => {
+    const io = capture();
+    expect(await main(["migrate", ...SMALL, "--report", "/nonexistent-dir/run.html"], io)).toBe(2);
+    expect(io.stderr).toMatch(/cannot write report '\/nonexistent-dir\/run.html': directory '\/nonexistent-dir' does not exist/);
+    expect(io.stdout).toBe(""); // nothing ran
+    const dir = capture();
+    expect(await main(["migrate", ...SMALL, `--report=${__dirname}`], dir)).toBe(2);
+    expect(dir.stderr).toMatch(/it is a directory/);
+  });
+
+  test("--guest 0 is one mistake with one message", async () => {
+    const io = capture();
+    expect(await main(["migrate", "--guest", "0"], io)).toBe(2);
+    expect(io.stderr).toBe("vfio-sim migrate: guest size must be at least 4K, got '0'\nTry 'vfio-sim migrate --help'.\n");
+  });
+
+  test("a guest too small for the default working sets says what it shrank", async () => {
+    const io = capture();
+    expect(await main(["migrate", "--guest", "100K", "--json"], io)).toBe(0);
+    expect(io.stderr).toMatch(/^vfio-sim migrate: note: default working sets shrunk to fit the 100 KiB guest .*: nic0 8 GiB -> 4 KiB, vgpu0 512 MiB -> 4 KiB;/);
+    expect(JSON.parse(io.stdout).scenario.devices.map((d: { workload: { workingSet: number } }) => d.workload.workingSet)).toEqual([4096, 4096]);
+    const given = capture();
+    expect(await main(["migrate", "--guest", "100K", "--working-set", "8K", "--hot-set", "4K", "--json"], given)).toBe(0);
+    expect(given.stderr).toBe(""); // nothing the user set is changed, so nothing to say
   });
 
   test.each([["4K"], ["64M"], ["1G"]])("default workloads shrink to fit a %s guest", async (g) => {

@@ -7,6 +7,7 @@
  * landed, and the ledger check (every byte where the guest layout says it belongs).
  */
 import type { CliIo, Command } from "../command";
+import { OptionCursor, needsValue } from "../options";
 import { DEFAULT_LAYOUT, LiveDevice, LiveUpdateWorld, type GuestRegion, type StepResult, type Vmm } from "../../vhost/live-update";
 import { VhostAccess } from "../../uapi/vhost";
 
@@ -41,6 +42,7 @@ Options:
   --writes N        device writes issued at each step (default 8)
   --json            one JSON object (schema vfio-sim.live-update/1) instead of text
   -h, --help        show this help
+Options take their value as --seed 2 or --seed=2.
 
 Exit status: 0 every device write landed where it belongs, 1 a byte was lost or stray or a
 write is still held (the failure scenarios that corrupt memory end so), 2 bad options.
@@ -215,23 +217,26 @@ export const liveUpdateCommand: Command = {
     let seed = 1;
     let writes = 8;
     let json = false;
-    for (let i = 0; i < argv.length; i++) {
-      const a = argv[i];
-      const val = (): string | undefined => argv[++i];
+    const args = new OptionCursor(argv);
+    for (let w = args.next(); w !== null; w = args.next()) {
+      const a = w.name;
       if (a === "-h" || a === "--help") {
         io.out(USAGE);
         return 0;
       } else if (a === "--scenario") {
-        const v = val();
-        if (!(SCENARIOS as readonly string[]).includes(v ?? "")) return usage(io, `unknown scenario: ${v}`);
+        const v = args.value();
+        if (v === null) return usage(io, needsValue(a));
+        if (!(SCENARIOS as readonly string[]).includes(v)) return usage(io, `unknown scenario '${v}' (${SCENARIOS.join(", ")})`);
         scenario = v as Scenario;
       } else if (a === "--seed" || a === "--writes") {
-        const v = val();
-        const n = v !== undefined && /^\d+$/.test(v) ? Number(v) : NaN;
+        const v = args.value();
+        if (v === null) return usage(io, needsValue(a));
+        const n = /^\d+$/.test(v) ? Number(v) : NaN;
         if (!Number.isSafeInteger(n) || (a === "--writes" && (n < 1 || n > 10000))) return usage(io, `bad ${a}: ${v}`);
         if (a === "--seed") seed = n;
         else writes = n;
       } else if (a === "--json") {
+        if (w.inline !== undefined) return usage(io, `option ${a} takes no value`);
         json = true;
       } else {
         return usage(io, `unknown argument: ${a}`);

@@ -3,7 +3,8 @@
  * downtime, convergence and the no-lost-page check. Option parsing lives here; the run
  * itself is src/migrate/.
  */
-import { writeFileSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { TYPE1_PROFILE_NAMES } from "../../type1/options";
 import { PACK_VARIANTS, type PackVariant } from "../../bitmap";
 import {
@@ -14,6 +15,8 @@ import {
   PRESETS,
   defaultScenario,
   device,
+  formatBytes,
+  layoutError,
   runMigration,
   validateScenario,
   type BackendTable,
@@ -27,6 +30,7 @@ import { renderHtmlReport } from "../../migrate/render-html";
 import { progressObserver, renderHeader, renderTable, renderVerdict } from "../../migrate/render-text";
 import { parseDuration, parseRate, parseSize } from "../../migrate/units";
 import type { CliIo, Command } from "../command";
+import { needsValue } from "../options";
 
 const HELP = `Usage: vfio-sim migrate [options]
 
@@ -78,6 +82,7 @@ Harvest and output:
   --report FILE.html     also write a self-contained HTML report with charts
   -h, --help             show this help
 
+Options take their value as --guest 8G or --guest=8G.
 Times: simulated transfer time and measured harvest wall time are reported apart.
 Exit status: 0 the run completed and lost no page (converged or not), 1 a page was lost
 or a model call failed, 2 bad options.
@@ -88,6 +93,8 @@ class UsageError extends Error {}
 
 interface Parsed {
   scenario: Scenario;
+  /** What the command changed that the user did not ask for (printed on stderr). */
+  notes: string[];
   json: boolean;
   standIns: boolean;
   report: string | null;
@@ -155,9 +162,10 @@ function parseDevice(spec: string, index: number): { kind: DeviceKind; name: str
  * most half the guest (in whole 2 MiB chunks), a hot set inside it, pinned rings inside
  * that. Values the user gave are left alone (validation reports them).
  */
-function fitDefaults(d: DeviceSpec, explicit: Partial<Workload>, pinnedGiven: boolean, guestBytes: number | null): DeviceSpec {
+function fitDefaults(d: DeviceSpec, explicit: Partial<Workload>, pinnedGiven: boolean, guestBytes: number | null, shrunk: string[]): DeviceSpec {
   if (guestBytes === null || !(guestBytes > 0)) return d;
   const w = { ...d.workload };
+  if (explicit.workingSet === undefined && w.workingSet > guestBytes / 2) shrunk.push(`${d.name} ${formatBytes(w.workingSet)} -> ${formatBytes(Math.max(4096, Math.floor(guestBytes / 2 / 2 ** 21) * 2 ** 21))}`);
   if (explicit.workingSet === undefined && w.workingSet > guestBytes / 2) w.workingSet = Math.max(4096, Math.floor(guestBytes / 2 / 2 ** 21) * 2 ** 21);
   if (explicit.hotSet === undefined && w.hotSet > w.workingSet) w.hotSet = w.workingSet;
   const pinned = !pinnedGiven && d.pinned > w.hotSet ? Math.floor(w.hotSet / 4096) * 4096 : d.pinned;
@@ -203,11 +211,12 @@ function parse(argv: readonly string[]): Parsed | "help" {
     }
     const eq = arg.indexOf("=");
     const name = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
+    if (name === "--json" || name === "--stand-ins" || name === "--help") throw new UsageError(`option ${name} takes no value`);
     if (!valued.has(name)) throw new UsageError(arg.startsWith("-") ? `unknown option '${arg}'` : `unexpected argument '${arg}'`);
     let value: string;
     if (eq > 0 && arg.startsWith("--")) value = arg.slice(eq + 1);
     else {
-      if (i + 1 >= argv.length) throw new UsageError(`option ${name} needs a value`);
+      if (i + 1 >= argv.length) throw new UsageError(needsValue(name));
       value = argv[++i];
     }
     if (name === "--device") devices.push(value);
@@ -231,16 +240,30 @@ function parse(argv: readonly string[]): Parsed | "help" {
   if (opts.has("--burst")) global.burst = get("--burst", parseSize, "burst", 0);
 
   const guestBytes = get("--guest", parseSize, "guest size", base.guestBytes);
+  const mappingPageSize = get("--page-size", parseSize, "page size", base.mappingPageSize);
+  // A guest that cannot be laid out is the one mistake: the checks that measure the
+  // devices' working sets against it would only repeat it.
+  if (!(guestBytes >= 4096)) throw new UsageError(`guest size must be at least 4K, got '${opts.get("--guest")}'`);
+  const layout = layoutError(guestBytes, mappingPageSize);
+  if (layout) throw new UsageError(layout);
+  const shrunk: string[] = [];
   let specs: DeviceSpec[];
   if (devices.length > 0) {
     specs = devices.map((d, i) => {
       const p = parseDevice(d, i);
       const explicit = { ...global, ...p.over };
-      return fitDefaults(device(p.kind, p.name, explicit, p.pinned), explicit, p.pinned !== undefined, guestBytes);
+      return fitDefaults(device(p.kind, p.name, explicit, p.pinned), explicit, p.pinned !== undefined, guestBytes, shrunk);
     });
   } else {
-    specs = base.devices.map((d) => fitDefaults({ ...d, workload: { ...d.workload, ...global } }, global, false, guestBytes));
+    specs = base.devices.map((d) => fitDefaults({ ...d, workload: { ...d.workload, ...global } }, global, false, guestBytes, shrunk));
   }
+  const notes =
+    shrunk.length === 0
+      ? []
+      : [
+          `default working sets shrunk to fit the ${formatBytes(guestBytes)} guest (at most half of it each): ${shrunk.join(", ")}; ` +
+            `hot sets and pinned rings within them; --working-set and --hot-set (or ws= and hot= in --device) choose them`,
+        ];
 
   const copy = opts.get("--bitmap-copy") ?? base.bitmapCopy;
   if (!(PACK_VARIANTS as readonly string[]).includes(copy)) throw new UsageError(`bad --bitmap-copy '${copy}' (byte, word or simd)`);
@@ -249,7 +272,7 @@ function parse(argv: readonly string[]): Parsed | "help" {
   if (profileName !== undefined && type1Profile === undefined) throw new UsageError(`unknown --profile '${profileName}' (${TYPE1_PROFILE_NAMES.join(", ")})`);
   const scenario: Scenario = {
     guestBytes,
-    mappingPageSize: get("--page-size", parseSize, "page size", base.mappingPageSize),
+    mappingPageSize,
     devices: specs,
     bandwidth: get("--bandwidth", parseRate, "bandwidth", base.bandwidth),
     downtimeLimit: get("--downtime", parseDuration, "downtime", base.downtimeLimit),
@@ -262,7 +285,19 @@ function parse(argv: readonly string[]): Parsed | "help" {
   const errs = validateScenario(scenario);
   if (errs.length > 0) throw new UsageError(errs.join("; "));
   const stallRounds = get("--stall-rounds", parseInteger, "stall rounds", DEFAULT_STALL_ROUNDS);
-  return { scenario, json, standIns, report: opts.get("--report") ?? null, stallRounds };
+  const report = opts.get("--report") ?? null;
+  if (report !== null) checkReportPath(report);
+  return { scenario, notes, json, standIns, report, stallRounds };
+}
+
+/** Fails before the run, not after it, when the report cannot be written where asked. */
+function checkReportPath(file: string): void {
+  if (file === "") throw new UsageError("--report needs a file name");
+  const dir = dirname(resolve(file));
+  const st = statSync(dir, { throwIfNoEntry: false });
+  if (!st) throw new UsageError(`cannot write report '${file}': directory '${dirname(file)}' does not exist`);
+  if (!st.isDirectory()) throw new UsageError(`cannot write report '${file}': '${dirname(file)}' is not a directory`);
+  if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`cannot write report '${file}': it is a directory`);
 }
 
 /** The JSON document `--json` prints. */
@@ -287,8 +322,9 @@ export function runMigrateCommand(argv: readonly string[], io: CliIo, backends?:
     io.out(HELP);
     return 0;
   }
-  const { scenario, json, report, stallRounds, standIns } = parsed;
-  const progress = progressObserver(io.out, io.isTTY);
+  const { scenario, notes, json, report, stallRounds, standIns } = parsed;
+  for (const n of notes) io.err(`vfio-sim migrate: note: ${n}\n`);
+  const progress = progressObserver(io.out, io.isTTY, () => io.columns);
   const run = runMigration(scenario, {
     backends: backends ?? (standIns ? STAND_IN_BACKENDS : BACKENDS),
     stallRounds,
