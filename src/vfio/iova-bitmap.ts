@@ -1,0 +1,86 @@
+/**
+ * struct iova_bitmap (drivers/iommu/iommufd/iova_bitmap.c in 6.12, drivers/vfio/ in 6.1)
+ * as the VFIO core hands it to a driver's log_read_and_clear: the caller's bitmap in user
+ * memory, one bit per `pageSize` of IOVA from `iova`. iova_bitmap_set() only ever sets bits.
+ *
+ * Pinning (the part user space can observe): "lazy" (6.9+) pins bitmap pages as bits are
+ * set; a page that cannot be pinned for writing drops the rest of that set() call, and the
+ * REPORT still succeeds. "upfront" (6.1) pins the bitmap before calling the driver; a page
+ * that cannot be pinned fails the REPORT with EFAULT before the driver runs.
+ *
+ * Model simplification: set() clips the range to the bitmap's [iova, iova + length) (Linux
+ * may set bits past the end within an already pinned page; drivers never ask for that).
+ */
+import type { UserAccess } from "../process/file";
+import type { IovaBitmapSet } from "./driver";
+
+const PAGE = 4096n;
+
+/** Whether the user page holding `addr` can be written (pin_user_pages(FOLL_WRITE)). */
+export function userPageWritable(task: UserAccess, addr: bigint): boolean {
+  const page = addr & ~(PAGE - 1n);
+  if (task.faultInWriteable) return task.faultInWriteable(page, 1) === 0;
+  const b = task.copyFromUser(page, 1);
+  return b !== null && task.copyToUser(page, b) === 0;
+}
+
+/** The user bitmap of one DMA_LOGGING_REPORT. */
+export class UserIovaBitmap implements IovaBitmapSet {
+  private readonly pgshift: bigint;
+
+  constructor(
+    private readonly task: UserAccess,
+    readonly iova: bigint,
+    readonly length: bigint,
+    readonly pageSize: bigint,
+    /** User address of the bitmap (bit 0: the page at `iova`). */
+    readonly data: bigint,
+  ) {
+    let s = 0n;
+    while (((pageSize >> s) & 1n) === 0n && s < 64n) s++;
+    this.pgshift = s;
+  }
+
+  /** The bitmap's bytes in user memory: ceil(length / pageSize / 64) u64 words. */
+  get bytes(): bigint {
+    if (this.length === 0n) return 0n;
+    return (((this.length - 1n) >> this.pgshift) / 64n + 1n) * 8n;
+  }
+
+  /** "upfront" pinning: whether every page of the bitmap can be pinned for writing. */
+  pinAll(): boolean {
+    const end = this.data + this.bytes;
+    for (let p = this.data & ~(PAGE - 1n); p < end; p += PAGE) if (!userPageWritable(this.task, p)) return false;
+    return true;
+  }
+
+  set(iova: bigint, length: bigint): void {
+    if (length <= 0n) return;
+    const lo = iova > this.iova ? iova : this.iova;
+    const end = this.iova + this.length;
+    const hi = iova + length < end ? iova + length : end;
+    if (hi <= lo) return;
+    let bit = (lo - this.iova) >> this.pgshift;
+    const lastBit = (hi - 1n - this.iova) >> this.pgshift;
+    while (bit <= lastBit) {
+      const addr = this.data + bit / 8n;
+      const pageEnd = (addr & ~(PAGE - 1n)) + PAGE;
+      const bitsInPage = (pageEnd - addr) * 8n - (bit % 8n);
+      const n = lastBit - bit + 1n < bitsInPage ? lastBit - bit + 1n : bitsInPage;
+      if (!userPageWritable(this.task, addr)) return; // iova_bitmap_advance_to() failed: the rest is dropped
+      this.orBits(bit, n);
+      bit += n;
+    }
+  }
+
+  /** bitmap_set() of `n` bits from `bit` (all within one user page). */
+  private orBits(bit: bigint, n: bigint): void {
+    const first = this.data + bit / 8n;
+    const lastByte = this.data + (bit + n - 1n) / 8n;
+    const len = Number(lastByte - first + 1n);
+    const cur = this.task.copyFromUser(first, len);
+    if (!cur) return;
+    for (let b = bit; b < bit + n; b++) cur[Number(b / 8n - bit / 8n)] |= 1 << Number(b % 8n);
+    this.task.copyToUser(first, cur);
+  }
+}
