@@ -36,6 +36,7 @@ import {
   VFIO_MIGRATION_STOP_COPY,
   VFIO_PCI_NUM_IRQS,
   VFIO_PCI_NUM_REGIONS,
+  accessOk,
 } from "../uapi/vfio";
 import type { FileOps, UserAccess } from "../process/file";
 import { fget, fput } from "../process/fref";
@@ -52,6 +53,8 @@ export const MTTY_HEADER_SIZE = 24;
 export const MTTY_PORT_SIZE = 36;
 /** sizeof(struct mtty_data): the header and two ports, whatever nr_ports is. */
 const MTTY_DATA_SIZE = MTTY_HEADER_SIZE + 2 * MTTY_PORT_SIZE;
+/** MAX_RW_COUNT: INT_MAX rounded down to a page, what one read/write moves at most. */
+const MAX_RW_COUNT = 0x7ffff000;
 /** Offset of serial_port.max_fifo_size, and MAX_FIFO_SIZE. */
 const PORT_MAX_FIFO_SIZE = 33;
 const MAX_FIFO_SIZE = 16;
@@ -78,9 +81,11 @@ export class MttyMigrationFile implements FileOps {
     this.pos = 0;
   }
 
-  /** mtty_save_read(); a resuming file is not open for reading (EBADF). */
+  /** vfs_read() (FMODE_READ, access_ok, MAX_RW_COUNT) then mtty_save_read(). */
   read(task: UserAccess, buf: bigint, count: number): number {
     if (this.mode !== "save") return -Errno.EBADF;
+    if (!accessOk(buf, BigInt(count))) return -Errno.EFAULT;
+    count = Math.min(count, MAX_RW_COUNT);
     if (this.disabled) return -Errno.ENODEV;
     if (this.pos > this.filledSize) return -Errno.EINVAL;
     const len = Math.min(this.filledSize - this.pos, count);
@@ -90,9 +95,11 @@ export class MttyMigrationFile implements FileOps {
     return len;
   }
 
-  /** mtty_resume_write(); a saving file is not open for writing (EBADF). */
+  /** vfs_write() (FMODE_WRITE, access_ok, MAX_RW_COUNT) then mtty_resume_write(). */
   write(task: UserAccess, buf: bigint, count: number): number {
     if (this.mode !== "resume") return -Errno.EBADF;
+    if (!accessOk(buf, BigInt(count))) return -Errno.EFAULT;
+    count = Math.min(count, MAX_RW_COUNT);
     const requested = this.pos + count;
     if (requested > this.dev.dataSize()) return -Errno.ENOMEM;
     if (this.disabled) return -Errno.ENODEV;
