@@ -35,6 +35,8 @@ export class IommufdWorld {
   protected toks: string[] = [];
   /** Set when the runner would have died (a segfault). */
   dead = false;
+  /** What the recorder's shell prints for the runner's death. */
+  deathMessage = "Segmentation fault";
 
   constructor(
     readonly proc: Process,
@@ -75,7 +77,7 @@ export class IommufdWorld {
     return (x + (plus >= 0 ? numOf(["", `v=${v.slice(plus + 1)}`], "v", 0n, 0n) : 0n)) & U64_MASK;
   }
 
-  private setvar(name: string, v: bigint): void {
+  protected setvar(name: string, v: bigint): void {
     if (name.length >= 32) return;
     if (!this.vars.has(name) && this.vars.size >= 256) return;
     this.vars.set(name, v);

@@ -84,6 +84,7 @@ export class MttyWorld extends IommufdWorld {
     for (const fd of this.dataFds) this.proc.close(fd);
     this.dataFds = [];
     super.resetCase();
+    this.setvar("data", 0xffff_ffff_ffff_ffffn); // no data fd yet: fd=$data is -1, never stdin
     this.mtty = new MttyDevice({ nrPorts: 2 });
     installVfioDevice(this.proc, MTTY_CDEV_PATH, new VfioCoreDevice(this.mtty), () => ({ kind: "cdev", binding: new EmulatedBinding() }));
   }
@@ -92,7 +93,13 @@ export class MttyWorld extends IommufdWorld {
     const base = super.step(toks);
     if (base !== null) return base;
     this.toks = toks;
-    return this.mttyStep(toks[0]);
+    const r = this.mttyStep(toks[0]);
+    if (this.mtty.oops && !this.dead) {
+      // The kernel oopsed in the runner's call: the shell reports the runner as killed.
+      this.dead = true;
+      this.deathMessage = "Killed";
+    }
+    return r;
   }
 
   private fdArg(): number {

@@ -201,7 +201,7 @@ export class TraceRunner {
         if (w.dead) {
           // The runner died of SIGSEGV: its unflushed partial line is lost, the shell reports the signal.
           this.dead = true;
-          return { line, output: "Segmentation fault\n", failed: true };
+          return { line, output: `${w.deathMessage}\n`, failed: true };
         }
         return { line, output: `${line.lineno} ${op}${r}\n`, failed: r.startsWith(" = -1") };
       }

@@ -14,7 +14,9 @@
  * - a failed arc (RESUMING -> STOP with a short stream) leaves the state where it was
  *   (mtty never enters ERROR); VFIO_DEVICE_RESET moves any state to RUNNING and disables
  *   open data files (their reads/writes then answer ENODEV);
- * - the log ops accept any ranges and report nothing.
+ * - the log ops accept any ranges and report nothing;
+ * - the sample's bug: leaving RESUMING after the device fd was closed and re-opened
+ *   dereferences NULL (see `oops`).
  */
 import { Errno, kernelFailure, type KernelResult } from "../uapi/errno";
 import {
@@ -168,6 +170,14 @@ export class MttyDevice implements VfioDeviceDriver, VfioMigrationOps, VfioLogOp
   readonly ports: Uint8Array;
   private savingMigf: MttyMigrationFile | null = null;
   private resumingMigf: MttyMigrationFile | null = null;
+  /**
+   * Set when the sample's own bug oopses the kernel: closing the device in RESUMING drops
+   * resuming_migf (mtty_close -> mtty_disable_files) but keeps the state, so leaving
+   * RESUMING afterwards dereferences NULL in mtty_load_state(). Recorded on 6.12: the
+   * calling process is killed. The model fails that call with EFAULT and records why here;
+   * the kernel would also keep state_mutex held (later migration calls would block).
+   */
+  oops: string | null = null;
 
   constructor(opts: MttyOptions = {}) {
     this.nrPorts = opts.nrPorts ?? 2;
@@ -337,7 +347,11 @@ export class MttyDevice implements VfioDeviceDriver, VfioMigrationOps, VfioLogOp
 
   /** mtty_load_state(): EINVAL for a stream shorter than mtty_data_size(). */
   private loadState(): KernelResult<void> {
-    const f = this.resumingMigf!;
+    const f = this.resumingMigf;
+    if (!f) {
+      this.oops = "BUG: kernel NULL pointer dereference in mtty_load_state (RESUMING left after the device fd was closed)";
+      return kernelFailure(Errno.EFAULT);
+    }
     if (f.filledSize < this.dataSize()) return kernelFailure(Errno.EINVAL);
     for (let i = 0; i < this.nrPorts; i++)
       this.ports.set(f.data.subarray(MTTY_HEADER_SIZE + i * MTTY_PORT_SIZE, MTTY_HEADER_SIZE + (i + 1) * MTTY_PORT_SIZE), i * MTTY_PORT_SIZE);
