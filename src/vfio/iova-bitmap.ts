@@ -5,12 +5,16 @@
  *
  * Pinning (the part user space can observe): "lazy" (6.9+) pins bitmap pages as bits are
  * set; a page that cannot be pinned for writing drops the rest of that set() call, and the
- * REPORT still succeeds. "upfront" (6.1) pins the bitmap before calling the driver; a page
- * that cannot be pinned fails the REPORT with EFAULT before the driver runs.
+ * REPORT still succeeds (iova_bitmap_for_each calls the driver once for the whole range).
+ * "upfront" (6.1, iova_bitmap_for_each over iova_bitmap_get/advance) pins up to 512 bitmap
+ * pages, calls the driver for the IOVA those pages cover, and moves on; the first page that
+ * cannot be pinned ends the REPORT with EFAULT, after the driver has read and cleared the
+ * chunks before it (a partial effect Linux has).
  *
  * Model simplification: set() clips the range to the bitmap's [iova, iova + length) (Linux
  * may set bits past the end within an already pinned page; drivers never ask for that).
  */
+import { Errno } from "../uapi/errno";
 import type { UserAccess } from "../process/file";
 import type { IovaBitmapSet } from "./driver";
 
@@ -47,11 +51,35 @@ export class UserIovaBitmap implements IovaBitmapSet {
     return (((this.length - 1n) >> this.pgshift) / 64n + 1n) * 8n;
   }
 
-  /** "upfront" pinning: whether every page of the bitmap can be pinned for writing. */
-  pinAll(): boolean {
-    const end = this.data + this.bytes;
-    for (let p = this.data & ~(PAGE - 1n); p < end; p += PAGE) if (!userPageWritable(this.task, p)) return false;
-    return true;
+  /**
+   * 6.1's iova_bitmap_for_each(): `fn` per pinned chunk of the bitmap (at most 512 pages,
+   * fewer when pin_user_pages_fast stops early); 0, the first -errno of `fn`, or -EFAULT
+   * when a chunk's first page cannot be pinned. A zero length walks nothing.
+   */
+  forEachPinned(fn: (iova: bigint, length: bigint) => number): number {
+    if (this.length === 0n) return 0;
+    const total = ((this.length - 1n) >> this.pgshift) / 64n + 1n;
+    const maxIova = this.iova + this.length - 1n;
+    let base = 0n;
+    while (base < total) {
+      const addr = this.data + base * 8n;
+      const pgoff = addr & (PAGE - 1n);
+      let npages = ((total - base) * 8n + PAGE - 1n) / PAGE + (pgoff ? 1n : 0n);
+      if (npages > 512n) npages = 512n;
+      let pinned = 0n;
+      while (pinned < npages && userPageWritable(this.task, (addr & ~(PAGE - 1n)) + pinned * PAGE)) pinned++;
+      if (pinned === 0n) return -Errno.EFAULT;
+      let remaining = total - base;
+      const cover = (pinned * PAGE - pgoff + 7n) / 8n;
+      if (cover < remaining) remaining = cover;
+      const mIova = this.iova + ((base * 64n) << this.pgshift);
+      let mLen = (remaining * 64n) << this.pgshift;
+      if (mIova + mLen - 1n > maxIova) mLen -= mIova + mLen - 1n - maxIova;
+      const r = fn(mIova, mLen);
+      if (r < 0) return r;
+      base += ((mLen - 1n) >> this.pgshift) / 64n + 1n;
+    }
+    return 0;
   }
 
   set(iova: bigint, length: bigint): void {

@@ -18,8 +18,9 @@ export interface VfioCoreProfile {
   readonly unknownFeatureErrno: number;
   /**
    * iova_bitmap's pinning: "upfront" (6.1: each chunk of the user bitmap is pinned before
-   * the driver runs; a failure is the REPORT's EFAULT) or "lazy" (6.9+: pinned as bits are
-   * set; bits for pages that cannot be pinned are dropped, REPORT still succeeds).
+   * the driver runs on it; a page that cannot be pinned is the REPORT's EFAULT) or "lazy"
+   * (6.9+: pinned as bits are set; bits for pages that cannot be pinned are dropped, the
+   * REPORT still succeeds).
    */
   readonly iovaBitmapPinning: "upfront" | "lazy";
 }

@@ -319,9 +319,12 @@ export class VfioDeviceFd implements FileOps {
     if (pageSize < 4096n || (pageSize & (pageSize - 1n)) !== 0n) return -Errno.EINVAL;
     if (iova + length > U64_MASK) return -Errno.EOVERFLOW;
     const iter = new UserIovaBitmap(task, iova, length, pageSize, bitmap);
-    if (this.device.profile.iovaBitmapPinning === "upfront" && !iter.pinAll()) return -Errno.EFAULT;
-    const s = ops.logReadAndClear(iova, length, iter);
-    return s.ok ? 0 : -s.errno;
+    const readAndClear = (i: bigint, l: bigint): number => {
+      const s = ops.logReadAndClear(i, l, iter);
+      return s.ok ? 0 : -s.errno;
+    };
+    if (this.device.profile.iovaBitmapPinning === "upfront") return iter.forEachPinned(readAndClear);
+    return readAndClear(iova, length);
   }
 }
 
