@@ -32,16 +32,23 @@ import { MttyDevice } from "../vfio/mtty";
 import { VfioCoreDevice, type VfioIommufdBinding } from "../vfio/vfio-main";
 import { installVfioDevice } from "../vfio/device";
 import { IommufdWorld } from "./iommufd";
+import { vtdPlatform, type PlatformGroup } from "../iommu/platform";
+import { installVfio, registerGroupDevice } from "../type1/container";
+import { VFIO_GROUP_GET_DEVICE_FD, VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU } from "../uapi/vfio";
 import { numOf, sval } from "./parse";
 import { formatUserBuffer } from "./print";
 
 /** Where the model puts the mtty mdev's VFIO cdev. */
 export const MTTY_CDEV_PATH = "/dev/vfio/devices/vfio1";
+/** The mdev's name (the recorder's UUID) and its emulated IOMMU group's id in the model. */
+export const MTTY_UUID = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001";
+const MTTY_GROUP_ID = 1;
 /** The runner's own buffers of this world (its .bss), apart from the iommufd world's. */
 const MTTY_BSS = 0x7e00_0020_0000n;
 const RBUF = MTTY_BSS; // 256 ranges of 16 bytes
 const RDBUF = MTTY_BSS + 0x1000n; // 64 KiB: data_read's default buffer
-const MTTY_BSS_SIZE = 0x11000n;
+const FDBUF = MTTY_BSS + 0x11000n; // the container fd for SET_CONTAINER, the device name
+const MTTY_BSS_SIZE = 0x12000n;
 /** EBADFD: BIND_IOMMUFD with a file that is not /dev/iommu. */
 const EBADFD = 77;
 
@@ -70,23 +77,73 @@ class EmulatedBinding implements VfioIommufdBinding {
 /** The mtty world: an IommufdWorld plus the mdev and the device-fd verbs. */
 export class MttyWorld extends IommufdWorld {
   /** The case's device (a fresh mdev per case). */
-  mtty: MttyDevice = new MttyDevice({ nrPorts: 2 });
+  mtty!: MttyDevice;
   private dataFds: number[] = [];
+  private container = -1;
+  private group = -1;
+  /** The mdev's emulated IOMMU group. */
+  private readonly mdevGroup: PlatformGroup = { id: MTTY_GROUP_ID, devices: [{ name: MTTY_UUID, resv: [] }], emulated: true };
 
   constructor(proc: Process, arenaBase: bigint) {
     super(proc, "mtty", arenaBase);
     proc.mmap(MTTY_BSS, MTTY_BSS_SIZE, PROT_READ | PROT_WRITE);
-    installVfioDevice(proc, MTTY_CDEV_PATH, new VfioCoreDevice(this.mtty), () => ({ kind: "cdev", binding: new EmulatedBinding() }));
+    const platform = vtdPlatform();
+    platform.groups.push(this.mdevGroup);
+    installVfio(proc, platform);
+    this.createMdev();
   }
 
-  /** `case`: close the data fds and the device fd, then /dev/iommu; remove and re-create the mdev. */
+  /** The mdev's creation: a fresh device behind both its cdev and its group. */
+  private createMdev(): void {
+    this.mtty = new MttyDevice({ nrPorts: 2 });
+    const core = new VfioCoreDevice(this.mtty);
+    registerGroupDevice(this.mdevGroup, MTTY_UUID, core);
+    installVfioDevice(this.proc, MTTY_CDEV_PATH, core, () => ({ kind: "cdev", binding: new EmulatedBinding() }));
+  }
+
+  /** `case`: close the data fds, the device fd, the group and container, then /dev/iommu; re-create the mdev. */
   override resetCase(): void {
     for (const fd of this.dataFds) this.proc.close(fd);
     this.dataFds = [];
+    if (this.cdev >= 0) this.proc.close(this.cdev);
+    this.cdev = -1;
+    this.closeGroup();
     super.resetCase();
     this.setvar("data", 0xffff_ffff_ffff_ffffn); // no data fd yet: fd=$data is -1, never stdin
-    this.mtty = new MttyDevice({ nrPorts: 2 });
-    installVfioDevice(this.proc, MTTY_CDEV_PATH, new VfioCoreDevice(this.mtty), () => ({ kind: "cdev", binding: new EmulatedBinding() }));
+    this.createMdev();
+  }
+
+  private closeGroup(): void {
+    if (this.group >= 0) this.proc.close(this.group);
+    if (this.container >= 0) this.proc.close(this.container);
+    this.group = this.container = -1;
+  }
+
+  /** dev_open via=group: a fresh container and the group, SET_CONTAINER, SET_IOMMU, GET_DEVICE_FD. */
+  private openViaGroup(): SyscallResult {
+    const p = this.proc;
+    if (this.cdev >= 0) p.close(this.cdev);
+    this.cdev = -1;
+    this.closeGroup();
+    const c = p.open("/dev/vfio/vfio");
+    this.container = c.ret;
+    const g = p.open(`/dev/vfio/${MTTY_GROUP_ID}`);
+    this.group = g.ret;
+    if (c.ret < 0) return c;
+    if (g.ret < 0) return g;
+    if (this.num("container", 1n) !== 0n) {
+      const fdb = new Uint8Array(4);
+      new DataView(fdb.buffer).setInt32(0, this.container, true);
+      p.write(FDBUF, fdb);
+      let r = p.ioctl(this.group, VFIO_GROUP_SET_CONTAINER, FDBUF);
+      if (r.ret) return r;
+      r = p.ioctl(this.container, VFIO_SET_IOMMU, this.num("iommu", 3n));
+      if (r.ret) return r;
+    }
+    p.write(FDBUF, new TextEncoder().encode(`${sval(this.toks, "name") ?? MTTY_UUID}\0`));
+    const d = p.ioctl(this.group, VFIO_GROUP_GET_DEVICE_FD, FDBUF);
+    this.cdev = d.ret;
+    return d.ret < 0 ? d : { ret: 0, errno: 0 };
   }
 
   override step(toks: string[]): string | null {
@@ -122,6 +179,7 @@ export class MttyWorld extends IommufdWorld {
     const hex = (v: bigint): string => `0x${v.toString(16)}`;
     switch (op) {
       case "dev_open": {
+        if (sval(this.toks, "via") === "group") return res(this.openViaGroup());
         if (this.cdev >= 0) p.close(this.cdev);
         const o = p.open(MTTY_CDEV_PATH);
         this.cdev = o.ret;

@@ -21,11 +21,20 @@ import type { Platform, PlatformGroup } from "../iommu/platform";
 import { VfioIommu } from "./vfio-iommu";
 import { vfioIommuType1CheckExtension, vfioIommuType1Ioctl } from "./ioctl";
 import { DEFAULT_TYPE1_OPTIONS, Type1Options, type1Kernel } from "./options";
-import type { VfioCoreDevice } from "../vfio/vfio-main";
+import type { VfioCoreDevice, VfioGroupState } from "../vfio/vfio-main";
 import { VFIO_GROUP_GET_DEVICE_FD } from "../uapi/vfio";
 
 /** The VFIO devices registered in each group, by name (vfio_register_group_dev). */
 const groupDevices = new WeakMap<PlatformGroup, Map<string, VfioCoreDevice>>();
+/** What each group's file and its devices' cdevs share (opened_file, cdev_device_open_cnt). */
+const groupStates = new WeakMap<PlatformGroup, VfioGroupState>();
+
+/** The shared state of `group`'s VFIO group (made on first use). */
+export function vfioGroupState(group: PlatformGroup): VfioGroupState {
+  let st = groupStates.get(group);
+  if (!st) groupStates.set(group, (st = { openedFile: false, cdevDeviceOpenCnt: 0 }));
+  return st;
+}
 
 /**
  * Registers `device` as `name` in `group`, so VFIO_GROUP_GET_DEVICE_FD with that name opens
@@ -35,6 +44,7 @@ export function registerGroupDevice(group: PlatformGroup, name: string, device: 
   let m = groupDevices.get(group);
   if (!m) groupDevices.set(group, (m = new Map()));
   m.set(name, device);
+  device.group = vfioGroupState(group);
 }
 
 /** PAGE_SIZE: strndup_user's bound on the device name. */
@@ -227,14 +237,20 @@ export function installVfio(proc: Process, platform: Platform, opts: Partial<Typ
   for (const g of platform.groups) {
     let open: VfioGroupFile | null = null;
     proc.registerDevice(`/dev/vfio/${g.id}`, () => {
-      if (open) return -Errno.EBUSY;
+      // vfio_group_fops_open(): a device bound through its cdev, or the group already open: EBUSY.
+      const st = vfioGroupState(g);
+      if (st.cdevDeviceOpenCnt || open) return -Errno.EBUSY;
       const f = new VfioGroupFile(g);
       const release = f.release.bind(f);
       f.release = () => {
         release();
-        if (open === f) open = null;
+        if (open === f) {
+          open = null;
+          st.openedFile = false;
+        }
       };
       open = f;
+      st.openedFile = true;
       return f;
     });
   }

@@ -24,7 +24,7 @@ export { VFIO_CORE_LINUX_6_1, VFIO_CORE_LINUX_6_12, VFIO_CORE_PROFILES } from ".
 export type { VfioCoreProfile } from "./profile";
 export { UserIovaBitmap, userPageWritable } from "./iova-bitmap";
 export { VfioCoreDevice, VfioDeviceFd, vfioCheckFeature, parseLogRanges } from "./vfio-main";
-export type { VfioIommufdBinding, VfioDeviceAccess } from "./vfio-main";
+export type { VfioIommufdBinding, VfioDeviceAccess, VfioGroupState } from "./vfio-main";
 export { MttyDevice, MttyMigrationFile, MTTY_MAGIC, MTTY_HEADER_SIZE, MTTY_PORT_SIZE } from "./mtty";
 export type { MttyOptions } from "./mtty";
 export { VfioDevice, installVfioDevice } from "./device";

@@ -56,6 +56,16 @@ export interface VfioIommufdBinding {
   unbind(): void;
 }
 
+/**
+ * The part of `struct vfio_group` the device fd's two paths share: a group file open
+ * (opened_file) and devices bound through their cdev (cdev_device_open_cnt) exclude each
+ * other with EBUSY (vfio_device_block_group, vfio_group_fops_open).
+ */
+export interface VfioGroupState {
+  openedFile: boolean;
+  cdevDeviceOpenCnt: number;
+}
+
 /** How a device fd was obtained: from a group (access granted at once) or a cdev open. */
 export type VfioDeviceAccess = { kind: "group" } | { kind: "cdev"; binding: VfioIommufdBinding };
 
@@ -78,6 +88,8 @@ export function vfioCheckFeature(flags: number, argsz: number, supportedOps: num
 export class VfioCoreDevice {
   /** open_count: files open on the device (open_device on the first, close_device on the last). */
   private openCount = 0;
+  /** The device's IOMMU group, when it has one the process can open (see VfioGroupState). */
+  group: VfioGroupState | null = null;
 
   constructor(
     readonly driver: VfioDeviceDriver,
@@ -133,19 +145,7 @@ export class VfioDeviceFd implements FileOps {
 
   /** vfio_device_fops_unl_ioctl(). */
   ioctl(task: UserAccess, cmd: number, arg: bigint): number {
-    if (cmd === VFIO_DEVICE_BIND_IOMMUFD) {
-      if (this.access.kind !== "cdev") return -Errno.EINVAL; // a group-opened df has no bind (df->group set)
-      if (this.accessGranted) return -Errno.EINVAL;
-      const r = this.access.binding.bind(task, arg);
-      if (r < 0) return r;
-      const o = this.device.openDevice();
-      if (o < 0) {
-        this.access.binding.unbind();
-        return o;
-      }
-      this.accessGranted = true;
-      return 0;
-    }
+    if (cmd === VFIO_DEVICE_BIND_IOMMUFD) return this.bindIommufd(task, arg);
     if (!this.accessGranted) return -Errno.EINVAL;
     if (this.access.kind === "cdev") {
       if (cmd === VFIO_DEVICE_ATTACH_IOMMUFD_PT) return this.access.binding.attach ? this.access.binding.attach(task, arg) : -Errno.EINVAL;
@@ -156,12 +156,44 @@ export class VfioDeviceFd implements FileOps {
     return drv.ioctl ? drv.ioctl(task, cmd, arg) : -Errno.EINVAL;
   }
 
-  /** vfio_device_fops_release(). */
+  /**
+   * vfio_df_ioctl_bind_iommufd(): the struct (EFAULT; argsz, flags, a negative fd: EINVAL),
+   * not on a group-opened file (EINVAL), the group not open (EBUSY), not bound yet (EINVAL),
+   * then the iommufd side (the binding: EBADF, EBADFD, out_devid) and open_device.
+   */
+  private bindIommufd(task: UserAccess, arg: bigint): number {
+    const b = task.copyFromUser(arg, 16);
+    if (!b) return -Errno.EFAULT;
+    if (u32(b, 0) < 16 || u32(b, 4) !== 0 || new DataView(b.buffer, b.byteOffset, 16).getInt32(8, true) < 0) return -Errno.EINVAL;
+    if (this.access.kind !== "cdev") return -Errno.EINVAL;
+    const group = this.device.group;
+    if (group?.openedFile) return -Errno.EBUSY;
+    if (group) group.cdevDeviceOpenCnt++;
+    const fail = (r: number): number => {
+      if (group) group.cdevDeviceOpenCnt--;
+      return r;
+    };
+    if (this.accessGranted) return fail(-Errno.EINVAL);
+    const r = this.access.binding.bind(task, arg);
+    if (r < 0) return fail(r);
+    const o = this.device.openDevice();
+    if (o < 0) {
+      this.access.binding.unbind();
+      return fail(o);
+    }
+    this.accessGranted = true;
+    return 0;
+  }
+
+  /** vfio_device_fops_release(): group close, or the cdev's unbind (which unblocks the group). */
   release(): void {
     if (this.released) return;
     this.released = true;
     if (this.accessGranted) this.device.closeDevice();
-    if (this.access.kind === "cdev" && this.accessGranted) this.access.binding.unbind();
+    if (this.access.kind === "cdev" && this.accessGranted) {
+      this.access.binding.unbind();
+      if (this.device.group) this.device.group.cdevDeviceOpenCnt--;
+    }
   }
 
   /** vfio_ioctl_device_feature(). */
