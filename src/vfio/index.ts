@@ -19,7 +19,8 @@
  * - `VfioDevice` (device.ts), the typed API over a device fd, errors as values.
  */
 export type { VfioDeviceDriver, VfioMigrationOps, VfioLogOps, VfioLogRange, IovaBitmapSet, VfioMigrationFile } from "./driver";
-export { vfioMigGetNextState, isSavingState } from "./mig-fsm";
+export { vfioMigGetNextState, vfioMigrationSetState, isSavingState } from "./mig-fsm";
+export type { VfioMigrationStepper } from "./mig-fsm";
 export { VFIO_CORE_LINUX_6_1, VFIO_CORE_LINUX_6_12, VFIO_CORE_PROFILES } from "./profile";
 export type { VfioCoreProfile } from "./profile";
 export { UserIovaBitmap, userPageWritable } from "./iova-bitmap";

@@ -7,6 +7,8 @@
  * two PRE_COPY states (added in 6.2), so there the PRE_COPY values are simply invalid.
  */
 import { Errno, kernelFailure, type KernelResult } from "../uapi/errno";
+import { fput } from "../process/fref";
+import type { VfioMigrationFile } from "./driver";
 import {
   VFIO_DEVICE_STATE_ERROR as ERROR,
   VFIO_DEVICE_STATE_PRE_COPY as PRE_COPY,
@@ -70,4 +72,41 @@ export function vfioMigGetNextState(migrationFlags: number, cur: number, target:
 /** Whether a state is in the saving group (its arcs in may return a data_fd to read). */
 export function isSavingState(state: number): boolean {
   return state === STOP_COPY || state === PRE_COPY || state === PRE_COPY_P2P;
+}
+
+/** A driver's side of the set-state loop: its current state and one arc. */
+export interface VfioMigrationStepper {
+  /** The device's enum vfio_device_mig_state. */
+  state: number;
+  readonly migrationFlags: number;
+  /** One arc from `state` to `next` (the driver's step_state): the data file it opened, or null. */
+  stepState(next: number): KernelResult<VfioMigrationFile | null>;
+}
+
+/**
+ * The set-state loop every migration driver runs (mtty_set_state, mlx5vf_pci_set_device_state):
+ * vfio_mig_get_next_state() then one arc, until the target. A failed arc stops the loop
+ * where it is (`onFailedArc` "stay", what mtty and mlx5 do) or moves the device to ERROR
+ * ("error", which the uAPI allows: "any transition request can be failed with an errno
+ * return and may then move the device_state into ERROR"). A file on an interior arc is a
+ * driver bug (WARN_ON): EINVAL.
+ */
+export function vfioMigrationSetState(dev: VfioMigrationStepper, target: number, numStates = 8, onFailedArc: "stay" | "error" = "stay"): KernelResult<VfioMigrationFile | null> {
+  let ret: VfioMigrationFile | null = null;
+  while (dev.state !== target) {
+    const next = vfioMigGetNextState(dev.migrationFlags, dev.state, target, numStates);
+    if (!next.ok) return next;
+    const step = dev.stepState(next.value);
+    if (!step.ok) {
+      if (onFailedArc === "error") dev.state = ERROR;
+      return step;
+    }
+    ret = step.value;
+    dev.state = next.value;
+    if (ret && target !== next.value) {
+      fput(ret);
+      return kernelFailure(Errno.EINVAL);
+    }
+  }
+  return { ok: true, value: ret };
 }

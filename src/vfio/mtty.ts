@@ -43,7 +43,7 @@ import {
 import type { FileOps, UserAccess } from "../process/file";
 import { fget, fput } from "../process/fref";
 import type { IovaBitmapSet, VfioDeviceDriver, VfioLogOps, VfioLogRange, VfioMigrationFile, VfioMigrationOps } from "./driver";
-import { vfioMigGetNextState } from "./mig-fsm";
+import { vfioMigrationSetState, type VfioMigrationStepper } from "./mig-fsm";
 import { VFIO_CORE_LINUX_6_12, type VfioCoreProfile } from "./profile";
 
 /** MTTY_MAGIC, MTTY_MAJOR_VER, MTTY_MINOR_VER. */
@@ -157,7 +157,7 @@ export interface MttyOptions {
 }
 
 /** struct mdev_state: the device, its driver ops, its migration and log ops. */
-export class MttyDevice implements VfioDeviceDriver, VfioMigrationOps, VfioLogOps {
+export class MttyDevice implements VfioDeviceDriver, VfioMigrationOps, VfioLogOps, VfioMigrationStepper {
   readonly name = "vfio-mtty";
   readonly migrationFlags: number;
   readonly migOps: VfioMigrationOps = this;
@@ -228,21 +228,7 @@ export class MttyDevice implements VfioDeviceDriver, VfioMigrationOps, VfioLogOp
 
   /** mtty_set_state(): arc by arc; a failed arc stops there and the state stays at the last good one. */
   migrationSetState(newState: number): KernelResult<VfioMigrationFile | null> {
-    let ret: VfioMigrationFile | null = null;
-    while (this.state !== newState) {
-      const next = vfioMigGetNextState(this.migrationFlags, this.state, newState, this.profile.numStates);
-      if (!next.ok) return next;
-      const step = this.stepState(next.value);
-      if (!step.ok) return step;
-      ret = step.value;
-      this.state = next.value;
-      // A file on an interior arc would be a driver bug (WARN_ON in mtty_set_state).
-      if (ret && newState !== next.value) {
-        fput(ret);
-        return kernelFailure(Errno.EINVAL);
-      }
-    }
-    return { ok: true, value: ret };
+    return vfioMigrationSetState(this, newState, this.profile.numStates, "stay");
   }
 
   migrationGetState(): KernelResult<number> {
@@ -268,9 +254,10 @@ export class MttyDevice implements VfioDeviceDriver, VfioMigrationOps, VfioLogOp
     return { ok: true, value: undefined };
   }
 
-  // ---- the arcs (mtty_step_state) ----
+  // ---- the arcs ----
 
-  private stepState(next: number): KernelResult<VfioMigrationFile | null> {
+  /** mtty_step_state(): one arc. */
+  stepState(next: number): KernelResult<VfioMigrationFile | null> {
     const cur = this.state;
     const ok = (f: VfioMigrationFile | null = null): KernelResult<VfioMigrationFile | null> => ({ ok: true, value: f });
     const is = (a: number, b: number): boolean => cur === a && next === b;
