@@ -10,7 +10,7 @@
 // The calls are random migration state changes (valid targets mostly, with ERROR, out of
 // range and argsz/flag mistakes), reads, writes and PRECOPY_INFO on the newest data fd ($data),
 // streams saved into the arena and written back (whole, cut, corrupted), resets, device
-// re-opens, DMA_LOGGING_START/REPORT/STOP with random ranges and page sizes, and raw
+// (re-)opens through the cdev or the group, DMA_LOGGING_START/REPORT/STOP with random ranges and page sizes, and raw
 // VFIO_DEVICE_FEATURE flags. The generator predicts no result. Three rules keep the runner
 // alive and safe: a raw feature never SETs MIG_DEVICE_STATE (its data fd would be untracked);
 // once a data fd was closed the device is not re-opened in that case (the device fd could
@@ -60,7 +60,8 @@ while (lines < total) {
   };
   let closedData = false;
   let saved = 0; // bytes of a stream saved at +0
-  emit("dev_open");
+  const open = () => (chance(0.25) ? "dev_open via=group" : "dev_open");
+  emit(open());
   const n = 20 + int(40);
   for (let i = 0; i < n; i++) {
     const k = rnd();
@@ -90,7 +91,7 @@ while (lines < total) {
     } else if (k < 0.7) emit("reset");
     else if (k < 0.73 && !closedData) {
       emit("dev_close");
-      emit("dev_open");
+      emit(open());
       emit("reset");
     } else if (k < 0.8) {
       const ps = pick(PAGE_SIZES);
