@@ -175,7 +175,8 @@ export class VfioDevice {
 
   /** read(2) of up to `count` bytes from a data fd. */
   readData(dataFd: number, count: number): KernelResult<Uint8Array> {
-    this.ensureScratch(count);
+    const e = this.ensureScratch(count);
+    if (e) return kernelFailure(e.errno);
     const r = this.proc.readFd(dataFd, this.scratch, count);
     return result(r, () => this.proc.read(this.scratch, r.ret) ?? new Uint8Array(0));
   }
@@ -200,7 +201,8 @@ export class VfioDevice {
 
   /** write(2) of `bytes` to a data fd; the bytes taken. */
   writeData(dataFd: number, bytes: Uint8Array): KernelResult<number> {
-    this.ensureScratch(bytes.length);
+    const e = this.ensureScratch(bytes.length);
+    if (e) return kernelFailure(e.errno);
     this.proc.write(this.scratch, bytes);
     const r = this.proc.writeFd(dataFd, this.scratch, bytes.length);
     return result(r, () => r.ret);
@@ -213,7 +215,8 @@ export class VfioDevice {
   startLogging(ranges: readonly DmaLogRange[], pageSize: bigint): KernelResult<{ pageSize: bigint }> {
     const d = new Uint8Array(DmaLoggingControl.SIZE + ranges.length * DmaLoggingRange.SIZE);
     const dv = new DataView(d.buffer);
-    this.ensureScratch(DeviceFeature.MINSZ + d.length);
+    const e = this.ensureScratch(DeviceFeature.MINSZ + d.length);
+    if (e) return kernelFailure(e.errno);
     const rangesAt = this.scratch + BigInt(DeviceFeature.MINSZ + DmaLoggingControl.SIZE);
     dv.setBigUint64(DmaLoggingControl.page_size, pageSize, true);
     dv.setUint32(DmaLoggingControl.num_ranges, ranges.length, true);
@@ -273,19 +276,23 @@ export class VfioDevice {
 
   // ---- staging ----
 
-  private ensureScratch(len: number): void {
-    if (len <= this.scratchSize) return;
+  /** A scratch mapping of at least `len` bytes; the mmap's failure (errno) or null. */
+  private ensureScratch(len: number): SyscallResult | null {
+    if (len <= this.scratchSize) return null;
     if (this.scratchSize) this.proc.munmap(this.scratch, this.scratchSize);
+    this.scratchSize = 0;
     const size = Math.max(SCRATCH_MIN, Math.ceil(len / 4096) * 4096);
     const m = this.proc.mmap(undefined, size, PROT_READ | PROT_WRITE);
-    if (m.ret < 0) throw new RangeError(`VfioDevice: cannot map ${size} bytes of scratch (errno ${m.errno})`);
+    if (m.ret < 0) return m;
     this.scratch = BigInt(m.ret);
     this.scratchSize = size;
+    return null;
   }
 
-  /** Stages `bytes` in the scratch mapping (after any bytes already placed past them) and runs the ioctl. */
+  /** Stages `bytes` in the scratch mapping and runs the ioctl (an mmap failure comes back as its errno). */
   private call(cmd: number, bytes: Uint8Array, fd = this.fd): SyscallResult {
-    this.ensureScratch(bytes.length);
+    const e = this.ensureScratch(bytes.length);
+    if (e) return e;
     this.proc.write(this.scratch, bytes);
     return this.proc.ioctl(fd, cmd, this.scratch);
   }

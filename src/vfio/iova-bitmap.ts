@@ -101,14 +101,22 @@ export class UserIovaBitmap implements IovaBitmapSet {
     }
   }
 
-  /** bitmap_set() of `n` bits from `bit` (all within one user page). */
+  /** bitmap_set() of `n` bits from `bit` (all within one user page, so plain numbers suffice). */
   private orBits(bit: bigint, n: bigint): void {
-    const first = this.data + bit / 8n;
-    const lastByte = this.data + (bit + n - 1n) / 8n;
-    const len = Number(lastByte - first + 1n);
-    const cur = this.task.copyFromUser(first, len);
+    const addr = this.data + bit / 8n;
+    const start = Number(bit % 8n);
+    const end = start + Number(n);
+    const cur = this.task.copyFromUser(addr, Math.ceil(end / 8));
     if (!cur) return;
-    for (let b = bit; b < bit + n; b++) cur[Number(b / 8n - bit / 8n)] |= 1 << Number(b % 8n);
-    this.task.copyToUser(first, cur);
+    for (let b = start; b < end; ) {
+      if ((b & 7) === 0 && end - b >= 8) {
+        cur[b >> 3] = 0xff;
+        b += 8;
+      } else {
+        cur[b >> 3] |= 1 << (b & 7);
+        b++;
+      }
+    }
+    this.task.copyToUser(addr, cur);
   }
 }
