@@ -25,7 +25,7 @@ export { Process, UserMemory, MmStruct, isTask, RLIM_INFINITY, CAP_IPC_LOCK, PAG
 export type { Task, SyscallResult, ProcessOptions, DeviceOpen, Vma, GupBehaviour } from "./process";
 export { RangeDomain, IommuResvType, vtdPlatform, smmuPlatform, PLATFORMS, IOMMU_DIRTY_NO_CLEAR } from "./iommu";
 export type { IommuDomain, IommuDirtyOps, DirtyRecorder, IovaRange, Platform, PlatformGroup, PlatformDevice, ResvRegion, IommuParams } from "./iommu";
-export { VfioIommu, VfioDma, VfioContainer, VfioGroupFile, installVfio, DEFAULT_TYPE1_OPTIONS, TYPE1_PROFILES, TYPE1_PROFILE_NAMES, type1Kernel, Mutex, LockingError } from "./type1";
+export { VfioIommu, VfioDma, VfioContainer, VfioGroupFile, installVfio, registerGroupDevice, DEFAULT_TYPE1_OPTIONS, TYPE1_PROFILES, TYPE1_PROFILE_NAMES, type1Kernel, Mutex, LockingError } from "./type1";
 export type { Type1Options, Type1Profile, Type1Kernel, VfioEmulatedDevice, PinPagesResult } from "./type1";
 export { replayTrace, parseTrace, TraceRunner, ARENA_BASE } from "./trace";
 export type { ReplayOptions, ReplayStep, TraceLine } from "./trace";
