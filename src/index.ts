@@ -32,6 +32,8 @@ export type { ReplayOptions, ReplayStep, TraceLine } from "./trace";
 export { IommufdCtx, installIommufd, iommufdUapi } from "./iommufd";
 export { VfioDevice, installVfioDevice, VfioCoreDevice, VfioDeviceFd, MttyDevice, vfioMigGetNextState, VFIO_CORE_LINUX_6_1, VFIO_CORE_LINUX_6_12, VFIO_CORE_PROFILES } from "./vfio";
 export type { VfioDeviceDriver, VfioMigrationOps, VfioLogOps, VfioLogRange, IovaBitmapSet, VfioMigrationFile, VfioCoreProfile, VfioIommufdBinding, VfioDeviceAccess, VfioDeviceInfo, DmaLogRange, PrecopyInfoResult, MttyOptions } from "./vfio";
+export { Mlx5Device, vfioCombineIovaRanges } from "./vfio";
+export type { Mlx5Options, Mlx5PageTrackCaps, Mlx5DmaOutcome } from "./vfio";
 export { runMigration, defaultScenario, validateScenario, PRESETS, DEVICE_KINDS, BACKENDS, GuestLayout, DmaWorkload, renderHtmlReport } from "./migrate";
 export type { Scenario, DeviceSpec, DeviceKind, Workload, MigrationResult, RoundResult, MigrationOptions, MigrationObserver } from "./migrate";
 export type { DeviceBackend, DirtyHarvester, DmaWriter, HarvestSink, BackendFactory, BackendTable } from "./migrate";

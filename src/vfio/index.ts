@@ -30,3 +30,5 @@ export { MttyDevice, MttyMigrationFile, MTTY_MAGIC, MTTY_HEADER_SIZE, MTTY_PORT_
 export type { MttyOptions } from "./mtty";
 export { VfioDevice, installVfioDevice } from "./device";
 export type { VfioDeviceInfo, DmaLogRange, PrecopyInfoResult, MigStateArg } from "./device";
+export { Mlx5Device, Mlx5MigrationFile, vfioCombineIovaRanges, mlx5ImageByte, MLX5_DEFAULT_CAPS, MLX5_MIGF_HEADER_SIZE } from "./mlx5";
+export type { Mlx5Options, Mlx5PageTrackCaps, Mlx5DmaOutcome } from "./mlx5";
