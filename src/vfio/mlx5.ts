@@ -444,6 +444,11 @@ export class Mlx5Device implements VfioDeviceDriver, VfioMigrationOps, VfioLogOp
     if (this.logActive) this.trackerError = true;
   }
 
+  /** How many tracked pages are recorded and not yet reported (cheap: no sort). */
+  get dirtyPageCount(): number {
+    return this.dirty.size;
+  }
+
   /** Pages recorded and not yet reported, as IOVAs (sorted). */
   dirtyIovas(): bigint[] {
     return [...this.dirty].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((p) => p << this.trackedShift);

@@ -75,6 +75,7 @@ describe("mlx5 page tracker", () => {
       }
       const want = [...ref].sort((a, b) => (a < b ? -1 : 1));
       expect(drv.dirtyIovas()).toEqual(want);
+      expect(drv.dirtyPageCount).toBe(want.length);
       const rep = dev.report(0n, 128n * MiB, K4);
       expect(rep.ok).toBe(true);
       if (rep.ok) expect(bitsOf(rep.value, 0n, K4)).toEqual(want);
