@@ -27,12 +27,16 @@ export { pageFault, mmapLocked, munmapLocked, RwSemaphore, RwsemError, Scheduler
 export type { Blocked, ThreadStep, ThreadBody, Chooser, WorkItem, RunResult, SchedulerOptions, ExploreReport } from "./process";
 export { RangeDomain, IommuResvType, vtdPlatform, smmuPlatform, PLATFORMS, IOMMU_DIRTY_NO_CLEAR } from "./iommu";
 export type { IommuDomain, IommuDirtyOps, DirtyRecorder, IovaRange, Platform, PlatformGroup, PlatformDevice, ResvRegion, IommuParams } from "./iommu";
-export { VfioIommu, VfioDma, VfioContainer, VfioGroupFile, installVfio, DEFAULT_TYPE1_OPTIONS, TYPE1_PROFILES, TYPE1_PROFILE_NAMES, type1Kernel, Mutex, LockingError } from "./type1";
+export { VfioIommu, VfioDma, VfioContainer, VfioGroupFile, installVfio, registerGroupDevice, DEFAULT_TYPE1_OPTIONS, TYPE1_PROFILES, TYPE1_PROFILE_NAMES, type1Kernel, Mutex, LockingError } from "./type1";
 export type { Type1Options, Type1Profile, Type1Kernel, VfioEmulatedDevice, PinPagesResult, LockAccounting } from "./type1";
 export { LOCK_ACCOUNTING_NAMES } from "./type1";
 export { replayTrace, parseTrace, TraceRunner, ARENA_BASE } from "./trace";
 export type { ReplayOptions, ReplayStep, TraceLine } from "./trace";
 export { IommufdCtx, installIommufd, iommufdUapi } from "./iommufd";
+export { VfioDevice, installVfioDevice, VfioCoreDevice, VfioDeviceFd, MttyDevice, vfioMigGetNextState, VFIO_CORE_LINUX_6_1, VFIO_CORE_LINUX_6_12, VFIO_CORE_PROFILES } from "./vfio";
+export type { VfioDeviceDriver, VfioMigrationOps, VfioLogOps, VfioLogRange, IovaBitmapSet, VfioMigrationFile, VfioCoreProfile, VfioIommufdBinding, VfioDeviceAccess, VfioDeviceInfo, DmaLogRange, PrecopyInfoResult, MttyOptions } from "./vfio";
+export { Mlx5Device, vfioCombineIovaRanges } from "./vfio";
+export type { Mlx5Options, Mlx5PageTrackCaps, Mlx5DmaOutcome } from "./vfio";
 export { runMigration, defaultScenario, validateScenario, PRESETS, DEVICE_KINDS, BACKENDS, GuestLayout, DmaWorkload, renderHtmlReport } from "./migrate";
 export type { Scenario, DeviceSpec, DeviceKind, Workload, MigrationResult, RoundResult, MigrationOptions, MigrationObserver } from "./migrate";
 export type { DeviceBackend, DirtyHarvester, DmaWriter, HarvestSink, BackendFactory, BackendTable } from "./migrate";

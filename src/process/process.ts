@@ -255,11 +255,22 @@ export class Process implements Task {
 
   /** fd_install at the lowest free fd from 3, taking a reference on the file. */
   private installFd(f: FileOps): number {
+    const fd = this.getUnusedFd();
+    this.fdInstall(fd, f);
+    return fd;
+  }
+
+  /** get_unused_fd_flags(): the lowest free fd from 3 (nothing is reserved: one caller at a time). */
+  getUnusedFd(): number {
     let fd = 3;
     while (this.files.has(fd)) fd++;
+    return fd;
+  }
+
+  /** fd_install(): `fd` refers to `f` from now on; takes a reference on the file. */
+  fdInstall(fd: number, f: FileOps): void {
     this.files.set(fd, f);
     fget(f);
-    return fd;
   }
 
   /** close(2): the last close calls the file's release. */

@@ -18,6 +18,13 @@ export interface Task extends UserAccess {
   rlimitMemlock(): bigint;
   /** The open file behind `fd`, or null (fdget). */
   fdget(fd: number): FileOps | null;
+  /**
+   * get_unused_fd_flags(): the fd number the next fd_install() will use, or -errno. With
+   * fdInstall, how a kernel object hands the caller a new file (a migration data_fd).
+   */
+  getUnusedFd?(): number;
+  /** fd_install(): `fd` (from getUnusedFd) now refers to `f`, taking a reference on it. */
+  fdInstall?(fd: number, f: FileOps): void;
 }
 
 /** Whether a UserAccess is a full Task of this model (kernel objects need one). */

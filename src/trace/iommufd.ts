@@ -22,7 +22,7 @@ const DIRTYBITS = BSS + 0x7000n; // 64 u64: IOMMU_TEST_OP_DIRTY's bitmap
 const STAGE = 4096;
 
 /** The two iommufd worlds: the selftest mock (no VT-d) or the edu device's cdev (VT-d). */
-export type IommufdWorldName = "mock" | "edu";
+export type IommufdWorldName = "mock" | "edu" | "mtty";
 
 /** Where the model puts the edu device's VFIO cdev. */
 export const EDU_CDEV_PATH = "/dev/vfio/devices/vfio0";
@@ -32,9 +32,11 @@ export class IommufdWorld {
   iommufd = -1;
   cdev = -1;
   private vars = new Map<string, bigint>();
-  private toks: string[] = [];
+  protected toks: string[] = [];
   /** Set when the runner would have died (a segfault). */
   dead = false;
+  /** What the recorder's shell prints for the runner's death. */
+  deathMessage = "Segmentation fault";
 
   constructor(
     readonly proc: Process,
@@ -67,7 +69,7 @@ export class IommufdWorld {
     this.iommufd = -1;
   }
 
-  private getvar(v: string): bigint {
+  protected getvar(v: string): bigint {
     const plus = v.indexOf("+");
     const name = (plus >= 0 ? v.slice(1, plus) : v.slice(1)).slice(0, 31);
     let x = 0n;
@@ -75,13 +77,13 @@ export class IommufdWorld {
     return (x + (plus >= 0 ? numOf(["", `v=${v.slice(plus + 1)}`], "v", 0n, 0n) : 0n)) & U64_MASK;
   }
 
-  private setvar(name: string, v: bigint): void {
+  protected setvar(name: string, v: bigint): void {
     if (name.length >= 32) return;
     if (!this.vars.has(name) && this.vars.size >= 256) return;
     this.vars.set(name, v);
   }
 
-  private has(key: string): boolean {
+  protected has(key: string): boolean {
     return sval(this.toks, key) !== null;
   }
 
@@ -93,14 +95,14 @@ export class IommufdWorld {
     return numOf(this.toks, key, def, this.arenaBase);
   }
 
-  private keep(name: string, v: bigint): void {
+  protected keep(name: string, v: bigint): void {
     this.setvar(name, v);
     const as = sval(this.toks, "as");
     if (as !== null) this.setvar(as, v);
   }
 
   /** The staged struct of this call: zeroed, size word from `size`, `tail` after the kernel struct. */
-  private stage(ksize: number): DataView {
+  protected stage(ksize: number): DataView {
     const dv = new DataView(new ArrayBuffer(STAGE));
     dv.setUint32(0, Number(this.num("size", BigInt(ksize)) & 0xffff_ffffn), true);
     if (this.has("tail")) dv.setBigUint64(ksize, this.num("tail", 0n), true);
@@ -108,7 +110,7 @@ export class IommufdWorld {
   }
 
   /** call(): the struct at `at` (or the runner's buffer), read-only during the call with ro=1, read back after. */
-  private call(fd: number, cmd: number, dv: DataView, ksize: number): SyscallResult | null {
+  protected call(fd: number, cmd: number, dv: DataView, ksize: number): SyscallResult | null {
     let n = dv.getUint32(0, true);
     if (n < ksize) n = ksize;
     if (n > STAGE) n = STAGE;

@@ -81,7 +81,7 @@ export class TraceRunner {
   /** Set when the runner would have died (FATAL or a segfault); nothing more is printed. */
   dead = false;
   /** Which world the script chose with its first line (`world mock|edu`); "type1" otherwise. */
-  world: "none" | "type1" | "mock" | "edu" = "none";
+  world: "none" | "type1" | "mock" | "edu" | "mtty" = "none";
   /** The iommufd world's files and values (null in the type1 world). */
   iommufdWorld: IommufdWorld | null = null;
 
@@ -172,7 +172,7 @@ export class TraceRunner {
     const u32 = (v: bigint): number => Number(v & 0xffff_ffffn);
     let pre = "";
     if (this.world === "none") {
-      if (op === "world" && (t[1] === "mock" || t[1] === "edu")) {
+      if (op === "world" && (t[1] === "mock" || t[1] === "edu" || t[1] === "mtty")) {
         this.world = t[1];
         this.iommufdWorld = installIommufdWorld(this.proc, t[1], ARENA_BASE);
         const out = `world ${t[1]}\n` + this.iommufdWorld.openIommufd();
@@ -201,7 +201,7 @@ export class TraceRunner {
         if (w.dead) {
           // The runner died of SIGSEGV: its unflushed partial line is lost, the shell reports the signal.
           this.dead = true;
-          return { line, output: "Segmentation fault\n", failed: true };
+          return { line, output: `${w.deathMessage}\n`, failed: true };
         }
         return { line, output: `${line.lineno} ${op}${r}\n`, failed: r.startsWith(" = -1") };
       }

@@ -8,6 +8,7 @@ import { installIommufd } from "../iommufd";
 import { installVfioDeviceCdev } from "../iommufd/cdev";
 import type { DeviceIommu } from "../iommufd/ioas";
 import { EDU_CDEV_PATH, IommufdWorld, IommufdWorldName } from "./iommufd";
+import { MttyWorld } from "./mtty";
 
 /** struct iommu_hw_info_vtd of QEMU's intel-iommu as the 6.12 test kernel reports it (type 1). */
 function vtdHwInfo(): { type: number; data: Uint8Array } {
@@ -31,9 +32,10 @@ export function eduVtdIommu(): DeviceIommu {
   };
 }
 
-/** Installs /dev/iommu (and, in the edu world, the edu device's cdev) in `proc`. */
+/** Installs /dev/iommu (and, in the edu world, the edu device's cdev; in the mtty world, the mdev's) in `proc`. */
 export function installIommufdWorld(proc: Process, world: IommufdWorldName, arenaBase: bigint): IommufdWorld {
   installIommufd(proc);
+  if (world === "mtty") return new MttyWorld(proc, arenaBase);
   if (world === "edu") installVfioDeviceCdev(proc, EDU_CDEV_PATH, eduVtdIommu(), { flags: 0x2, numRegions: 9, numIrqs: 5 });
   return new IommufdWorld(proc, world, arenaBase);
 }

@@ -21,6 +21,34 @@ import type { Platform, PlatformGroup } from "../iommu/platform";
 import { VfioIommu } from "./vfio-iommu";
 import { vfioIommuType1CheckExtension, vfioIommuType1Ioctl } from "./ioctl";
 import { DEFAULT_TYPE1_OPTIONS, Type1Options, type1Kernel } from "./options";
+import type { VfioCoreDevice, VfioGroupState } from "../vfio/vfio-main";
+import { VFIO_GROUP_GET_DEVICE_FD } from "../uapi/vfio";
+
+/** The VFIO devices registered in each group, by name (vfio_register_group_dev). */
+const groupDevices = new WeakMap<PlatformGroup, Map<string, VfioCoreDevice>>();
+/** What each group's file and its devices' cdevs share (opened_file, cdev_device_open_cnt). */
+const groupStates = new WeakMap<PlatformGroup, VfioGroupState>();
+
+/** The shared state of `group`'s VFIO group (made on first use). */
+export function vfioGroupState(group: PlatformGroup): VfioGroupState {
+  let st = groupStates.get(group);
+  if (!st) groupStates.set(group, (st = { openedFile: false, cdevDeviceOpenCnt: 0 }));
+  return st;
+}
+
+/**
+ * Registers `device` as `name` in `group`, so VFIO_GROUP_GET_DEVICE_FD with that name opens
+ * it (vfio_register_group_dev / vfio_register_emulated_iommu_dev).
+ */
+export function registerGroupDevice(group: PlatformGroup, name: string, device: VfioCoreDevice): void {
+  let m = groupDevices.get(group);
+  if (!m) groupDevices.set(group, (m = new Map()));
+  m.set(name, device);
+  device.group = vfioGroupState(group);
+}
+
+/** PAGE_SIZE: strndup_user's bound on the device name. */
+const NAME_MAX_BYTES = 4096;
 
 /** VFIO_GROUP_FLAGS_VIABLE / _CONTAINER_SET. */
 const VFIO_GROUP_FLAGS_VIABLE = 1 << 0;
@@ -140,9 +168,48 @@ export class VfioGroupFile implements FileOps {
         if (!this.container) return -Errno.EINVAL;
         this.unsetContainer();
         return 0;
+      case VFIO_GROUP_GET_DEVICE_FD:
+        return this.getDeviceFd(task, arg);
       default:
         return -Errno.ENOTTY;
     }
+  }
+
+  /**
+   * vfio_group_ioctl_get_device_fd(): the device named by the string at `arg` (strndup_user:
+   * EFAULT, EINVAL without a NUL in the first 4 KiB), ENODEV for no such device, EINVAL
+   * while the group has no container (vfio_group_has_iommu); the new fd is the return value.
+   */
+  private getDeviceFd(task: UserAccess, arg: bigint): number {
+    let name = "";
+    for (let off = 0; ; off += 256) {
+      if (off >= NAME_MAX_BYTES) return -Errno.EINVAL;
+      let chunk = task.copyFromUser(arg + BigInt(off), 256);
+      if (!chunk) {
+        // strncpy_from_user stops at the first unreadable byte: read byte by byte to find it.
+        const bytes: number[] = [];
+        for (let i = 0; i < 256; i++) {
+          const b = task.copyFromUser(arg + BigInt(off + i), 1);
+          if (!b) break;
+          bytes.push(b[0]);
+          if (b[0] === 0) break;
+        }
+        if (!bytes.includes(0)) return -Errno.EFAULT;
+        chunk = Uint8Array.from(bytes);
+      }
+      const nul = chunk.indexOf(0);
+      name += new TextDecoder().decode(nul >= 0 ? chunk.subarray(0, nul) : chunk);
+      if (nul >= 0) break;
+    }
+    const device = groupDevices.get(this.group)?.get(name);
+    if (!device) return -Errno.ENODEV;
+    if (!this.container) return -Errno.EINVAL;
+    if (!isTask(task) || !task.getUnusedFd || !task.fdInstall) return -Errno.EMFILE;
+    const f = device.openFile({ kind: "group" });
+    if (typeof f === "number") return f;
+    const fd = task.getUnusedFd();
+    task.fdInstall(fd, f);
+    return fd;
   }
 
   /** Leaves the container (VFIO_GROUP_UNSET_CONTAINER or last close). */
@@ -170,14 +237,20 @@ export function installVfio(proc: Process, platform: Platform, opts: Partial<Typ
   for (const g of platform.groups) {
     let open: VfioGroupFile | null = null;
     proc.registerDevice(`/dev/vfio/${g.id}`, () => {
-      if (open) return -Errno.EBUSY;
+      // vfio_group_fops_open(): a device bound through its cdev, or the group already open: EBUSY.
+      const st = vfioGroupState(g);
+      if (st.cdevDeviceOpenCnt || open) return -Errno.EBUSY;
       const f = new VfioGroupFile(g);
       const release = f.release.bind(f);
       f.release = () => {
         release();
-        if (open === f) open = null;
+        if (open === f) {
+          open = null;
+          st.openedFile = false;
+        }
       };
       open = f;
+      st.openedFile = true;
       return f;
     });
   }

@@ -9,7 +9,7 @@ export { VfioIommu } from "./vfio-iommu";
 export type { VfioDomain, VfioIommuGroup, VfioEmulatedDevice, DmaMapArgs, DmaUnmapArgs, VfioBitmapArgs, PinPagesResult } from "./vfio-iommu";
 export { VfioDma } from "./dma";
 export type { PinnedRun, VfioPfn } from "./dma";
-export { VfioContainer, VfioGroupFile, installVfio } from "./container";
+export { VfioContainer, VfioGroupFile, installVfio, registerGroupDevice, vfioGroupState } from "./container";
 export { vfioIommuType1Ioctl, vfioIommuType1CheckExtension } from "./ioctl";
 export { updateUserBitmap, reportAndClear } from "./dirty";
 export { Mutex, LockingError } from "./lock";

@@ -30,6 +30,8 @@ export const Errno = {
   EMSGSIZE: 90,
   EOPNOTSUPP: 95,
   EADDRINUSE: 98,
+  ESPIPE: 29,
+  ENOMSG: 42,
 } as const;
 
 /** One of the errno names above. */

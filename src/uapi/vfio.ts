@@ -134,3 +134,95 @@ export function fls64(x: bigint): number {
   while (n > 0 && ((x >> BigInt(n)) & 1n) === 0n) n--;
   return n;
 }
+
+// ---- The VFIO device fd (issue 12): device info, device features, migration uAPI v2 ----
+
+/** Ioctl numbers of the device file (and one of its migration data_fd). */
+export const VFIO_GROUP_GET_DEVICE_FD = _IO(VFIO_TYPE, VFIO_BASE + 6);
+export const VFIO_DEVICE_GET_INFO = _IO(VFIO_TYPE, VFIO_BASE + 7);
+export const VFIO_DEVICE_RESET = _IO(VFIO_TYPE, VFIO_BASE + 11);
+export const VFIO_DEVICE_FEATURE = _IO(VFIO_TYPE, VFIO_BASE + 17);
+export const VFIO_DEVICE_BIND_IOMMUFD = _IO(VFIO_TYPE, VFIO_BASE + 18);
+export const VFIO_DEVICE_ATTACH_IOMMUFD_PT = _IO(VFIO_TYPE, VFIO_BASE + 19);
+export const VFIO_DEVICE_DETACH_IOMMUFD_PT = _IO(VFIO_TYPE, VFIO_BASE + 20);
+/** On the data_fd of a saving arc (Linux 6.2+). */
+export const VFIO_MIG_GET_PRECOPY_INFO = _IO(VFIO_TYPE, VFIO_BASE + 21);
+
+/** vfio_device_info.flags */
+export const VFIO_DEVICE_FLAGS_RESET = 1 << 0;
+export const VFIO_DEVICE_FLAGS_PCI = 1 << 1;
+export const VFIO_DEVICE_FLAGS_PLATFORM = 1 << 2;
+export const VFIO_DEVICE_FLAGS_AMBA = 1 << 3;
+export const VFIO_DEVICE_FLAGS_CCW = 1 << 4;
+export const VFIO_DEVICE_FLAGS_AP = 1 << 5;
+export const VFIO_DEVICE_FLAGS_FSL_MC = 1 << 6;
+export const VFIO_DEVICE_FLAGS_CAPS = 1 << 7;
+export const VFIO_DEVICE_FLAGS_CDX = 1 << 8;
+
+/** VFIO_PCI_NUM_REGIONS and VFIO_PCI_NUM_IRQS (vfio-pci's region/irq index enums). */
+export const VFIO_PCI_NUM_REGIONS = 9;
+export const VFIO_PCI_NUM_IRQS = 5;
+
+/** struct vfio_device_info: 24 bytes (minsz = offsetofend(num_irqs) = 16). */
+export const DeviceInfo = { argsz: 0, flags: 4, num_regions: 8, num_irqs: 12, cap_offset: 16, pad: 20, SIZE: 24, MINSZ: 16 } as const;
+
+/** struct vfio_device_feature: argsz, flags, then data[] (minsz = 8). */
+export const DeviceFeature = { argsz: 0, flags: 4, data: 8, MINSZ: 8 } as const;
+
+/** vfio_device_feature.flags: the feature number and the operation bits. */
+export const VFIO_DEVICE_FEATURE_MASK = 0xffff;
+export const VFIO_DEVICE_FEATURE_GET = 1 << 16;
+export const VFIO_DEVICE_FEATURE_SET = 1 << 17;
+export const VFIO_DEVICE_FEATURE_PROBE = 1 << 18;
+
+/** Feature numbers (the low 16 bits of vfio_device_feature.flags). */
+export const VFIO_DEVICE_FEATURE_PCI_VF_TOKEN = 0;
+export const VFIO_DEVICE_FEATURE_MIGRATION = 1;
+export const VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE = 2;
+export const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY = 3;
+export const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP = 4;
+export const VFIO_DEVICE_FEATURE_LOW_POWER_EXIT = 5;
+export const VFIO_DEVICE_FEATURE_DMA_LOGGING_START = 6;
+export const VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP = 7;
+export const VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT = 8;
+/** Linux 6.2+. */
+export const VFIO_DEVICE_FEATURE_MIG_DATA_SIZE = 9;
+
+/** struct vfio_device_feature_migration: one u64 of flags. */
+export const FeatureMigration = { flags: 0, SIZE: 8 } as const;
+export const VFIO_MIGRATION_STOP_COPY = 1 << 0;
+export const VFIO_MIGRATION_P2P = 1 << 1;
+/** Linux 6.2+. */
+export const VFIO_MIGRATION_PRE_COPY = 1 << 2;
+
+/** struct vfio_device_feature_mig_state: 8 bytes. */
+export const MigState = { device_state: 0, data_fd: 4, SIZE: 8 } as const;
+
+/** enum vfio_device_mig_state. PRE_COPY and PRE_COPY_P2P exist from Linux 6.2. */
+export const VFIO_DEVICE_STATE_ERROR = 0;
+export const VFIO_DEVICE_STATE_STOP = 1;
+export const VFIO_DEVICE_STATE_RUNNING = 2;
+export const VFIO_DEVICE_STATE_STOP_COPY = 3;
+export const VFIO_DEVICE_STATE_RESUMING = 4;
+export const VFIO_DEVICE_STATE_RUNNING_P2P = 5;
+export const VFIO_DEVICE_STATE_PRE_COPY = 6;
+export const VFIO_DEVICE_STATE_PRE_COPY_P2P = 7;
+/** The names of the states, indexed by value. */
+export const VFIO_DEVICE_STATE_NAMES = ["ERROR", "STOP", "RUNNING", "STOP_COPY", "RESUMING", "RUNNING_P2P", "PRE_COPY", "PRE_COPY_P2P"] as const;
+/** One of enum vfio_device_mig_state's names. */
+export type VfioMigStateName = (typeof VFIO_DEVICE_STATE_NAMES)[number];
+
+/** struct vfio_precopy_info: 24 bytes (minsz = offsetofend(dirty_bytes) = 24). */
+export const PrecopyInfo = { argsz: 0, flags: 4, initial_bytes: 8, dirty_bytes: 16, SIZE: 24 } as const;
+
+/** struct vfio_device_feature_dma_logging_control: 24 bytes (`ranges` is a user pointer). */
+export const DmaLoggingControl = { page_size: 0, num_ranges: 8, reserved: 12, ranges: 16, SIZE: 24 } as const;
+/** struct vfio_device_feature_dma_logging_range: 16 bytes. */
+export const DmaLoggingRange = { iova: 0, length: 8, SIZE: 16 } as const;
+/** struct vfio_device_feature_dma_logging_report: 32 bytes (`bitmap` is a user pointer). */
+export const DmaLoggingReport = { iova: 0, length: 8, page_size: 16, bitmap: 24, SIZE: 32 } as const;
+/** struct vfio_device_feature_mig_data_size: 8 bytes. */
+export const MigDataSize = { stop_copy_length: 0, SIZE: 8 } as const;
+
+/** LOG_MAX_RANGES (vfio_main.c): the ranges of one DMA_LOGGING_START fit a 4 KiB kernel page. */
+export const LOG_MAX_RANGES = 4096 / 16;

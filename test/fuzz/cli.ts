@@ -1,7 +1,7 @@
 /**
  * The fuzzer's command line:
  *
- *   npm run fuzz -- --target type1|iommufd|vhost|trace|all --seed N [--time S] [--calls N]
+ *   npm run fuzz -- --target type1|iommufd|vhost|trace|vfio|all --seed N [--time S] [--calls N]
  *                   [--episode N] [--strict] [--no-minimise] [--out DIR]
  *   npm run fuzz -- --replay repro.json          (a reproducer's JSON: prints the finding)
  *   npm run fuzz -- --target trace --trace-file x.trace   (one trace under the fuzzer's checks)
@@ -16,7 +16,7 @@ import { TARGETS, replayRepro } from "./targets";
 
 function usage(msg?: string): never {
   if (msg) console.error(`fuzz: ${msg}`);
-  console.error("usage: npm run fuzz -- --target type1|iommufd|vhost|trace|all --seed N [--time S] [--calls N] [--episode N] [--strict] [--no-minimise] [--out DIR]");
+  console.error("usage: npm run fuzz -- --target type1|iommufd|vhost|trace|vfio|all --seed N [--time S] [--calls N] [--episode N] [--strict] [--no-minimise] [--out DIR]");
   process.exit(2);
 }
 

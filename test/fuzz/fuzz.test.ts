@@ -20,6 +20,7 @@ const BUDGET: Record<string, { seed: number; calls: number }> = {
   iommufd: { seed: 0x5eed2, calls: 1500 },
   vhost: { seed: 0x5eed3, calls: 10000 },
   trace: { seed: 0x5eed4, calls: 3000 },
+  vfio: { seed: 0x5eed5, calls: 3000 },
 };
 
 describe("bounded fuzz run (KNOWN_OPEN allowed)", () => {

@@ -5,12 +5,14 @@ import { type1Target } from "./type1";
 import { iommufdTarget } from "./iommufd";
 import { vhostTarget } from "./vhost";
 import { traceTarget } from "./trace";
+import { vfioTarget } from "./vfio";
 
 export const TARGETS: Record<string, Target<any>> = {
   type1: type1Target,
   iommufd: iommufdTarget,
   vhost: vhostTarget,
   trace: traceTarget,
+  vfio: vfioTarget,
 };
 
 /** Replays a reproducer's JSON ({target, cfg, ops}); the finding (kind, call, message) or null. */

@@ -14,8 +14,9 @@
 #      iommufd_test.h);
 #   2. sorts the traces by world - the first line `world mock` (booted with
 #      boot-6.12.sh -N: no VT-d, the IOMMUFD_TEST mock device works), `world edu` (VT-d,
-#      edu bound to vfio-pci, its cdev passed to the runner as EDU_CDEV), anything else
-#      type1 (the edu device's group, as oracle.sh does);
+#      edu bound to vfio-pci, its cdev passed to the runner as EDU_CDEV), `world mtty`
+#      (an mtty-2 mdev created first, its UUID passed as MTTY_UUID; the runner re-creates
+#      it at every `case`), anything else type1 (the edu device's group, as oracle.sh does);
 #   3. boots the kernel once per world (boot-6.12.sh, 1-2 s) and replays that world's
 #      traces one after the other in the same boot, each by a fresh runner process;
 #   4. cuts the console output into one .out per trace.
@@ -47,11 +48,11 @@ gcc -static -O2 -Wall -I "$cache/headers-6.12/include" -o "$work/vfio-trace-run"
 # world of a trace: the first word of its first non-blank, non-comment line.
 world_of() {
   w=$(sed 's/#.*//' "$1" | awk 'NF { if ($1 == "world") print $2; else print "type1"; exit }')
-  case $w in mock|edu) echo "$w" ;; *) echo type1 ;; esac
+  case $w in mock|edu|mtty) echo "$w" ;; *) echo type1 ;; esac
 }
 
 status=0
-for world in mock edu type1; do
+for world in mock edu mtty type1; do
   mkdir -p "$work/$world"
   n=0
   for t in "$@"; do
@@ -64,11 +65,14 @@ for world in mock edu type1; do
   files=""
   for f in "$work/$world"/*.trace; do files="$files -f $f:/traces/$(basename "$f")"; done
   cat > "$work/snippet-$world.sh" <<SNIP
+MTTY_UUID=83b8f4f2-509f-382f-3c1e-e6bfe0fa1001
+[ $world = mtty ] && echo \$MTTY_UUID > /sys/class/mdev_bus/mtty/mdev_supported_types/mtty-2/create
 for t in /traces/*.trace; do
   echo "@@@BEGIN \$t"
   case $world in
     mock) /bin/vfio-trace-run < \$t ;;
     edu) EDU_CDEV=\$EDU_CDEV /bin/vfio-trace-run \$EDU_CDEV < \$t ;;
+    mtty) MTTY_UUID=\$MTTY_UUID /bin/vfio-trace-run < \$t ;;
     type1) /bin/vfio-trace-run \$EDU_GROUP < \$t ;;
   esac
   echo "@@@END \$t"
