@@ -16,7 +16,12 @@
 import { allocFault, FAULT_TABLE_PAGE } from "../runtime/fault";
 
 const PAGE: usize = 4096;
-const REFILL_WASM_PAGES: i32 = 16; // 1 MiB = 256 table pages per refill
+const REFILL_WASM_PAGES: i32 = 16; // at least 1 MiB = 256 table pages per refill
+// Each memory.grow hands the engine a new ArrayBuffer of the whole memory, which V8 counts
+// as fresh external memory: past a few hundred MiB nearly every grow set off a full GC.
+// Refills therefore grow with the memory (1/8 of it), so a 2 GiB table takes tens of grows,
+// not thousands, for at most 1/8 more memory reserved than used.
+const REFILL_SHIFT: i32 = 3;
 
 let freeHead: usize = 0;
 let freeCount: u32 = 0;
@@ -48,8 +53,13 @@ export function tablePageAlloc(): usize {
     return p;
   }
   if (bumpNext == bumpEnd) {
-    let first = memory.grow(REFILL_WASM_PAGES);
-    if (first >= 0) carve(first, REFILL_WASM_PAGES);
+    let n = max(REFILL_WASM_PAGES, memory.size() >> REFILL_SHIFT);
+    let first = memory.grow(n);
+    if (first < 0 && n > REFILL_WASM_PAGES) {
+      n = REFILL_WASM_PAGES;
+      first = memory.grow(n);
+    }
+    if (first >= 0) carve(first, n);
     else {
       first = memory.grow(1);
       if (first < 0) return 0;
