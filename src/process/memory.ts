@@ -132,6 +132,25 @@ export class UserMemory {
     return out;
   }
 
+  /**
+   * The frames behind [addr, addr+len) when accessing it can change nothing: no file is
+   * mapped, every byte is writable (so readable), every page already written, every 2 MiB
+   * block has its page table (PageBacking.settled) and every frame exists. Faults of less
+   * than a whole block there are then no-ops and writes allocate nothing, so a caller may
+   * store into the frames directly. Element i is the linear address of frame
+   * floor(addr / FRAME_SIZE) + i. Null when any of that does not hold.
+   */
+  settledFrames(addr: number, len: number): number[] | null {
+    if (this.fileMapped || len <= 0 || this.accessibleLength(addr, len, true) !== len || !this.backing.settled(addr, len)) return null;
+    const out: number[] = [];
+    for (let i = Math.floor(addr / FRAME_SIZE); i <= Math.floor((addr + len - 1) / FRAME_SIZE); i++) {
+      const p = this.frames.get(i);
+      if (p === undefined) return null;
+      out.push(p);
+    }
+    return out;
+  }
+
   /** Reads [addr, addr+len) without access checks (zeros where never written). */
   readRaw(addr: number, len: number): Uint8Array {
     const out = new Uint8Array(len);

@@ -142,6 +142,20 @@ export class PageBacking {
     this.real.add(from, to);
   }
 
+  /**
+   * Whether every page of [addr, addr+len) is real and every 2 MiB block it touches has a
+   * page table: then a read or write fault there of less than a whole block changes nothing.
+   */
+  settled(addr: number, len: number): boolean {
+    if (len <= 0) return false;
+    const page = Math.floor(addr / PAGE_SIZE);
+    const endPage = Math.ceil((addr + len) / PAGE_SIZE);
+    const ext = this.real.extent(page, endPage);
+    if (!ext.inSet || ext.end !== endPage) return false;
+    for (let b = Math.floor(page / HPAGE_PMD_NR); b <= Math.floor((endPage - 1) / HPAGE_PMD_NR); b++) if (this.pmd.get(b) !== Pmd.Table) return false;
+    return true;
+  }
+
   /** A VMA boundary appears at `addr` (split_vma, munmap): a huge zero PMD around it is split. */
   split(addr: number): void {
     if (addr % HPAGE_SIZE === 0) return;

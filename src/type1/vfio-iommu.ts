@@ -38,7 +38,7 @@ import { Mutex } from "./lock";
 import { ChunkedList } from "../util/sorted-list";
 import { VfioDma, type PinnedRun, type VfioPfn } from "./dma";
 import { DEFAULT_TYPE1_OPTIONS, Type1Kernel, Type1Options, type1Kernel } from "./options";
-import { COPY_CHUNK_WORDS, reportAndClear, updateUserBitmap, type DirtyBitmapHost } from "./dirty";
+import { COPY_CHUNK_WORDS, reportAndClearAll, updateUserBitmap, type DirtyBitmapHost } from "./dirty";
 
 const PAGE = BigInt(PAGE_SIZE);
 const PSHIFT = BigInt(PAGE_SHIFT);
@@ -727,13 +727,13 @@ export class VfioIommu implements DirtyBitmapHost {
     const last = u64(iova + size - 1n);
     const d2 = this.vfioFindDma(last, 0n);
     if (d2 && u64(d2.iova + d2.size) !== u64(iova + size)) return -Errno.EINVAL;
-    for (const dma of [...this.dmaList.from(this.lowerBound(iova))]) {
+    const dmas: VfioDma[] = [];
+    for (const dma of this.dmaList.from(this.lowerBound(iova))) {
       if (dma.iova < iova) continue;
       if (dma.iova > last) break;
-      const r = reportAndClear(this, current, ubuf, dma, iova, pgsize);
-      if (r) return r;
+      dmas.push(dma);
     }
-    return 0;
+    return reportAndClearAll(this, current, ubuf, dmas, iova, pgsize);
   }
 
   // ------------------------------------------------------------------ groups and domains
