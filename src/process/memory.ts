@@ -154,6 +154,14 @@ export class UserMemory {
   /** Reads [addr, addr+len) without access checks (zeros where never written). */
   readRaw(addr: number, len: number): Uint8Array {
     const out = new Uint8Array(len);
+    const index = Math.floor(addr / FRAME_SIZE);
+    if (!this.fileMapped && len > 0 && Math.floor((addr + len - 1) / FRAME_SIZE) === index) {
+      // One frame (an ioctl argument struct): spans() without its arrays.
+      const f = this.frame(index, false);
+      const p = f + (addr - index * FRAME_SIZE);
+      if (f !== 0) out.set(this.core.u8.subarray(p, p + len));
+      return out;
+    }
     for (const s of this.spans(addr, len, false)) {
       if (s.ptr !== 0) out.set(this.core.u8.subarray(s.ptr, s.ptr + s.len), s.offset);
     }
@@ -168,6 +176,13 @@ export class UserMemory {
   /** Writes `data` at `addr` without access checks; returns false when linear memory ran out. */
   writeRaw(addr: number, data: Uint8Array): boolean {
     this.touch(addr, data.length);
+    const index = Math.floor(addr / FRAME_SIZE);
+    if (!this.fileMapped && data.length > 0 && Math.floor((addr + data.length - 1) / FRAME_SIZE) === index) {
+      const f = this.frame(index, true);
+      if (f === 0) return false;
+      this.core.u8.set(data, f + (addr - index * FRAME_SIZE));
+      return true;
+    }
     const spans = this.spans(addr, data.length, true);
     if (spans.some((s) => s.ptr === 0)) return false;
     const u8 = this.core.u8;

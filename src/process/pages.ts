@@ -33,12 +33,13 @@ class PmdStates {
   private readonly table = new IntervalSet();
 
   get(b: number): Pmd | undefined {
-    if (this.hugeZero.extent(b, b + 1).inSet) return Pmd.HugeZero;
-    if (this.table.extent(b, b + 1).inSet) return Pmd.Table;
+    if (this.hugeZero.has(b)) return Pmd.HugeZero;
+    if (this.table.has(b)) return Pmd.Table;
     return undefined;
   }
 
   set(b: number, st: Pmd): void {
+    if (this.get(b) === st) return;
     (st === Pmd.HugeZero ? this.table : this.hugeZero).remove(b, b + 1);
     (st === Pmd.HugeZero ? this.hugeZero : this.table).add(b, b + 1);
   }

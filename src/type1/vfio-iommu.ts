@@ -146,8 +146,16 @@ export class VfioIommu implements DirtyBitmapHost {
 
   /** 1 << __ffs(pgsize_bitmap). */
   pgsize(): bigint {
-    return this.pgsizeBitmap & -this.pgsizeBitmap;
+    if (this.pgsizeFor !== this.pgsizeBitmap) {
+      this.pgsizeFor = this.pgsizeBitmap;
+      this.pgsizeLow = this.pgsizeBitmap & -this.pgsizeBitmap;
+    }
+    return this.pgsizeLow;
   }
+
+  /** pgsize() for the bitmap it was computed from (MAP_DMA asks on every call). */
+  private pgsizeFor = -1n;
+  private pgsizeLow = 0n;
 
   private pgshift(): number {
     let s = 0;
@@ -159,7 +167,8 @@ export class VfioIommu implements DirtyBitmapHost {
 
   /** Index of the first dma whose end is above `start` (the lowest dma that may overlap [start, ...)). */
   private lowerBound(start: bigint): number {
-    return this.dmaList.lowerBound((d) => d.iova + d.size > start);
+    // d.iova > start first: the sum (a new BigInt) is needed only for dmas below start.
+    return this.dmaList.lowerBound((d) => d.iova > start || d.iova + d.size > start);
   }
 
   /**
