@@ -23,5 +23,7 @@ export {
   ptOutPhys, ptOutLeafIova, ptOutLeafSize, ptOutPte, ptOutNoUpdate, ptOutLevel, ptOutWritable, pteLo, pteHi,
 } from "./pgtable/table";
 export { scanXor } from "./util/scan";
+// VFIO type1 GET_BITMAP of many small all-dirty dmas in one call (src/type1/dirty.ts).
+export { type1ReportAllDirty } from "./type1/report";
 // Fault injection: the shell arms the allocation hook (import env.allocFault) while it counts.
 export { faultHookSet } from "./runtime/fault";

@@ -16,43 +16,61 @@
 import { allocFault, FAULT_TABLE_PAGE } from "../runtime/fault";
 
 const PAGE: usize = 4096;
-const REFILL_WASM_PAGES: i32 = 16; // 1 MiB = 256 table pages per refill
+const REFILL_WASM_PAGES: i32 = 16; // at least 1 MiB = 256 table pages per refill
+// Each memory.grow hands the engine a new ArrayBuffer of the whole memory, which V8 counts
+// as fresh external memory: past a few hundred MiB nearly every grow set off a full GC.
+// Refills therefore grow with the memory (1/8 of it), so a 2 GiB table takes tens of grows,
+// not thousands, for at most 1/8 more memory reserved than used.
+const REFILL_SHIFT: i32 = 3;
 
 let freeHead: usize = 0;
 let freeCount: u32 = 0;
 let inUse: u32 = 0;
 let pageLimit: u32 = 0xffff_ffff;
 
+// Freshly grown memory not yet handed out: [bumpNext, bumpEnd). memory.grow zeroes it, so
+// these pages need no memory.fill (the clear of a 2 GiB table is one pass instead of two).
+// The free list is used first, then this range in ascending order: the order the pages
+// came out in when each refill was pushed onto the (then empty) free list.
+let bumpNext: usize = 0;
+let bumpEnd: usize = 0;
+
 function carve(firstWasmPage: i32, wasmPages: i32): void {
-  const start = <usize>firstWasmPage << 16;
-  const end = start + (<usize>wasmPages << 16);
-  // Push in reverse so pages come out in ascending address order.
-  for (let p = end - PAGE; p >= start; p -= PAGE) {
-    store<usize>(p, freeHead);
-    freeHead = p;
-    freeCount++;
-    if (p == start) break;
-  }
+  bumpNext = <usize>firstWasmPage << 16;
+  bumpEnd = bumpNext + (<usize>wasmPages << 16);
+  freeCount += <u32>(wasmPages << 4);
 }
 
 /** A zeroed, 4 KiB-aligned table page, or 0 when memory (or the test limit) is exhausted. */
 export function tablePageAlloc(): usize {
   if (inUse >= pageLimit || allocFault(FAULT_TABLE_PAGE)) return 0;
-  if (freeHead == 0) {
-    let first = memory.grow(REFILL_WASM_PAGES);
-    if (first >= 0) carve(first, REFILL_WASM_PAGES);
+  if (freeHead != 0) {
+    const p = freeHead;
+    freeHead = load<usize>(p);
+    freeCount--;
+    inUse++;
+    memory.fill(p, 0, PAGE);
+    return p;
+  }
+  if (bumpNext == bumpEnd) {
+    let n = max(REFILL_WASM_PAGES, memory.size() >> REFILL_SHIFT);
+    let first = memory.grow(n);
+    if (first < 0 && n > REFILL_WASM_PAGES) {
+      n = REFILL_WASM_PAGES;
+      first = memory.grow(n);
+    }
+    if (first >= 0) carve(first, n);
     else {
       first = memory.grow(1);
       if (first < 0) return 0;
       carve(first, 1);
     }
   }
-  const p = freeHead;
-  freeHead = load<usize>(p);
+  const q = bumpNext;
+  bumpNext += PAGE;
   freeCount--;
   inUse++;
-  memory.fill(p, 0, PAGE);
-  return p;
+  return q;
 }
 
 /** Returns a page to the free list immediately (only when no device can reference it). */

@@ -221,8 +221,12 @@ function mapOne(pt: usize, iova: u64, pa: u64, size: u64, prot: u32): i32 {
   const leaf = makeLeaf(fmt, paField, size, lvl, count, prot, flagsOf(pt));
   for (let i: usize = 0; i < <usize>count; i++) store<u64>(p + (i << 3), leaf);
   if (count > 1 && lvl == 0) store<u32>(pt, load<u32>(pt, 36) + 1, 36);
+  gLeafPtr = p;
   return 0;
 }
+
+/** Where mapOne() wrote its (first) leaf. */
+let gLeafPtr: usize = 0;
 
 /** iommu_pgsize(): the largest supported size that fits `size` and the alignment of iova|pa. */
 function pickPgsize(bitmap: u64, addrMerge: u64, size: u64): u64 {
@@ -343,6 +347,9 @@ export function ptMap(pt: usize, iovaF: f64, paF: f64, sizeF: f64, prot: u32, g:
   if ((prot & (PROT_READ | PROT_WRITE)) == 0) return -EINVAL;
   const orig = iova;
   const origSize = size;
+  const fmt = fmtOf(pt);
+  const gs = gsOf(pt);
+  const flags = flagsOf(pt);
   let mapped: u64 = 0;
   while (size != 0) {
     const pgsize = pickPgsize(bitmap, iova | pa, size);
@@ -356,6 +363,21 @@ export function ptMap(pt: usize, iovaF: f64, paF: f64, sizeF: f64, prot: u32, g:
     pa += pgsize;
     size -= pgsize;
     mapped += pgsize;
+    if (pgsize == <u64>1 << <u64>gs) {
+      // A granule leaf: the next leaves of the run are the next entries of the same
+      // last-level table. Fill them without walking from the root for each (the same
+      // PTEs as mapOne() writes); an occupied entry, a change of leaf size or the end of
+      // the table goes back to mapOne(), which reports -EEXIST or walks on.
+      let q = gLeafPtr + 8;
+      while (size != 0 && (q & 4095) != 0 && load<u64>(q) == 0 && pickPgsize(bitmap, iova | pa, size) == pgsize) {
+        store<u64>(q, makeLeaf(fmt, gs == 11 ? (pa >> 11) << 12 : pa, pgsize, 0, 1, prot, flags));
+        q += 8;
+        iova += pgsize;
+        pa += pgsize;
+        size -= pgsize;
+        mapped += pgsize;
+      }
+    }
   }
   return 0;
 }

@@ -29,17 +29,21 @@ export class RangeDomain implements IommuDomain {
 
   constructor(p: RangeDomainParams) {
     this.pgsizeBitmap = p.pgsizeBitmap;
+    this.minPageSize = p.pgsizeBitmap & -p.pgsizeBitmap;
     this.aperture = { ...p.aperture };
     this.enforceCacheCoherency = p.enforceCacheCoherency ?? false;
   }
 
   private get minPage(): bigint {
-    return this.pgsizeBitmap & -this.pgsizeBitmap;
+    return this.minPageSize;
   }
+
+  private readonly minPageSize: bigint;
 
   /** Index of the first extent whose end is above `iova`. */
   private lowerBound(iova: bigint): number {
-    return this.extents.lowerBound((e) => e.iova + e.size > iova);
+    // e.iova > iova first: the sum (a new BigInt) is needed only for extents below iova.
+    return this.extents.lowerBound((e) => e.iova > iova || e.iova + e.size > iova);
   }
 
   map(iova: bigint, paddr: bigint, size: bigint, prot: IommuProt): number {

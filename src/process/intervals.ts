@@ -22,6 +22,9 @@ export class IntervalSet {
   /** Adds [s, e). */
   add(s: number, e: number): void {
     if (e <= s) return;
+    // Already inside one interval (re-faulting written pages): nothing to merge.
+    const k = this.find(s);
+    if (k < this.starts.length && this.starts[k] <= s && this.ends[k] >= e) return;
     // Merge with every interval that overlaps or touches [s, e].
     let i = this.find(s - 1);
     if (i > 0 && this.ends[i - 1] === s) i--;
@@ -64,6 +67,12 @@ export class IntervalSet {
     const i = this.find(x);
     if (i < this.starts.length && this.starts[i] <= x) return { inSet: true, end: Math.min(limit, this.ends[i]) };
     return { inSet: false, end: Math.min(limit, i < this.starts.length ? this.starts[i] : limit) };
+  }
+
+  /** Whether x is in the set (extent() without its result object). */
+  has(x: number): boolean {
+    const i = this.find(x);
+    return i < this.starts.length && this.starts[i] <= x;
   }
 
   /** Number of intervals. */

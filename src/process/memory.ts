@@ -132,9 +132,36 @@ export class UserMemory {
     return out;
   }
 
+  /**
+   * The frames behind [addr, addr+len) when accessing it can change nothing: no file is
+   * mapped, every byte is writable (so readable), every page already written, every 2 MiB
+   * block has its page table (PageBacking.settled) and every frame exists. Faults of less
+   * than a whole block there are then no-ops and writes allocate nothing, so a caller may
+   * store into the frames directly. Element i is the linear address of frame
+   * floor(addr / FRAME_SIZE) + i. Null when any of that does not hold.
+   */
+  settledFrames(addr: number, len: number): number[] | null {
+    if (this.fileMapped || len <= 0 || this.accessibleLength(addr, len, true) !== len || !this.backing.settled(addr, len)) return null;
+    const out: number[] = [];
+    for (let i = Math.floor(addr / FRAME_SIZE); i <= Math.floor((addr + len - 1) / FRAME_SIZE); i++) {
+      const p = this.frames.get(i);
+      if (p === undefined) return null;
+      out.push(p);
+    }
+    return out;
+  }
+
   /** Reads [addr, addr+len) without access checks (zeros where never written). */
   readRaw(addr: number, len: number): Uint8Array {
     const out = new Uint8Array(len);
+    const index = Math.floor(addr / FRAME_SIZE);
+    if (!this.fileMapped && len > 0 && Math.floor((addr + len - 1) / FRAME_SIZE) === index) {
+      // One frame (an ioctl argument struct): spans() without its arrays.
+      const f = this.frame(index, false);
+      const p = f + (addr - index * FRAME_SIZE);
+      if (f !== 0) out.set(this.core.u8.subarray(p, p + len));
+      return out;
+    }
     for (const s of this.spans(addr, len, false)) {
       if (s.ptr !== 0) out.set(this.core.u8.subarray(s.ptr, s.ptr + s.len), s.offset);
     }
@@ -149,6 +176,13 @@ export class UserMemory {
   /** Writes `data` at `addr` without access checks; returns false when linear memory ran out. */
   writeRaw(addr: number, data: Uint8Array): boolean {
     this.touch(addr, data.length);
+    const index = Math.floor(addr / FRAME_SIZE);
+    if (!this.fileMapped && data.length > 0 && Math.floor((addr + data.length - 1) / FRAME_SIZE) === index) {
+      const f = this.frame(index, true);
+      if (f === 0) return false;
+      this.core.u8.set(data, f + (addr - index * FRAME_SIZE));
+      return true;
+    }
     const spans = this.spans(addr, data.length, true);
     if (spans.some((s) => s.ptr === 0)) return false;
     const u8 = this.core.u8;

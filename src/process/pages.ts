@@ -33,12 +33,13 @@ class PmdStates {
   private readonly table = new IntervalSet();
 
   get(b: number): Pmd | undefined {
-    if (this.hugeZero.extent(b, b + 1).inSet) return Pmd.HugeZero;
-    if (this.table.extent(b, b + 1).inSet) return Pmd.Table;
+    if (this.hugeZero.has(b)) return Pmd.HugeZero;
+    if (this.table.has(b)) return Pmd.Table;
     return undefined;
   }
 
   set(b: number, st: Pmd): void {
+    if (this.get(b) === st) return;
     (st === Pmd.HugeZero ? this.table : this.hugeZero).remove(b, b + 1);
     (st === Pmd.HugeZero ? this.hugeZero : this.table).add(b, b + 1);
   }
@@ -140,6 +141,20 @@ export class PageBacking {
     if (!write) return;
     if (st === Pmd.HugeZero) this.pmd.set(block, Pmd.Table); // split, then COW one page
     this.real.add(from, to);
+  }
+
+  /**
+   * Whether every page of [addr, addr+len) is real and every 2 MiB block it touches has a
+   * page table: then a read or write fault there of less than a whole block changes nothing.
+   */
+  settled(addr: number, len: number): boolean {
+    if (len <= 0) return false;
+    const page = Math.floor(addr / PAGE_SIZE);
+    const endPage = Math.ceil((addr + len) / PAGE_SIZE);
+    const ext = this.real.extent(page, endPage);
+    if (!ext.inSet || ext.end !== endPage) return false;
+    for (let b = Math.floor(page / HPAGE_PMD_NR); b <= Math.floor((endPage - 1) / HPAGE_PMD_NR); b++) if (this.pmd.get(b) !== Pmd.Table) return false;
+    return true;
   }
 
   /** A VMA boundary appears at `addr` (split_vma, munmap): a huge zero PMD around it is split. */

@@ -146,6 +146,9 @@ export class Type1Handle {
     private readonly scratch: bigint,
   ) {}
 
+  private readonly mapBytes = new Uint8Array(DmaMap.SIZE);
+  private readonly mapArgs = new DataView(this.mapBytes.buffer);
+
   /** Opens /dev/vfio/vfio and the group, attaches it and sets the IOMMU type. */
   static open(proc: Process, opts: OpenType1Options = {}): KernelResult<Type1Handle> {
     if (!(proc instanceof Process)) throw new TypeError(`proc must be a Process, got ${proc === null ? "null" : typeof proc}`);
@@ -207,13 +210,15 @@ export class Type1Handle {
     const vaddr = field("req", "vaddr", req.vaddr);
     const iova = field("req", "iova", req.iova);
     const size = field("req", "size", req.size);
-    const s = new DataView(new ArrayBuffer(DmaMap.SIZE));
+    // One struct per handle, rewritten per call (proc.write copies it out at once): a VMM
+    // maps thousands of regions, and two allocations per call showed in the profile.
+    const s = this.mapArgs;
     s.setUint32(DmaMap.argsz, DmaMap.SIZE, true);
     s.setUint32(DmaMap.flags, (read ? VFIO_DMA_MAP_FLAG_READ : 0) | (write ? VFIO_DMA_MAP_FLAG_WRITE : 0), true);
     s.setBigUint64(DmaMap.vaddr, vaddr, true);
     s.setBigUint64(DmaMap.iova, iova, true);
     s.setBigUint64(DmaMap.size, size, true);
-    return result(this.call(VFIO_IOMMU_MAP_DMA, new Uint8Array(s.buffer)), () => undefined);
+    return result(this.call(VFIO_IOMMU_MAP_DMA, this.mapBytes), () => undefined);
   }
 
   /** MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR: give an invalidated mapping its new vaddr. */

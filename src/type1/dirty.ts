@@ -12,6 +12,7 @@ import type { VfioDma } from "./dma";
 import type { WasmCore } from "../wasm/core";
 import type { Mutex } from "./lock";
 import type { Type1Options } from "./options";
+import { FRAME_SIZE as FRAME_BYTES } from "../process/memory";
 
 /**
  * What the read-out needs from its container (struct vfio_iommu, src/type1/vfio-iommu.ts,
@@ -159,6 +160,100 @@ export function reportAndClear(iommu: DirtyBitmapHost, current: Task, ubuf: bigi
 }
 
 const ONES = U64_MASK;
+
+/** Bytes of one dma record of the Wasm batch (assembly/type1/report.ts): 5 f64. */
+const DESC_BYTES = 40;
+/** A dma whose user words reach this size goes the per-dma way (a write fault over a whole 2 MiB block changes the PMD state). */
+const BATCH_MAX_BYTES = 1 << 20;
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * vfio_iova_dirty_bitmap()'s loop: reportAndClear() for each dma of `dmas` (ascending, all
+ * inside the range), returning the first error. Runs of dmas that take the fused all-dirty
+ * path and whose user words need no fault (the user bitmap already written, frames present:
+ * UserMemory.settledFrames) go to Wasm in batches, one call per batch instead of a dozen
+ * BigInt operations and allocations per dma; the bytes and dma bitmaps that result are
+ * those of the per-dma fused path. The first GET into a fresh bitmap faults it in per dma.
+ */
+export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: bigint, dmas: readonly VfioDma[], baseIova: bigint, pgsize: bigint): number {
+  const mem = current.mm?.memory;
+  const core = iommu.core;
+  const batchable =
+    dmas.length > 1 && mem !== undefined && mem.core === core && !iommu.hwDirty && iommu.numNonPinnedGroups > 0 && iommu.opts.bitmapCopy !== "byte" &&
+    (ubuf & 7n) === 0n && ubuf <= SAFE && baseIova <= SAFE && dmas[dmas.length - 1].iova + dmas[dmas.length - 1].size <= SAFE;
+  if (!batchable) {
+    for (const dma of dmas) {
+      const r = reportAndClear(iommu, current, ubuf, dma, baseIova, pgsize);
+      if (r) return r;
+    }
+    return 0;
+  }
+  const ub = Number(ubuf);
+  const base = Number(baseIova);
+  const pg = Number(pgsize);
+  const scratch = iommu.copyScratch();
+  const scratchEnd = scratch + COPY_CHUNK_WORDS * 8;
+  // The user words every dma of the list may touch: from the first one's first word to the
+  // last one's end (the list is ascending and disjoint).
+  const lo = ub + Math.floor((Number(dmas[0].iova) - base) / pg / 64) * 8;
+  const lastDma = dmas[dmas.length - 1];
+  const hi = ub + Math.ceil((Number(lastDma.iova + lastDma.size) - base) / pg / 64) * 8;
+  // 0: not checked since the last per-dma call; 1: frames resolved; -1: not settled.
+  let state = 0;
+  let userBase = 0;
+  let descStart = 0;
+  let desc = 0;
+  const pending: VfioDma[] = [];
+  const flush = (): void => {
+    if (pending.length === 0) return;
+    core.x.type1ReportAllDirty(descStart, pending.length, scratch, userBase, ub);
+    for (const d of pending) d.bitmapLowClean = true;
+    pending.length = 0;
+    desc = descStart;
+  };
+  for (const dma of dmas) {
+    const bitmap = dma.bitmap;
+    if (bitmap === null) continue; // update_user_bitmap() and the clear do nothing
+    if (state >= 0 && dma.iommuMapped && dma.pfnList.size === 0) {
+      const nbits = Number(dma.size) / pg;
+      const bitOffset = (Number(dma.iova) - base) / pg;
+      const bytes = Math.ceil((nbits + (bitOffset % 64)) / 64) * 8;
+      if (bytes < BATCH_MAX_BYTES && Number.isSafeInteger(bitOffset)) {
+        if (state === 0) {
+          const frames = mem.settledFrames(lo, hi - lo);
+          descStart = frames === null ? 0 : scratch + Math.ceil((frames.length * 4) / 8) * 8;
+          if (frames === null || descStart + DESC_BYTES > scratchEnd) state = -1;
+          else {
+            state = 1;
+            userBase = Math.floor(lo / FRAME_BYTES) * FRAME_BYTES;
+            const dv = core.dv;
+            for (let i = 0; i < frames.length; i++) dv.setUint32(scratch + 4 * i, frames[i], true);
+            desc = descStart;
+          }
+        }
+        if (state === 1) {
+          if (desc + DESC_BYTES > scratchEnd) flush();
+          const dv = core.dv;
+          dv.setFloat64(desc, bitmap.ptr, true);
+          dv.setFloat64(desc + 8, bitmap.bytes / 8, true);
+          dv.setFloat64(desc + 16, nbits, true);
+          dv.setFloat64(desc + 24, bitOffset, true);
+          dv.setFloat64(desc + 32, dma.bitmapLowClean ? 1 : 0, true);
+          desc += DESC_BYTES;
+          pending.push(dma);
+          continue;
+        }
+      }
+    }
+    flush();
+    const r = reportAndClear(iommu, current, ubuf, dma, baseIova, pgsize);
+    // The per-dma path uses the staging buffer and may fault pages in: check again.
+    if (state === 1) state = 0;
+    if (r) return r;
+  }
+  flush();
+  return 0;
+}
 
 /**
  * The common case of an IOMMU-backed device (every mapped page reported dirty), with the

@@ -39,7 +39,7 @@ import { ChunkedList } from "../util/sorted-list";
 import { VfioDma, type PinnedRun, type VfioPfn } from "./dma";
 import { DEFAULT_TYPE1_OPTIONS, Type1Kernel, Type1Options, type1Kernel } from "./options";
 import { mmLockAcct, vfioLockAcctWorkqueue } from "./lock-acct";
-import { COPY_CHUNK_WORDS, reportAndClear, updateUserBitmap, type DirtyBitmapHost } from "./dirty";
+import { COPY_CHUNK_WORDS, reportAndClearAll, updateUserBitmap, type DirtyBitmapHost } from "./dirty";
 
 const PAGE = BigInt(PAGE_SIZE);
 const PSHIFT = BigInt(PAGE_SHIFT);
@@ -147,8 +147,16 @@ export class VfioIommu implements DirtyBitmapHost {
 
   /** 1 << __ffs(pgsize_bitmap). */
   pgsize(): bigint {
-    return this.pgsizeBitmap & -this.pgsizeBitmap;
+    if (this.pgsizeFor !== this.pgsizeBitmap) {
+      this.pgsizeFor = this.pgsizeBitmap;
+      this.pgsizeLow = this.pgsizeBitmap & -this.pgsizeBitmap;
+    }
+    return this.pgsizeLow;
   }
+
+  /** pgsize() for the bitmap it was computed from (MAP_DMA asks on every call). */
+  private pgsizeFor = -1n;
+  private pgsizeLow = 0n;
 
   private pgshift(): number {
     let s = 0;
@@ -160,7 +168,8 @@ export class VfioIommu implements DirtyBitmapHost {
 
   /** Index of the first dma whose end is above `start` (the lowest dma that may overlap [start, ...)). */
   private lowerBound(start: bigint): number {
-    return this.dmaList.lowerBound((d) => d.iova + d.size > start);
+    // d.iova > start first: the sum (a new BigInt) is needed only for dmas below start.
+    return this.dmaList.lowerBound((d) => d.iova > start || d.iova + d.size > start);
   }
 
   /**
@@ -742,13 +751,13 @@ export class VfioIommu implements DirtyBitmapHost {
     const last = u64(iova + size - 1n);
     const d2 = this.vfioFindDma(last, 0n);
     if (d2 && u64(d2.iova + d2.size) !== u64(iova + size)) return -Errno.EINVAL;
-    for (const dma of [...this.dmaList.from(this.lowerBound(iova))]) {
+    const dmas: VfioDma[] = [];
+    for (const dma of this.dmaList.from(this.lowerBound(iova))) {
       if (dma.iova < iova) continue;
       if (dma.iova > last) break;
-      const r = reportAndClear(this, current, ubuf, dma, iova, pgsize);
-      if (r) return r;
+      dmas.push(dma);
     }
-    return 0;
+    return reportAndClearAll(this, current, ubuf, dmas, iova, pgsize);
   }
 
   // ------------------------------------------------------------------ groups and domains

@@ -15,13 +15,34 @@ export class ChunkedList<T> {
     return this.count;
   }
 
-  private locate(i: number): [number, number] {
-    let c = 0;
-    while (c < this.chunks.length && i >= this.chunks[c].length) {
-      i -= this.chunks[c].length;
-      c++;
+  /** Index of the first item of each chunk; rebuilt after a change, when next needed. */
+  private starts: number[] | null = [];
+
+  private chunkStarts(): number[] {
+    if (this.starts === null) {
+      const st: number[] = new Array(this.chunks.length);
+      let n = 0;
+      for (let c = 0; c < this.chunks.length; c++) {
+        st[c] = n;
+        n += this.chunks[c].length;
+      }
+      this.starts = st;
     }
-    return [c, i];
+    return this.starts;
+  }
+
+  /** [chunk, offset] of index `i` (i < count), or [chunks.length, 0] past the end. */
+  private locate(i: number): [number, number] {
+    if (i >= this.count) return [this.chunks.length, 0];
+    const st = this.chunkStarts();
+    let lo = 0;
+    let hi = st.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (st[mid] <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    return [lo, i - st[lo]];
   }
 
   /** The item at index `i`, or undefined. */
@@ -31,23 +52,31 @@ export class ChunkedList<T> {
     return this.chunks[c][k];
   }
 
-  /** The first index whose item satisfies the monotone predicate `pred` (false...false true...true), or length. */
+  /**
+   * The first index whose item satisfies the monotone predicate `pred` (false...false
+   * true...true), or length. Binary search over the chunks' last items, then inside one
+   * chunk: O(log n) calls of `pred`.
+   */
   lowerBound(pred: (v: T) => boolean): number {
-    let base = 0;
-    for (const ch of this.chunks) {
-      if (pred(ch[ch.length - 1])) {
-        let lo = 0;
-        let hi = ch.length - 1;
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1;
-          if (pred(ch[mid])) hi = mid;
-          else lo = mid + 1;
-        }
-        return base + lo;
-      }
-      base += ch.length;
+    const chunks = this.chunks;
+    let lo = 0;
+    let hi = chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const ch = chunks[mid];
+      if (pred(ch[ch.length - 1])) hi = mid;
+      else lo = mid + 1;
     }
-    return this.count;
+    if (lo === chunks.length) return this.count;
+    const ch = chunks[lo];
+    let a = 0;
+    let b = ch.length - 1;
+    while (a < b) {
+      const mid = (a + b) >> 1;
+      if (pred(ch[mid])) b = mid;
+      else a = mid + 1;
+    }
+    return this.chunkStarts()[lo] + a;
   }
 
   /** Inserts `v` before index `i`. */
@@ -55,6 +84,7 @@ export class ChunkedList<T> {
     if (this.chunks.length === 0) {
       this.chunks.push([v]);
       this.count = 1;
+      this.starts = null;
       return;
     }
     let [c, k] = this.locate(i);
@@ -66,6 +96,7 @@ export class ChunkedList<T> {
     ch.splice(k, 0, v);
     if (ch.length > 2 * CHUNK) this.chunks.splice(c + 1, 0, ch.splice(CHUNK));
     this.count++;
+    this.starts = null;
   }
 
   /** Removes and returns the item at index `i`. */
@@ -76,6 +107,7 @@ export class ChunkedList<T> {
     const [v] = ch.splice(k, 1);
     if (ch.length === 0) this.chunks.splice(c, 1);
     this.count--;
+    this.starts = null;
     return v;
   }
 

@@ -65,6 +65,7 @@ export interface CoreExports {
   pteLo(pte: number): number;
   pteHi(pte: number): number;
   scanXor(ptr: number, bytes: number): number;
+  type1ReportAllDirty(desc: number, count: number, frames: number, userBase: number, ubuf: number): void;
   faultHookSet(on: number): void;
 }
 

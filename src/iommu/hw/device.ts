@@ -61,39 +61,46 @@ export class DmaDevice {
     const end = iova + len;
     let p = iova;
     while (p < end) {
-      const r = this.accessOne(d, p, write);
-      if (r.status !== DMA_OK) {
+      const status = this.accessOne(d, p, write);
+      if (status !== DMA_OK) {
         this.stats.faults++;
-        return r.status;
+        return status;
       }
-      const n = Math.min(end, r.leafEnd) - p;
+      const n = Math.min(end, this.outLeafEnd) - p;
       if (write) {
         this.stats.writes++;
-        this.onWrite?.(r.phys, n);
+        this.onWrite?.(this.outPhys, n);
       } else this.stats.reads++;
       p += n;
     }
     return DMA_OK;
   }
 
-  private accessOne(d: PgtableDomain, iova: number, write: boolean): { status: number; phys: number; leafEnd: number } {
+  /** Where the last successful accessOne() landed (fields, not a result object per access). */
+  private outPhys = 0;
+  private outLeafEnd = 0;
+
+  /** One access at `iova`: DMA_OK (then outPhys/outLeafEnd are set) or the fault. */
+  private accessOne(d: PgtableDomain, iova: number, write: boolean): number {
     const e = d.iotlb.lookup(iova);
     if (e) {
       if (write) {
-        if (!e.writable) return { status: DMA_FAULT_PERM, phys: 0, leafEnd: 0 };
+        if (!e.writable) return DMA_FAULT_PERM;
         if (!e.noUpdate) {
           const u = d.table.deviceDirtyUpdate(e.ptePtr);
-          if (u === DMA_FAULT_PERM) return { status: DMA_FAULT_PERM, phys: 0, leafEnd: 0 };
+          if (u === DMA_FAULT_PERM) return DMA_FAULT_PERM;
           if (u === DMA_FAULT_NOT_PRESENT) this.stats.lostDirtyUpdates++;
           else e.noUpdate = true;
         }
       }
-      return { status: DMA_OK, phys: e.phys + (iova - e.iova), leafEnd: e.iova + e.size };
+      this.outPhys = e.phys + (iova - e.iova);
+      this.outLeafEnd = e.iova + e.size;
+      return DMA_OK;
     }
     const t = d.table;
     const x = t.core.x;
     const s = t.deviceAccess(iova, write);
-    if (s !== DMA_OK) return { status: s, phys: 0, leafEnd: 0 };
+    if (s !== DMA_OK) return s;
     const leafIova = x.ptOutLeafIova(t.ptr);
     const size = x.ptOutLeafSize(t.ptr);
     const phys = x.ptOutPhys(t.ptr);
@@ -105,6 +112,8 @@ export class DmaDevice {
       noUpdate: x.ptOutNoUpdate(t.ptr) !== 0,
       ptePtr: x.ptOutPte(t.ptr),
     });
-    return { status: DMA_OK, phys, leafEnd: leafIova + size };
+    this.outPhys = phys;
+    this.outLeafEnd = leafIova + size;
+    return DMA_OK;
   }
 }
