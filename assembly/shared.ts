@@ -11,5 +11,5 @@
 // (./bitmap/atomic). Instantiating re-applies the module's data segment (the harvest's
 // 64-byte scratch, zeroes), so workers are started before the owner runs any kernel.
 export * from "./index";
-export { ptDeviceAccessAtomic, ptDeviceWriteAtomic, pteDirtyUpdateAtomic, ptReadDirtyAtomic } from "./pgtable/atomic";
+export { ptDeviceAccessAtomic, ptDeviceWriteAtomic, pteDirtyUpdateAtomic, ptReadDirtyAtomic, ptWriteProtectAtomic } from "./pgtable/atomic";
 export { setRangeAtomic, takeWordsAtomic } from "./bitmap/atomic";

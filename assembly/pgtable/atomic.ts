@@ -13,7 +13,7 @@
 // as the owner changes mappings only while no device runs (or behind an IOTLB sync that
 // the devices acknowledge). Walk results go to a caller-owned `out` block, never to the
 // table header's out fields, which the owning thread uses.
-import { FMT_AMD, FMT_INTEL, FMT_ARM, AMD_D, AMD_NL_MASK, VTD_D, ARM_AP_RDONLY, ARM_DBM, isPresent, isWritable, isReadable, isDirty, hwOnWrite, hwOnRead } from "./format";
+import { FMT_AMD, FMT_INTEL, FMT_ARM, AMD_D, AMD_NL_MASK, VTD_D, ARM_AP_RDONLY, ARM_DBM, isPresent, isWritable, isReadable, isDirty, hwOnWrite, hwOnRead, makeWriteProtected } from "./format";
 import { fetch, fetchedSize, fetchedCount, fetchedLevel, tableAt } from "./table";
 import { record } from "./target";
 import { gatherAddRange } from "./gather";
@@ -213,6 +213,41 @@ export function ptReadDirtyAtomic(pt: usize, iovaF: f64, sizeF: f64, flags: u32,
     if (d) {
       record(t, iova, s);
       if (clear) gatherAddRange(g, iova, s);
+    }
+    iova += s;
+    if (iova < s) break;
+  }
+  return 0;
+}
+
+/**
+ * The write-protect step of the safe unmap sequence, for concurrent devices: each leaf's
+ * PTE is replaced by its write-protected, clean form with a compare-exchange, and recorded
+ * when the value replaced was dirty. A plain load/store here would drop a D bit the device
+ * set between them, for a write that did go through. Same results as ptWriteProtect.
+ */
+export function ptWriteProtectAtomic(pt: usize, iovaF: f64, sizeF: f64, t: usize, g: usize): i32 {
+  let iova = <u64>iovaF;
+  const end = iova + <u64>sizeF;
+  const fmt = fmtOf(pt);
+  while (iova < end) {
+    const p = fetch(pt, iova);
+    const s = fetchedSize();
+    if (p != 0) {
+      const c = <usize>fetchedCount();
+      let d = false;
+      for (let i: usize = 0; i < c; i++) {
+        const q = p + (i << 3);
+        let old = atomic.load<u64>(q);
+        while (true) {
+          const seen = atomic.cmpxchg<u64>(q, old, makeWriteProtected(fmt, old));
+          if (seen == old) break;
+          old = seen;
+        }
+        if (isDirty(fmt, old)) d = true;
+      }
+      if (d) record(t, iova, s);
+      gatherAddRange(g, iova & ~(s - 1), s);
     }
     iova += s;
     if (iova < s) break;

@@ -91,6 +91,8 @@ export interface SharedCoreExports extends CoreExports {
   pteDirtyUpdateAtomic(pt: number, pte: number): number;
   /** read_and_clear_dirty with one atomic RMW per PTE (same results as ptReadDirty). */
   ptReadDirtyAtomic(pt: number, iova: number, size: number, flags: number, target: number, gather: number): number;
+  /** The safe sequence's write-protect with one compare-exchange per PTE (same results as ptWriteProtect). */
+  ptWriteProtectAtomic(pt: number, iova: number, size: number, target: number, gather: number): number;
   /** Sets bits [start, start+n) with atomic ORs. */
   setRangeAtomic(map: number, start: number, n: number): void;
   /** dst[i] = xchg(src[i], 0) for nwords u64 words. */

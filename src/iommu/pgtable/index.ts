@@ -210,7 +210,8 @@ export class IoPageTable {
   /**
    * Devices in other threads write through this table (a shared core): harvests then
    * read-and-clear each PTE with one atomic RMW (test_and_clear_bit) instead of the v128
-   * load/store pass, which would overwrite a D bit set between its load and its store.
+   * load/store pass, which would overwrite a D bit set between its load and its store, and
+   * write-protect replaces each PTE with a compare-exchange.
    * Setting it on a table whose core is not shared is refused (false is returned).
    */
   setConcurrentDevices(on: boolean): boolean {
@@ -327,6 +328,8 @@ export class IoPageTable {
    */
   writeProtect(iova: number, size: number, target: DirtyTarget | null, gather: IotlbGather): number {
     if (!isAddr(iova) || !isAddr(size) || iova + size > MAX_ADDR) return -Errno.EINVAL;
+    const atomics = this.concurrent ? this.core.atomics : null;
+    if (atomics) return atomics.ptWriteProtectAtomic(this.ptr, iova, size, target ? target.ptr : 0, gather.ptr);
     return this.core.x.ptWriteProtect(this.ptr, iova, size, target ? target.ptr : 0, gather.ptr);
   }
 
