@@ -4,12 +4,14 @@ import bitmap from "../suites/bitmap";
 import pgtable from "../suites/pgtable";
 import vhost from "../suites/vhost";
 import type1 from "../suites/type1";
+import threads from "../suites/threads";
 
 export const SUITES: Record<string, BenchSuite> = {
   bitmap,
   pgtable,
   vhost,
   type1,
+  threads,
 };
 
 /** Looks a suite up by name; throws a message listing the names otherwise. */
