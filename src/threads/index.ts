@@ -4,4 +4,4 @@
  * single-threaded model cannot show: device writes racing the dirty harvest. Library
  * modules that browsers load never import this folder; the CLI and tests do.
  */
-export { DmaWorkers, Job, CTL, CTL_F } from "./pool";
+export { DmaWorkers, Job, CTL, CTL_F, concurrentDma } from "./pool";

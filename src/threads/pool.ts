@@ -12,6 +12,8 @@
  */
 import { Worker } from "node:worker_threads";
 import type { WasmCore } from "../wasm/core";
+import type { ConcurrentDma } from "../migrate/backend";
+import { Errno } from "../uapi/errno";
 import { dmaWorkerMain } from "./worker-main";
 
 /** Control block slots (Int32Array indices); the worker body has the same constants. */
@@ -60,6 +62,15 @@ export class Job {
       Atomics.wait(this.i32, CTL.STATE, state, 100);
     }
     return this;
+  }
+
+  /** Blocks until at least `n` items are done or the job has finished. */
+  waitProgress(n: number, timeoutMs = WORKER_TIMEOUT_MS): void {
+    const t0 = Date.now();
+    while (this.progress < n && !this.done) {
+      if (Date.now() - t0 > timeoutMs) throw new Error("vfio-sim: a DMA worker made no progress");
+      Atomics.wait(this.i32, CTL.STATE, Atomics.load(this.i32, CTL.STATE), 1);
+    }
   }
 
   /** Blocks until `slot` holds a value other than `notValue`. */
@@ -155,4 +166,20 @@ export class DmaWorkers {
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers.length = 0;
   }
+}
+
+/**
+ * The migration engine's ConcurrentDma on these workers: device `i`'s batches go to worker
+ * `i mod n`, in order. A write that faults ends as -EFAULT (as ModelIommufd.write).
+ */
+export function concurrentDma(workers: DmaWorkers): ConcurrentDma {
+  return {
+    start(device, pageTable, writes, count) {
+      const job = workers.writes(device, pageTable, writes, count);
+      return {
+        waitProgress: (n) => job.waitProgress(n),
+        wait: () => (job.wait().status === 0 ? 0 : -Errno.EFAULT),
+      };
+    },
+  };
 }
