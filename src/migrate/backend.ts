@@ -85,8 +85,11 @@ export interface ConcurrentBatch {
  * engine knows only this interface, so it stays loadable where there are no workers).
  */
 export interface ConcurrentDma {
-  /** Starts `count` writes, (IOVA, bytes) pairs in `writes`, of device `device` on `pageTable`. */
-  start(device: number, pageTable: number, writes: Float64Array, count: number): ConcurrentBatch;
+  /**
+   * Starts `count` writes, (IOVA, bytes) pairs in `writes`, of device `device` on
+   * `pageTable`, spread evenly over `spreadMs` of wall time (0: as fast as they go).
+   */
+  start(device: number, pageTable: number, writes: Float64Array, count: number, spreadMs: number): ConcurrentBatch;
 }
 
 /** One device wired to a tracking backend. */

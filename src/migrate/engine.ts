@@ -136,8 +136,12 @@ export interface MigrationOptions {
   readonly dma?: ConcurrentDma;
 }
 
-/** A pre-copy harvest starts once every concurrent device has issued this share of its round. */
-const OVERLAP_START = 0.5;
+/**
+ * A pre-copy harvest starts once every concurrent device has issued this share of its
+ * round; the devices spread the round's writes over the previous round's harvest time, so
+ * the rest of them land while this harvest reads and clears.
+ */
+const OVERLAP_START = 0.25;
 
 /** Default for MigrationOptions.stallRounds. */
 export const DEFAULT_STALL_ROUNDS = 3;
@@ -219,6 +223,8 @@ class MigrationRun {
   private readonly dma: ConcurrentDma | null;
   /** Batches of writes running in worker threads, and their bursts (page, npages pairs). */
   private pending: Array<{ name: string; batch: ConcurrentBatch; bursts: Float64Array; count: number }> = [];
+  /** Set once stop-and-copy has begun. */
+  private stopping = false;
 
   constructor(
     private readonly scenario: Scenario,
@@ -327,6 +333,7 @@ class MigrationRun {
    */
   stopAndCopy(): Phase<number> {
     const round = this.rounds.length + 1;
+    this.stopping = true;
     const bursts = this.writeFor(round, this.scenario.stopLatency, false);
     if (isFailure(bursts)) return bursts;
     // The devices stop before the final harvest: every write has landed.
@@ -443,7 +450,10 @@ class MigrationRun {
       writes[2 * k] = iovaOf(this.burst.page);
       writes[2 * k + 1] = this.burst.npages * PAGE_SIZE;
     }
-    const batch = this.dma!.start(i, pageTable, writes, count);
+    // Pre-copy: spread over the last harvest's time; stop-and-copy: as fast as they go (the
+    // final harvest waits for them anyway).
+    const prev = this.rounds[this.rounds.length - 1];
+    const batch = this.dma!.start(i, pageTable, writes, count, prev && !this.stopping ? prev.harvestMs : 0);
     this.pending.push({ name: d.backend.spec.name, batch, bursts, count });
   }
 

@@ -138,10 +138,11 @@ export class DmaWorkers {
   /**
    * Device writes on page table `pt`: pairs (iova, bytes) in `writes[0 .. 2*count)`, each
    * walked with the atomic A/D update; with `repeat`, over and over until `stop()`. The
-   * result: `count` PTEs this job moved from clean to dirty, `extra` writes issued.
+   * result: `count` PTEs this job moved from clean to dirty, `extra` writes issued. With
+   * `spreadMs`, the writes are spread evenly over that much wall time.
    */
-  writes(worker: number, pt: number, writes: Float64Array, count: number, repeat = false): Job {
-    return this.post(worker, { kind: "writes", pt, writes, count, repeat }, new Job());
+  writes(worker: number, pt: number, writes: Float64Array, count: number, repeat = false, spreadMs = 0): Job {
+    return this.post(worker, { kind: "writes", pt, writes, count, repeat, spreadMs }, new Job());
   }
 
   /**
@@ -174,8 +175,8 @@ export class DmaWorkers {
  */
 export function concurrentDma(workers: DmaWorkers): ConcurrentDma {
   return {
-    start(device, pageTable, writes, count) {
-      const job = workers.writes(device, pageTable, writes, count);
+    start(device, pageTable, writes, count, spreadMs) {
+      const job = workers.writes(device, pageTable, writes, count, false, spreadMs);
       return {
         waitProgress: (n) => job.waitProgress(n),
         wait: () => (job.wait().status === 0 ? 0 : -Errno.EFAULT),

@@ -42,16 +42,21 @@ export function dmaWorkerMain(): void {
   Atomics.notify(ready, 0);
 
   type Job =
-    | { kind: "writes"; ctl: SharedArrayBuffer; pt: number; writes: Float64Array; count: number; repeat: boolean }
+    | { kind: "writes"; ctl: SharedArrayBuffer; pt: number; writes: Float64Array; count: number; repeat: boolean; spreadMs: number }
     | { kind: "bitmap"; ctl: SharedArrayBuffer; map: number; ranges: Uint32Array; count: number; atomic: boolean; repeat: boolean }
     | { kind: "rfc"; ctl: SharedArrayBuffer; pt: number; out: number; iova: number; delay: number };
 
   function writes(job: Extract<Job, { kind: "writes" }>, c: Int32Array, f: Float64Array): void {
     let dirtied = 0;
     let issued = 0;
+    // Pacing: write k is not issued before k/count of spreadMs has passed (a device's DMA
+    // spread over the time the owner spends harvesting, instead of one burst up front).
+    const t0 = performance.now();
+    const perWrite = job.spreadMs > 0 ? job.spreadMs / job.count : 0;
     do {
       for (let k = 0; k < job.count; k++) {
         if ((k & 255) === 0 && Atomics.load(c, STOP) !== 0) break;
+        if (perWrite > 0 && (k & 63) === 0) while (performance.now() - t0 < k * perWrite) Atomics.store(c, PROGRESS, k);
         const r = x.ptDeviceWriteAtomic(job.pt, job.writes[2 * k], job.writes[2 * k + 1]);
         issued++;
         if (r < 0) {
