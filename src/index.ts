@@ -2,10 +2,10 @@
  * vfio-sim: an executable, kernel-faithful model of Linux's IOMMU user interfaces.
  * This is the package's public entry point; each subsystem lives in its own folder.
  */
-export { WasmCore, compiledCore, DEFAULT_WASM_PATH, UNSIGNED_RESULTS } from "./wasm/core";
+export { WasmCore, compiledCore, DEFAULT_WASM_PATH, UNSIGNED_RESULTS, compiledSharedCore, instantiateSharedCore, SHARED_WASM_PATH } from "./wasm/core";
 export { FaultInjector } from "./wasm/fault";
 export type { AllocKind } from "./wasm/fault";
-export type { CoreExports } from "./wasm/core";
+export type { CoreExports, SharedCoreExports } from "./wasm/core";
 export { Bitmap, bitmapBytes, pack, PACK_VARIANTS } from "./bitmap";
 export type { PackVariant } from "./bitmap";
 export { packBytesJs, packU32Js } from "./bitmap/js-pack";
@@ -40,6 +40,8 @@ export type { Mlx5Options, Mlx5PageTrackCaps, Mlx5DmaOutcome } from "./vfio";
 export { runMigration, defaultScenario, validateScenario, PRESETS, DEVICE_KINDS, BACKENDS, GuestLayout, DmaWorkload, renderHtmlReport } from "./migrate";
 export type { Scenario, DeviceSpec, DeviceKind, Workload, MigrationResult, RoundResult, MigrationOptions, MigrationObserver } from "./migrate";
 export type { DeviceBackend, DirtyHarvester, DmaWriter, HarvestSink, BackendFactory, BackendTable } from "./migrate";
+export { concurrentBackends } from "./migrate";
+export type { ConcurrentDevice, ConcurrentDma, ConcurrentBatch } from "./migrate";
 export { VhostIotlb, VHOST_IOTLB_FLAG_RETIRE, VhostVdpa, vhostVdpaOpener, VdpaSimParent, VhostIotlbApi, fileWriter } from "./vhost";
 export { LiveUpdateWorld, LiveDevice } from "./vhost";
 export { MemfdFile, MAP_SHARED, MAP_PRIVATE } from "./process";

@@ -146,7 +146,7 @@ function unclear(fmt: u32, table: usize): void {
 }
 
 // @ts-ignore: decorator
-@inline function orBits64(map: usize, bit: u64, word: u64): void {
+@inline export function orBits64(map: usize, bit: u64, word: u64): void {
   const p = map + <usize>(bit >> 3);
   const s = bit & 7;
   if (s == 0) {

@@ -55,7 +55,7 @@ let gCount: u32 = 1;
 let gLevel: u32 = 0;
 
 /** fetch_pte(): the leaf mapping `iova`, or 0. */
-function fetch(pt: usize, iova: u64): usize {
+export function fetch(pt: usize, iova: u64): usize {
   const fmt = fmtOf(pt);
   const gs = gsOf(pt);
   const cov = coverageBits(pt);
@@ -93,8 +93,13 @@ function fetch(pt: usize, iova: u64): usize {
   }
 }
 
+/** After fetch(): the leaf's size, replica count and level (per instance: each thread has its own). */
+export function fetchedSize(): u64 { return gSize; }
+export function fetchedCount(): u32 { return gCount; }
+export function fetchedLevel(): u32 { return gLevel; }
+
 /** The table at `stop` level holding `iova`'s entry, or 0 when the path has a leaf or hole above. */
-function tableAt(pt: usize, iova: u64, stop: u32): usize {
+export function tableAt(pt: usize, iova: u64, stop: u32): usize {
   const fmt = fmtOf(pt);
   const gs = gsOf(pt);
   const cov = coverageBits(pt);

@@ -5,6 +5,7 @@ import pgtable from "../suites/pgtable";
 import vhost from "../suites/vhost";
 import type1 from "../suites/type1";
 import permap from "../suites/permap";
+import threads from "../suites/threads";
 
 export const SUITES: Record<string, BenchSuite> = {
   bitmap,
@@ -12,6 +13,7 @@ export const SUITES: Record<string, BenchSuite> = {
   vhost,
   type1,
   permap,
+  threads,
 };
 
 /** Looks a suite up by name; throws a message listing the names otherwise. */

@@ -60,6 +60,38 @@ export interface DirtyHarvester {
  */
 export type Fidelity = "model" | "partial" | "stand-in";
 
+/**
+ * A device whose DMA may run in another thread: its writes walk one page table in a shared
+ * Wasm core (WasmCore.createShared) with the atomic A/D update, and its harvester then
+ * read-and-clears with per-PTE atomics.
+ */
+export interface ConcurrentDevice {
+  /** Address of the page table (header) the device's writes walk, in the shared core. */
+  readonly pageTable: number;
+  /** The IOVA at which the device writes RAM page `ramPage`. */
+  iovaOf(ramPage: number): number;
+}
+
+/** A batch of writes running in another thread. */
+export interface ConcurrentBatch {
+  /** Blocks until at least `n` writes are done, or the batch has finished. */
+  waitProgress(n: number): void;
+  /** Blocks until every write is done: 0, or -errno of the first that faulted. */
+  wait(): number;
+}
+
+/**
+ * Runs device writes in other threads (src/threads implements it on worker_threads; the
+ * engine knows only this interface, so it stays loadable where there are no workers).
+ */
+export interface ConcurrentDma {
+  /**
+   * Starts `count` writes, (IOVA, bytes) pairs in `writes`, of device `device` on
+   * `pageTable`, spread evenly over `spreadMs` of wall time (0: as fast as they go).
+   */
+  start(device: number, pageTable: number, writes: Float64Array, count: number, spreadMs: number): ConcurrentBatch;
+}
+
 /** One device wired to a tracking backend. */
 export interface DeviceBackend {
   readonly spec: DeviceSpec;
@@ -70,6 +102,8 @@ export interface DeviceBackend {
   setup(): number;
   readonly writer: DmaWriter;
   readonly harvester: DirtyHarvester;
+  /** Set when the device can DMA from another thread (see ConcurrentDevice); after setup(). */
+  readonly concurrent?: ConcurrentDevice | null;
   /** Releases the backend's memory. */
   dispose(): void;
 }

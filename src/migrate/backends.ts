@@ -2,6 +2,7 @@
  * Which backend each device kind uses. This table is the one place that changes when the
  * model's own subsystems replace the stand-ins (standin.ts).
  */
+import type { WasmCore } from "../wasm/core";
 import type { BackendTable } from "./backend";
 import { ModelIommufd } from "./model-iommufd";
 import { ModelType1 } from "./model-type1";
@@ -27,3 +28,12 @@ export const BACKENDS: BackendTable = {
   "hw-type1": (spec, layout, scenario, pinned) => new ModelType1(spec, layout, scenario, pinned),
   iommufd: (spec, layout, scenario) => new ModelIommufd(spec, layout, scenario),
 };
+
+/**
+ * BACKENDS with every `iommufd` device on the shared core `core` (WasmCore.createShared):
+ * those devices can DMA from worker threads (`MigrationOptions.dma`) and are harvested with
+ * per-PTE atomics. Other kinds stay single-threaded.
+ */
+export function concurrentBackends(core: WasmCore): BackendTable {
+  return { ...BACKENDS, iommufd: (spec, layout, scenario) => new ModelIommufd(spec, layout, scenario, false, core) };
+}

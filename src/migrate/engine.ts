@@ -16,7 +16,7 @@
 import { Bitmap, bitmapBytes } from "../bitmap";
 import { Errno, errnoName } from "../uapi/errno";
 import { WasmCore } from "../wasm/core";
-import type { BackendTable, DeviceBackend, Fidelity, HarvestSink } from "./backend";
+import type { BackendTable, ConcurrentBatch, ConcurrentDma, DeviceBackend, Fidelity, HarvestSink } from "./backend";
 import { BACKENDS } from "./backends";
 import { GuestLayout, PAGE_SIZE } from "./layout";
 import type { DeviceKind, Scenario } from "./scenario";
@@ -127,7 +127,21 @@ export interface MigrationOptions {
   readonly observer?: MigrationObserver;
   /** Stop pre-copy when the remainder has not shrunk for this many rounds; 0 = never. */
   readonly stallRounds?: number;
+  /**
+   * Worker threads for the DMA of concurrent devices (backends with `concurrent`, e.g. from
+   * concurrentBackends): each pre-copy round's writes run there, and the harvest starts
+   * once they are under way, so devices write while it reads and clears (src/threads:
+   * `concurrentDma`). Other devices write on this thread as without it.
+   */
+  readonly dma?: ConcurrentDma;
 }
+
+/**
+ * A pre-copy harvest starts once every concurrent device has issued this share of its
+ * round; the devices spread the round's writes over the previous round's harvest time, so
+ * the rest of them land while this harvest reads and clears.
+ */
+const OVERLAP_START = 0.25;
 
 /** Default for MigrationOptions.stallRounds. */
 export const DEFAULT_STALL_ROUNDS = 3;
@@ -206,6 +220,11 @@ class MigrationRun {
   private backends: BackendInfo[] = [];
   /** Pages the harvest being collected reported (for its DeviceRound). */
   private reportedByDevice = 0;
+  private readonly dma: ConcurrentDma | null;
+  /** Batches of writes running in worker threads, and their bursts (page, npages pairs). */
+  private pending: Array<{ name: string; batch: ConcurrentBatch; bursts: Float64Array; count: number }> = [];
+  /** Set once stop-and-copy has begun. */
+  private stopping = false;
 
   constructor(
     private readonly scenario: Scenario,
@@ -214,6 +233,7 @@ class MigrationRun {
     this.table = opts.backends ?? BACKENDS;
     this.obs = opts.observer ?? {};
     this.stallRounds = opts.stallRounds ?? DEFAULT_STALL_ROUNDS;
+    this.dma = opts.dma ?? null;
     this.layout = new GuestLayout(scenario.guestBytes, scenario.mappingPageSize);
     const ram = this.layout.ramPages;
     this.toSend = this.bitmap(ram);
@@ -276,9 +296,13 @@ class MigrationRun {
       const bursts = this.writeFor(round, seconds, true);
       if (isFailure(bursts)) return bursts;
 
-      const writtenPages = owed.popcount();
+      const writtenBefore = owed.popcount();
       const h = this.harvestAll(false);
       if (isFailure(h)) return h;
+      // Concurrent devices finish the round's writes (some raced the harvest just run).
+      const settled = this.settle();
+      if (isFailure(settled)) return settled;
+      const writtenPages = this.dma ? owed.popcount() : writtenBefore;
       const remaining = toSend.popcount();
       const r: RoundResult = {
         round,
@@ -309,8 +333,12 @@ class MigrationRun {
    */
   stopAndCopy(): Phase<number> {
     const round = this.rounds.length + 1;
+    this.stopping = true;
     const bursts = this.writeFor(round, this.scenario.stopLatency, false);
     if (isFailure(bursts)) return bursts;
+    // The devices stop before the final harvest: every write has landed.
+    const settled = this.settle();
+    if (isFailure(settled)) return settled;
     const writtenPages = this.owed.popcount();
     const final = this.harvestAll(true);
     if (isFailure(final)) return final;
@@ -380,6 +408,13 @@ class MigrationRun {
     for (let i = 0; i < devices.length; i++) {
       const d = devices[i];
       const w = d.backend.writer;
+      const conc = this.dma ? d.backend.concurrent : null;
+      if (this.dma && conc) {
+        this.startConcurrent(d, i, counts[i], conc.pageTable, (p) => conc.iovaOf(p));
+        done += counts[i];
+        d.bursts = counts[i];
+        continue;
+      }
       for (let k = 0; k < counts[i]; k++) {
         d.workload.next(burst);
         // A burst whose pages this device already wrote since its last harvest cannot
@@ -394,8 +429,50 @@ class MigrationRun {
       }
       d.bursts = counts[i];
     }
+    // The harvest starts once the concurrent devices are under way.
+    for (const p of this.pending) p.batch.waitProgress(Math.floor(p.count * OVERLAP_START));
     if (report) obs.progress?.(round, 1);
     return total;
+  }
+
+  /**
+   * Hands device `i`'s `count` bursts to a worker thread. Every burst is issued (a page
+   * already written since the last harvest is not skipped: the harvest may have cleared it
+   * meanwhile); the ledger records them when the batch has finished (settle).
+   */
+  private startConcurrent(d: Device, i: number, count: number, pageTable: number, iovaOf: (ramPage: number) => number): void {
+    const writes = new Float64Array(2 * count);
+    const bursts = new Float64Array(2 * count);
+    for (let k = 0; k < count; k++) {
+      d.workload.next(this.burst);
+      bursts[2 * k] = this.burst.page;
+      bursts[2 * k + 1] = this.burst.npages;
+      writes[2 * k] = iovaOf(this.burst.page);
+      writes[2 * k + 1] = this.burst.npages * PAGE_SIZE;
+    }
+    // Pre-copy: spread over the last harvest's time; stop-and-copy: as fast as they go (the
+    // final harvest waits for them anyway).
+    const prev = this.rounds[this.rounds.length - 1];
+    const batch = this.dma!.start(i, pageTable, writes, count, prev && !this.stopping ? prev.harvestMs : 0);
+    this.pending.push({ name: d.backend.spec.name, batch, bursts, count });
+  }
+
+  /**
+   * Waits for the concurrent batches, then records their writes in the ledger. Every one of
+   * them landed before the next send starts, so "owed until a later send covers it" holds
+   * as for writes on this thread; a write that raced the harvest and set D after the harvest
+   * read its PTE is reported by the next harvest and stays owed until the send after it.
+   */
+  private settle(): Phase<void> {
+    const pending = this.pending;
+    this.pending = [];
+    let failed: MigrationFailure | null = null;
+    for (const p of pending) {
+      const ret = p.batch.wait();
+      if (ret < 0 && !failed) failed = failure(p.name, "DMA write (worker thread)", ret);
+      for (let k = 0; k < p.count; k++) this.owed.set(p.bursts[2 * k], p.bursts[2 * k + 1]);
+    }
+    if (failed) return failed;
   }
 
   /** Merges one harvested region into the migration bitmap; counts what it reported. */

@@ -10,7 +10,7 @@ export * from "./layout";
 export * from "./scenario";
 export * from "./workload";
 export * from "./backend";
-export { BACKENDS, STAND_IN_BACKENDS } from "./backends";
+export { BACKENDS, STAND_IN_BACKENDS, concurrentBackends } from "./backends";
 export { ModelType1 } from "./model-type1";
 export { ModelIommufd } from "./model-iommufd";
 export { StandInType1, StandInIommufd } from "./standin";

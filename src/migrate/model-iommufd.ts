@@ -18,7 +18,8 @@ import { IommufdCtx, installIommufd } from "../iommufd";
 import * as U from "../iommufd/uapi";
 import { DMA_OK, DmaDevice, type PgtableDomain } from "../iommu/hw";
 import { bitmapBytes } from "../bitmap";
-import type { DeviceBackend, DirtyHarvester, DmaWriter, HarvestSink } from "./backend";
+import type { WasmCore } from "../wasm/core";
+import type { ConcurrentDevice, DeviceBackend, DirtyHarvester, DmaWriter, HarvestSink } from "./backend";
 import { PAGE_SIZE, type GuestLayout, type RamRegion } from "./layout";
 import type { DeviceSpec, Scenario } from "./scenario";
 
@@ -43,8 +44,10 @@ export class ModelIommufd implements DeviceBackend, DmaWriter, DirtyHarvester {
   readonly harvester: DirtyHarvester = this;
   /** ioctls the VMM issued, by command number (tests check the harvest path). */
   readonly ioctlCounts = new Map<number, number>();
-  private readonly proc = new Process();
+  private readonly proc: Process;
   private readonly regions: Region[];
+  /** With a shared core: the HWPT's page table, for writes from worker threads. */
+  concurrent: ConcurrentDevice | null = null;
   private readonly device: DmaDevice;
   private fd = -1;
   private arg = 0;
@@ -55,8 +58,11 @@ export class ModelIommufd implements DeviceBackend, DmaWriter, DirtyHarvester {
    * @param skipIotlbSync models an IOMMU driver whose IOTLB flush after clearing D bits is
    *   missing: devices keep writing through cached dirty translations without setting D
    *   again, so dirty pages are lost (tests use it to show the no-lost-page check catches it).
+   * @param core the VMM's Wasm core; a shared one (WasmCore.createShared) makes the device
+   *   concurrent: its DMA may run in worker threads and the harvest uses per-PTE atomics.
    */
-  constructor(readonly spec: DeviceSpec, private readonly layout: GuestLayout, _scenario: Scenario, private readonly skipIotlbSync = false) {
+  constructor(readonly spec: DeviceSpec, private readonly layout: GuestLayout, _scenario: Scenario, private readonly skipIotlbSync = false, core?: WasmCore) {
+    this.proc = new Process(core ? { core } : {});
     this.regions = layout.regions.map((region) => ({ region, vaddr: 0, bitmap: 0, bitmapBytes: 0 }));
     this.device = new DmaDevice(spec.name);
     installIommufd(this.proc);
@@ -143,6 +149,10 @@ export class ModelIommufd implements DeviceBackend, DmaWriter, DirtyHarvester {
     if (!hwpt) return -Errno.ENOENT;
     if (this.skipIotlbSync) forgetIotlbSync(hwpt.domain);
     this.device.attach(hwpt.domain);
+    if (this.proc.core.sharedMemory && hwpt.domain.table.setConcurrentDevices(true)) {
+      const layout = this.layout;
+      this.concurrent = { pageTable: hwpt.domain.table.ptr, iovaOf: (p) => layout.iovaOf(p) };
+    }
     return 0;
   }
 

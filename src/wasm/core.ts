@@ -5,6 +5,19 @@
  * Everything that crosses the boundary is a number: pointers and byte lengths are
  * wasm32 `usize` (0 .. 2^32-1), bit indices are u32. See assembly/index.ts for the
  * exported kernels.
+ *
+ * Two builds. The default, build/core.wasm, owns a private memory: single-threaded, and
+ * what every subsystem uses unless told otherwise. The shared build, build/core.shared.wasm
+ * (assembly/shared.ts, `--enable threads`, imported shared memory), is the same core plus
+ * the atomic kernels for concurrent devices: `WasmCore.createShared()` gives a core whose
+ * linear memory is a shared `WebAssembly.Memory` that worker threads instantiate too
+ * (`instantiateSharedCore`). The rule at this boundary: the thread that created the core
+ * owns its memory. Only the owner allocates (`alloc`, page-table pages, anything that may
+ * grow memory) and maps or unmaps; each instance has its own globals, so an allocation
+ * from another instance would corrupt the owner's heap. Other threads run kernels only:
+ * device accesses and dirty updates, atomic bitmap updates, on blocks the owner allocated
+ * for them. The Node-only worker side lives in src/threads/ (library modules that
+ * browsers load never import worker_threads).
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -69,6 +82,24 @@ export interface CoreExports {
   faultHookSet(on: number): void;
 }
 
+/** The shared build's extra kernels (assembly/shared.ts): safe to run from any thread. */
+export interface SharedCoreExports extends CoreExports {
+  /** A device walk with the atomic A/D update; 0 ok, 1 no translation, 2 permission, 3 ok and dirtied. */
+  ptDeviceAccessAtomic(pt: number, iova: number, write: number, out: number): number;
+  /** A device write of [iova, iova+size), leaf by leaf: PTEs it dirtied, or -1/-2 at a fault. */
+  ptDeviceWriteAtomic(pt: number, iova: number, size: number): number;
+  /** The atomic dirty update through a cached translation: 0/3 ok, 1 PTE gone (lost), 2 fault. */
+  pteDirtyUpdateAtomic(pt: number, pte: number): number;
+  /** read_and_clear_dirty with one atomic RMW per PTE (same results as ptReadDirty). */
+  ptReadDirtyAtomic(pt: number, iova: number, size: number, flags: number, target: number, gather: number): number;
+  /** The safe sequence's write-protect with one compare-exchange per PTE (same results as ptWriteProtect). */
+  ptWriteProtectAtomic(pt: number, iova: number, size: number, target: number, gather: number): number;
+  /** Sets bits [start, start+n) with atomic ORs. */
+  setRangeAtomic(map: number, start: number, n: number): void;
+  /** dst[i] = xchg(src[i], 0) for nwords u64 words. */
+  takeWordsAtomic(dst: number, src: number, nwords: number): void;
+}
+
 /**
  * The exports whose result is a wasm32 `usize` or `u32`. A Wasm i32 result reaches JS as a
  * signed number, so an address at or above 2 GiB (or a count above 2^31) would come back
@@ -105,6 +136,29 @@ function normaliseExports(raw: CoreExports): CoreExports {
 /** Where the compiled core lives: build/ at the package root, two levels above src/wasm or dist/wasm. */
 export const DEFAULT_WASM_PATH = join(__dirname, "..", "..", "build", "core.wasm");
 
+/** Where the shared-memory build lives. */
+export const SHARED_WASM_PATH = join(__dirname, "..", "..", "build", "core.shared.wasm");
+
+/** Initial size of a shared core's memory, in 64 KiB pages (as the default build's). */
+const SHARED_INITIAL_PAGES = 16;
+/** Largest a shared memory may grow, in 64 KiB pages: 65536 = 4 GiB, the wasm32 limit. */
+export const SHARED_MAX_PAGES = 65536;
+
+/** Imports of one instance: the fault hook (its owner's), and the memory for the shared build. */
+function coreImports(allocFault: (code: number) => number, memory?: WebAssembly.Memory): Record<string, Record<string, unknown>> {
+  return { env: memory ? { allocFault, memory } : { allocFault } };
+}
+
+/**
+ * Instantiates the shared build on an existing shared memory, for a thread that runs kernels
+ * only (see the module comment): no allocator, no fault injection (its hook answers "no").
+ * Usable from any thread; `module` and `memory` come from the owner's `WasmCore`.
+ */
+export function instantiateSharedCore(module: WebAssembly.Module, memory: WebAssembly.Memory): SharedCoreExports {
+  const instance = new WebAssembly.Instance(module, coreImports(() => 0, memory));
+  return normaliseExports(instance.exports as unknown as CoreExports) as SharedCoreExports;
+}
+
 /**
  * One instance of the Wasm core: a private linear memory and its allocator.
  *
@@ -122,14 +176,40 @@ export class WasmCore {
   private u8view: Uint8Array;
   private dview: DataView;
 
-  constructor(wasm: WebAssembly.Module = compiledCore()) {
+  /** The module this core was instantiated from (workers instantiate it too when shared). */
+  readonly module: WebAssembly.Module;
+  /** The shared memory (shared build), or null for the default, private-memory core. */
+  readonly sharedMemory: WebAssembly.Memory | null;
+
+  /**
+   * Instantiates `wasm` (the default build unless given). With `sharedMemory`, `wasm` must
+   * be the shared build (compiledSharedCore) and this core becomes the memory's owner.
+   */
+  constructor(wasm: WebAssembly.Module = compiledCore(), sharedMemory: WebAssembly.Memory | null = null) {
     const allocFault = (code: number): number => (this.faults.shouldFail(FAULT_KIND_BY_CODE[code] ?? "heap") ? 1 : 0);
-    const instance = new WebAssembly.Instance(wasm, { env: { allocFault } });
+    const instance = new WebAssembly.Instance(wasm, coreImports(allocFault, sharedMemory ?? undefined));
+    this.module = wasm;
+    this.sharedMemory = sharedMemory;
     this.x = normaliseExports(instance.exports as unknown as CoreExports);
     this.faults.onArmedChange = (armed) => this.x.faultHookSet(armed ? 1 : 0);
     this.buf = this.x.memory.buffer;
     this.u8view = new Uint8Array(this.buf);
     this.dview = new DataView(this.buf);
+  }
+
+  /**
+   * A core on the shared build whose linear memory is a new shared `WebAssembly.Memory`
+   * (growable to `maxPages` 64 KiB pages): this thread owns it; pass `module` and
+   * `sharedMemory` to workers, which call instantiateSharedCore.
+   */
+  static createShared(maxPages: number = SHARED_MAX_PAGES): WasmCore {
+    const memory = new WebAssembly.Memory({ initial: SHARED_INITIAL_PAGES, maximum: maxPages, shared: true });
+    return new WasmCore(compiledSharedCore(), memory);
+  }
+
+  /** The atomic kernels, when this core is the shared build (null otherwise). */
+  get atomics(): SharedCoreExports | null {
+    return this.sharedMemory ? (this.x as SharedCoreExports) : null;
   }
 
   private refresh(): void {
@@ -195,4 +275,19 @@ export function compiledCore(path: string = DEFAULT_WASM_PATH): WebAssembly.Modu
     }
   }
   return cachedModule;
+}
+
+let cachedSharedModule: WebAssembly.Module | undefined;
+
+/** The compiled shared-memory build, compiled once per process. */
+export function compiledSharedCore(path: string = SHARED_WASM_PATH): WebAssembly.Module {
+  if (path !== SHARED_WASM_PATH) return new WebAssembly.Module(readFileSync(path));
+  if (!cachedSharedModule) {
+    try {
+      cachedSharedModule = new WebAssembly.Module(readFileSync(path));
+    } catch (e) {
+      throw new Error(`vfio-sim: cannot load the shared Wasm core at ${path} (run \`npm run build\`): ${(e as Error).message}`);
+    }
+  }
+  return cachedSharedModule;
 }

@@ -21,9 +21,9 @@ function assemblySignatures(): Map<string, string> {
   return out;
 }
 
-test("every usize/u32 result that crosses the Wasm boundary is normalised to unsigned", () => {
+test.each([["default", () => new WasmCore()], ["shared", () => WasmCore.createShared()]] as const)("%s build: every usize/u32 result that crosses the Wasm boundary is normalised to unsigned", (_name, make) => {
   const sigs = assemblySignatures();
-  const core = new WasmCore();
+  const core = make();
   const exported = Object.keys(core.x).filter((k) => typeof (core.x as unknown as Record<string, unknown>)[k] === "function");
   const unsigned = exported.filter((name) => ["usize", "u32"].includes(sigs.get(name) ?? ""));
   expect(exported.every((name) => sigs.has(name))).toBe(true);

@@ -7,8 +7,11 @@ import { statSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { TYPE1_PROFILE_NAMES } from "../../type1/options";
 import { PACK_VARIANTS, type PackVariant } from "../../bitmap";
+import { WasmCore } from "../../wasm/core";
+import { DmaWorkers, concurrentDma } from "../../threads";
 import {
   BACKENDS,
+  concurrentBackends,
   DEFAULT_STALL_ROUNDS,
   STAND_IN_BACKENDS,
   DEVICE_KINDS,
@@ -78,6 +81,9 @@ Harvest and output:
   --seed N               workload seed (default 1)
   --stand-ins            use the interim stand-in backend for every device kind instead of
                          the model's subsystems (faster; same dirty pages, see README)
+  --workers N            run the DMA of iommufd devices in N worker threads on a shared
+                         Wasm core while this thread harvests (per-PTE atomic harvest);
+                         other kinds stay on the main thread (default: no workers)
   --json                 print the result as JSON on stdout (no progress, no table)
   --report FILE.html     also write a self-contained HTML report with charts
   -h, --help             show this help
@@ -99,6 +105,7 @@ interface Parsed {
   standIns: boolean;
   report: string | null;
   stallRounds: number;
+  workers: number;
 }
 
 const DEVICE_KEYS = ["rate", "ws", "hot", "hotfrac", "burst", "pinned"] as const;
@@ -197,6 +204,7 @@ function parse(argv: readonly string[]): Parsed | "help" {
     "--profile",
     "--seed",
     "--report",
+    "--workers",
   ]);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -285,9 +293,12 @@ function parse(argv: readonly string[]): Parsed | "help" {
   const errs = validateScenario(scenario);
   if (errs.length > 0) throw new UsageError(errs.join("; "));
   const stallRounds = get("--stall-rounds", parseInteger, "stall rounds", DEFAULT_STALL_ROUNDS);
+  const workers = get("--workers", parseInteger, "worker count", 0);
+  if (opts.has("--workers") && !(workers >= 1 && workers <= 16)) throw new UsageError(`--workers takes 1..16, got ${workers}`);
+  if (workers > 0 && standIns) throw new UsageError("--workers runs the model's iommufd devices; it does not combine with --stand-ins");
   const report = opts.get("--report") ?? null;
   if (report !== null) checkReportPath(report);
-  return { scenario, notes, json, standIns, report, stallRounds };
+  return { scenario, notes, json, standIns, report, stallRounds, workers };
 }
 
 /** Fails before the run, not after it, when the report cannot be written where asked. */
@@ -322,11 +333,15 @@ export function runMigrateCommand(argv: readonly string[], io: CliIo, backends?:
     io.out(HELP);
     return 0;
   }
-  const { scenario, notes, json, report, stallRounds, standIns } = parsed;
+  const { scenario, notes, json, report, stallRounds, standIns, workers } = parsed;
   for (const n of notes) io.err(`vfio-sim migrate: note: ${n}\n`);
   const progress = progressObserver(io.out, io.isTTY, () => io.columns);
+  // Workers instantiate the shared core before anything runs on it (src/wasm/core.ts).
+  const shared = workers > 0 ? WasmCore.createShared() : null;
+  const pool = shared ? new DmaWorkers(shared, workers) : null;
   const run = runMigration(scenario, {
-    backends: backends ?? (standIns ? STAND_IN_BACKENDS : BACKENDS),
+    backends: backends ?? (shared ? concurrentBackends(shared) : standIns ? STAND_IN_BACKENDS : BACKENDS),
+    ...(pool ? { dma: concurrentDma(pool) } : {}),
     stallRounds,
     observer: json
       ? undefined
@@ -337,6 +352,7 @@ export function runMigrateCommand(argv: readonly string[], io: CliIo, backends?:
           },
         },
   });
+  void pool?.terminate();
   if ("failure" in run) {
     io.err(`vfio-sim migrate: ${run.failure.message}\n`);
     return 1;

@@ -207,6 +207,26 @@ export class IoPageTable {
     return ptr === 0 ? null : new IoPageTable(core, opts.format, pgsizes, gs, ptr);
   }
 
+  /**
+   * Devices in other threads write through this table (a shared core): harvests then
+   * read-and-clear each PTE with one atomic RMW (test_and_clear_bit) instead of the v128
+   * load/store pass, which would overwrite a D bit set between its load and its store, and
+   * write-protect replaces each PTE with a compare-exchange.
+   * Setting it on a table whose core is not shared is refused (false is returned).
+   */
+  setConcurrentDevices(on: boolean): boolean {
+    if (on && !this.core.atomics) return false;
+    this.concurrent = on;
+    return true;
+  }
+
+  /** Whether harvests use the atomic per-PTE path (see setConcurrentDevices). */
+  get concurrentDevices(): boolean {
+    return this.concurrent;
+  }
+
+  private concurrent = false;
+
   /** Current depth in levels. */
   get levels(): number {
     return this.core.x.ptLevels(this.ptr);
@@ -297,6 +317,8 @@ export class IoPageTable {
    */
   readAndClearDirty(iova: number, size: number, flags: number, target: DirtyTarget | null, gather: IotlbGather): number {
     if (!isAddr(iova) || !isAddr(size) || iova + size > MAX_ADDR) return -Errno.EINVAL;
+    const atomics = this.concurrent ? this.core.atomics : null;
+    if (atomics) return atomics.ptReadDirtyAtomic(this.ptr, iova, size, flags >>> 0, target ? target.ptr : 0, gather.ptr);
     return this.core.x.ptReadDirty(this.ptr, iova, size, flags >>> 0, target ? target.ptr : 0, gather.ptr);
   }
 
@@ -306,6 +328,8 @@ export class IoPageTable {
    */
   writeProtect(iova: number, size: number, target: DirtyTarget | null, gather: IotlbGather): number {
     if (!isAddr(iova) || !isAddr(size) || iova + size > MAX_ADDR) return -Errno.EINVAL;
+    const atomics = this.concurrent ? this.core.atomics : null;
+    if (atomics) return atomics.ptWriteProtectAtomic(this.ptr, iova, size, target ? target.ptr : 0, gather.ptr);
     return this.core.x.ptWriteProtect(this.ptr, iova, size, target ? target.ptr : 0, gather.ptr);
   }
 
