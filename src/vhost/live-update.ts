@@ -16,7 +16,7 @@
 import { MAP_SHARED, PROT_READ, PROT_WRITE, Process, SyscallResult } from "../process";
 import { MemfdFile } from "../process/shmem";
 import { WasmCore, type CoreInput } from "../wasm/core";
-import { errnoName } from "../uapi/errno";
+import { errnoName, kernelFailure, type KernelResult } from "../uapi/errno";
 import {
   VHOST_IOTLB_MSG_V2,
   VHOST_NEW_OWNER,
@@ -70,10 +70,10 @@ export interface Vmm {
   readonly scratch: bigint;
 }
 
-/** The outcome of one step: ok, or the errno the syscall returned. */
-export type StepResult = { ok: true } | { ok: false; errno: number; name: string };
+/** The outcome of one step: ok, or the errno the syscall returned and its name (the shared `KernelResult` shape). */
+export type StepResult = KernelResult<void>;
 
-const res = (r: SyscallResult): StepResult => (r.errno === 0 ? { ok: true } : { ok: false, errno: r.errno, name: errnoName(r.errno) });
+const res = (r: SyscallResult): StepResult => (r.errno === 0 ? { ok: true, value: undefined } : kernelFailure(r.errno));
 
 /** Options of a flow. */
 export interface LiveUpdateOptions {
@@ -128,7 +128,7 @@ export class LiveUpdateWorld {
   }
 
   private mustStep(r: StepResult): void {
-    if (!r.ok) throw new Error(`live-update set-up failed: ${r.name}`);
+    if (!r.ok) throw new Error(`live-update set-up failed: ${r.errnoName}`);
   }
 
   /**
@@ -148,7 +148,7 @@ export class LiveUpdateWorld {
 
   /** The new VMM maps the rest of guest RAM right after what it mapped (MAP_FIXED_NOREPLACE). */
   mapRest(v: Vmm): StepResult {
-    if (v.mapped >= this.ramSize) return { ok: true };
+    if (v.mapped >= this.ramSize) return { ok: true, value: undefined };
     const r = v.p.mmapFd(v.base + BigInt(v.mapped), this.ramSize - v.mapped, RW, MAP_SHARED, v.memFd, v.mapped);
     if (r.errno === 0) v.mapped = this.ramSize;
     return res(r);
