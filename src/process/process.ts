@@ -41,8 +41,9 @@ export interface ProcessOptions {
   gup?: Readonly<GupBehaviour>;
 }
 
-/** mmap flags (mman-common.h / mman.h): share changes with the file, or keep them private (COW). */
+/** MAP_SHARED (mman.h): writes reach the file and every other mapping of it. */
 export const MAP_SHARED = 0x01;
+/** MAP_PRIVATE (mman.h): writes stay in this mapping (copy-on-write). */
 export const MAP_PRIVATE = 0x02;
 /** ESPIPE: lseek on a file without a position. */
 const ESPIPE = 29;
