@@ -15,7 +15,7 @@
  */
 import { Bitmap, bitmapBytes } from "../bitmap";
 import { Errno, errnoName } from "../uapi/errno";
-import { WasmCore } from "../wasm/core";
+import { WasmCore, type CoreInput } from "../wasm/core";
 import type { BackendTable, ConcurrentBatch, ConcurrentDma, DeviceBackend, Fidelity, HarvestSink } from "./backend";
 import { BACKENDS } from "./backends";
 import { GuestLayout, PAGE_SIZE } from "./layout";
@@ -134,6 +134,11 @@ export interface MigrationOptions {
    * `concurrentDma`). Other devices write on this thread as without it.
    */
   readonly dma?: ConcurrentDma;
+  /**
+   * The engine's Wasm core, or the compiled module to instantiate (it also becomes the
+   * default for the devices' cores when none is loaded); default: the default module.
+   */
+  readonly core?: CoreInput;
 }
 
 /**
@@ -204,7 +209,7 @@ class MigrationRun {
   private readonly obs: MigrationObserver;
   private readonly stallRounds: number;
   private readonly layout: GuestLayout;
-  private readonly core = new WasmCore();
+  private readonly core: WasmCore;
   private readonly owned: Bitmap[] = [];
   private readonly devices: Device[] = [];
   /** The migration bitmap: pages the next send puts on the wire. */
@@ -230,6 +235,7 @@ class MigrationRun {
     private readonly scenario: Scenario,
     opts: MigrationOptions,
   ) {
+    this.core = WasmCore.from(opts.core);
     this.table = opts.backends ?? BACKENDS;
     this.obs = opts.observer ?? {};
     this.stallRounds = opts.stallRounds ?? DEFAULT_STALL_ROUNDS;

@@ -14,9 +14,11 @@ import type { MappedFile } from "./file";
 export const PAGE_SIZE = 4096;
 export const PAGE_SHIFT = 12;
 
-/** Protection bits (mman-common.h). */
+/** PROT_NONE (mman-common.h): no access. */
 export const PROT_NONE = 0;
+/** PROT_READ (mman-common.h): the pages may be read. */
 export const PROT_READ = 1;
+/** PROT_WRITE (mman-common.h): the pages may be written. */
 export const PROT_WRITE = 2;
 export const PROT_EXEC = 4;
 

@@ -33,8 +33,10 @@ export function dmaWorkerMain(): void {
     setRange(map: number, start: number, n: number): void;
     setRangeAtomic(map: number, start: number, n: number): void;
   }
-  const data = workerData as { module: WebAssembly.Module; memory: WebAssembly.Memory; ready: SharedArrayBuffer };
-  const inst = new WebAssembly.Instance(data.module, { env: { memory: data.memory, allocFault: () => 0 } });
+  // The host's WebAssembly, typed locally (the package declares no global WebAssembly types).
+  const WA = (globalThis as unknown as { WebAssembly: { Instance: new (m: object, imports: object) => { exports: unknown } } }).WebAssembly;
+  const data = workerData as { module: object; memory: { readonly buffer: ArrayBuffer }; ready: SharedArrayBuffer };
+  const inst = new WA.Instance(data.module, { env: { memory: data.memory, allocFault: () => 0 } });
   const x = inst.exports as unknown as Kernels;
 
   const ready = new Int32Array(data.ready);

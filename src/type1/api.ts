@@ -47,6 +47,8 @@ import { DEFAULT_TYPE1_OPTIONS, type Type1Options, type1Kernel } from "./options
 import { LOCK_ACCOUNTING_NAMES } from "./lock-acct";
 import type { VfioIommu } from "./vfio-iommu";
 import { argBool, argInt, argObject, argULong } from "../util/args";
+import { WasmCore, isWasmCore, type CoreInput } from "../wasm/core";
+import { isWasmModule } from "../wasm/webassembly-types";
 
 /** A request's u64 field, checked (TypeError/RangeError naming it). */
 const field = (req: string, name: string, v: unknown): bigint => argULong(`${req}.${name}`, v);
@@ -120,17 +122,20 @@ const SCRATCH = 0x10000;
  * A process with VFIO installed: the usual starting point of the typed API. The type1
  * profile also picks the process's kernel behaviour (what pinning does, `GupBehaviour`).
  * `type1.lockAccounting` picks the accounting design (`synchronous`, Linux 4.11+, or
- * `workqueue`, Linux <= 4.10); `process` sets the rest of the process: RLIMIT_MEMLOCK,
- * CAP_IPC_LOCK, and `sched`, the `Scheduler` whose simulated threads share its mm.
+ * `workqueue`, Linux <= 4.10); `process` sets the rest of the process: the Wasm `core` to
+ * run on (or the compiled module to instantiate; default: a new core on the default
+ * module, see `init`), RLIMIT_MEMLOCK, CAP_IPC_LOCK, and `sched`, the `Scheduler` whose
+ * simulated threads share its mm. A WasmCore or module alone may stand for `{ core }`.
  */
-export function createVfioProcess(platform: Platform = vtdPlatform(), type1: Partial<Type1Options> = {}, process: Omit<ProcessOptions, "gup"> = {}): Process {
+export function createVfioProcess(platform: Platform = vtdPlatform(), type1: Partial<Type1Options> = {}, process: Omit<ProcessOptions, "gup"> | CoreInput = {}): Process {
   argObject("platform", platform);
   argObject("type1", type1);
   argObject("process", process);
   if (type1.lockAccounting !== undefined && !LOCK_ACCOUNTING_NAMES.includes(type1.lockAccounting)) {
     throw new RangeError(`type1.lockAccounting must be one of ${LOCK_ACCOUNTING_NAMES.join(", ")}, got ${String(type1.lockAccounting)}`);
   }
-  const proc = new Process({ ...process, gup: type1Kernel(type1.profile ?? DEFAULT_TYPE1_OPTIONS.profile).gup });
+  const opts: Omit<ProcessOptions, "gup"> = isWasmCore(process) || isWasmModule(process) ? { core: process as CoreInput } : (process as Omit<ProcessOptions, "gup">);
+  const proc = new Process({ ...opts, core: WasmCore.from(opts.core), gup: type1Kernel(type1.profile ?? DEFAULT_TYPE1_OPTIONS.profile).gup });
   installVfio(proc, platform, type1);
   return proc;
 }

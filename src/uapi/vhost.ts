@@ -47,8 +47,9 @@ export const VhostIotlbType = {
 /** `struct vhost_iotlb_msg.perm` values (`VHOST_ACCESS_*`; VHOST_MAP_* in the kernel have the same values). */
 export const VhostAccess = { RO: 1, WO: 2, RW: 3 } as const;
 
-/** Header `type` of a message written to the device: `struct vhost_msg` or `struct vhost_msg_v2`. */
+/** Header `type` of a `struct vhost_msg` written to the device (the original layout). */
 export const VHOST_IOTLB_MSG = 1;
+/** Header `type` of a `struct vhost_msg_v2` (with `asid`; needs VHOST_BACKEND_F_IOTLB_MSG_V2 acked). */
 export const VHOST_IOTLB_MSG_V2 = 2;
 
 /** Backend feature bit numbers (`VHOST_BACKEND_F_*`); the ioctls carry `1n << bit`. */

@@ -6,15 +6,18 @@
  */
 import { argFunction, argInt, argObject, argU64 } from "../util/args";
 import type { FileOps, UserAccess } from "../process/file";
-import { Errno, errnoName } from "../uapi/errno";
+import { Errno, kernelFailure, type KernelResult } from "../uapi/errno";
 import { VHOST_IOTLB_MSG_V2, VhostIotlbType, encodeVhostMsgV2 } from "../uapi/vhost";
 import type { VhostIotlbMap } from "./iotlb";
 
 /** write(2) of one message: returns bytes written (>= 0) or -errno. */
 export type VhostMsgWriter = (msg: Uint8Array) => number;
 
-/** Outcome of one IOTLB message: ok, or the errno write(2) returned. */
-export type IotlbResult = { ok: true } | { ok: false; errno: number; name: string };
+/**
+ * Outcome of one IOTLB message: ok, or the errno write(2) returned and its name (the
+ * shared `KernelResult` shape of every typed API).
+ */
+export type IotlbResult = KernelResult<void>;
 
 /** The model state `lookup` reads (a VhostVdpa). */
 export interface IotlbLookupSource {
@@ -131,6 +134,6 @@ export class VhostIotlbApi {
   private send(type: number, asid: number, iova: bigint, size: bigint, uaddr: bigint, perm: number): IotlbResult {
     const bytes = encodeVhostMsgV2({ type: VHOST_IOTLB_MSG_V2, asid, iotlb: { iova, size, uaddr, perm, type } });
     const r = this.writeMsg(bytes);
-    return r >= 0 ? { ok: true } : { ok: false, errno: -r, name: errnoName(-r) };
+    return r >= 0 ? { ok: true, value: undefined } : kernelFailure(-r);
   }
 }

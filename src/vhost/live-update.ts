@@ -15,8 +15,8 @@
  */
 import { MAP_SHARED, PROT_READ, PROT_WRITE, Process, SyscallResult } from "../process";
 import { MemfdFile } from "../process/shmem";
-import { WasmCore } from "../wasm/core";
-import { errnoName } from "../uapi/errno";
+import { WasmCore, type CoreInput } from "../wasm/core";
+import { errnoName, kernelFailure, type KernelResult } from "../uapi/errno";
 import {
   VHOST_IOTLB_MSG_V2,
   VHOST_NEW_OWNER,
@@ -70,10 +70,10 @@ export interface Vmm {
   readonly scratch: bigint;
 }
 
-/** The outcome of one step: ok, or the errno the syscall returned. */
-export type StepResult = { ok: true } | { ok: false; errno: number; name: string };
+/** The outcome of one step: ok, or the errno the syscall returned and its name (the shared `KernelResult` shape). */
+export type StepResult = KernelResult<void>;
 
-const res = (r: SyscallResult): StepResult => (r.errno === 0 ? { ok: true } : { ok: false, errno: r.errno, name: errnoName(r.errno) });
+const res = (r: SyscallResult): StepResult => (r.errno === 0 ? { ok: true, value: undefined } : kernelFailure(r.errno));
 
 /** Options of a flow. */
 export interface LiveUpdateOptions {
@@ -83,11 +83,13 @@ export interface LiveUpdateOptions {
   oldBase?: bigint;
   /** Where the new VMM maps it (default 0x7e8000000000). */
   newBase?: bigint;
+  /** The Wasm core of the machine, or the compiled module to instantiate (default: the default module). */
+  core?: CoreInput;
 }
 
 /** Both VMMs, the device and the memfd on one simulated machine (one Wasm core). */
 export class LiveUpdateWorld {
-  readonly core = new WasmCore();
+  readonly core: WasmCore;
   readonly dev = new VhostVdpa({ newOwner: true, remap: true });
   readonly layout: readonly GuestRegion[];
   readonly ramSize: number;
@@ -102,6 +104,7 @@ export class LiveUpdateWorld {
    * acks MSG_V2, BATCH and the two RFC features, and maps every region in one batch.
    */
   constructor(opts: LiveUpdateOptions = {}) {
+    this.core = WasmCore.from(opts.core);
     this.layout = opts.layout ?? DEFAULT_LAYOUT;
     this.ramSize = opts.ramSize ?? DEFAULT_RAM_SIZE;
     this.newBase = opts.newBase ?? 0x7e80_0000_0000n;
@@ -125,7 +128,7 @@ export class LiveUpdateWorld {
   }
 
   private mustStep(r: StepResult): void {
-    if (!r.ok) throw new Error(`live-update set-up failed: ${r.name}`);
+    if (!r.ok) throw new Error(`live-update set-up failed: ${r.errnoName}`);
   }
 
   /**
@@ -145,7 +148,7 @@ export class LiveUpdateWorld {
 
   /** The new VMM maps the rest of guest RAM right after what it mapped (MAP_FIXED_NOREPLACE). */
   mapRest(v: Vmm): StepResult {
-    if (v.mapped >= this.ramSize) return { ok: true };
+    if (v.mapped >= this.ramSize) return { ok: true, value: undefined };
     const r = v.p.mmapFd(v.base + BigInt(v.mapped), this.ramSize - v.mapped, RW, MAP_SHARED, v.memFd, v.mapped);
     if (r.errno === 0) v.mapped = this.ramSize;
     return res(r);

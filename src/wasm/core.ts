@@ -1,13 +1,15 @@
 /**
- * The Wasm boundary. Loads build/core.wasm (compiled from assembly/) and owns its linear
- * memory: allocation, zeroing, growth, and byte views that are re-read after growth.
+ * The Wasm boundary. Instantiates the compiled core (core.wasm, built from assembly/) and
+ * owns its linear memory: allocation, zeroing, growth, and byte views that are re-read
+ * after growth. Where the module comes from (a file in Node, fetch in browsers, a bundler's
+ * asset) is ./module.ts's and ./load.ts's business; nothing here touches files.
  *
  * Everything that crosses the boundary is a number: pointers and byte lengths are
  * wasm32 `usize` (0 .. 2^32-1), bit indices are u32. See assembly/index.ts for the
  * exported kernels.
  *
- * Two builds. The default, build/core.wasm, owns a private memory: single-threaded, and
- * what every subsystem uses unless told otherwise. The shared build, build/core.shared.wasm
+ * Two builds. The default, core.wasm, owns a private memory: single-threaded, and
+ * what every subsystem uses unless told otherwise. The shared build, core.shared.wasm
  * (assembly/shared.ts, `--enable threads`, imported shared memory), is the same core plus
  * the atomic kernels for concurrent devices: `WasmCore.createShared()` gives a core whose
  * linear memory is a shared `WebAssembly.Memory` that worker threads instantiate too
@@ -19,68 +21,14 @@
  * for them. The Node-only worker side lives in src/threads/ (library modules that
  * browsers load never import worker_threads).
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import "./webassembly-types";
 import { FAULT_KIND_BY_CODE, FaultInjector } from "./fault";
+import { compiledSharedCore, defaultCoreModule, loadedCoreModule, setDefaultCoreModule } from "./module";
+import { isWasmModule, wasmApi, type WasmMemory, type WasmModule } from "./webassembly-types";
+import { UNSIGNED_RESULTS, type CoreExports } from "./core-exports";
 
-/** The raw exports of build/core.wasm, as the AssemblyScript sources declare them. */
-export interface CoreExports {
-  readonly memory: WebAssembly.Memory;
-  alloc(size: number): number;
-  allocZeroed(size: number): number;
-  free(ptr: number): void;
-  copyBytes(dst: number, src: number, n: number): void;
-  fillBytes(dst: number, value: number, n: number): void;
-  setRange(map: number, start: number, n: number): void;
-  clearRange(map: number, start: number, n: number): void;
-  testRange(map: number, start: number, n: number): number;
-  popcountRange(map: number, start: number, n: number): number;
-  findNextSet(map: number, nbits: number, from: number): number;
-  packByte(dst: number, dstBit: number, src: number, nbits: number): void;
-  packWord(dst: number, dstBit: number, src: number, nbits: number): void;
-  packSimd(dst: number, dstBit: number, src: number, nbits: number): void;
-  orBits(dst: number, dstBit: number, src: number, nbits: number): void;
-  andNotWords(dst: number, src: number, nwords: number): void;
-  // I/O page tables (assembly/pgtable): addresses and sizes are f64 integers < 2^53.
-  ptPagesInUse(): number;
-  ptPagesFree(): number;
-  ptSetPageLimit(limit: number): void;
-  gatherInit(g: number): void;
-  gatherRelease(g: number): void;
-  gatherStart(g: number): number;
-  gatherEnd(g: number): number;
-  targetSet(t: number, bitmap: number, pgshift: number, base: number, bitOff: number, cap: number): void;
-  targetSpillStart(t: number): number;
-  targetSpillEnd(t: number): number;
-  targetRecord(t: number, iova: number, len: number): void;
-  ptCreate(fmt: number, levels: number, maxLevels: number, gs: number, flags: number, pgsizeLo: number, pgsizeHi: number): number;
-  ptDestroy(pt: number): void;
-  ptSetFlags(pt: number, flags: number): void;
-  ptTables(pt: number): number;
-  ptLevels(pt: number): number;
-  ptMap(pt: number, iova: number, pa: number, size: number, prot: number, gather: number): number;
-  ptUnmap(pt: number, iova: number, size: number, gather: number, target: number): number;
-  ptIovaToPhys(pt: number, iova: number): number;
-  ptLookup(pt: number, iova: number): number;
-  ptDeviceAccess(pt: number, iova: number, write: number): number;
-  ptDeviceDirtyUpdate(pt: number, pte: number): number;
-  ptSetDirty(pt: number, iova: number): number;
-  ptReadDirty(pt: number, iova: number, size: number, flags: number, target: number, gather: number): number;
-  ptWriteProtect(pt: number, iova: number, size: number, target: number, gather: number): number;
-  ptOutPhys(pt: number): number;
-  ptOutLeafIova(pt: number): number;
-  ptOutLeafSize(pt: number): number;
-  ptOutPte(pt: number): number;
-  ptOutNoUpdate(pt: number): number;
-  ptOutLevel(pt: number): number;
-  ptOutWritable(pt: number): number;
-  pteLo(pte: number): number;
-  pteHi(pte: number): number;
-  scanXor(ptr: number, bytes: number): number;
-  type1ReportAllDirty(desc: number, count: number, frames: number, userBase: number, ubuf: number): void;
-  faultHookSet(on: number): void;
-}
+// The boundary's types are generated from assembly/ (scripts/gen-core-types.mjs).
+export type { CoreExports } from "./core-exports";
+export { UNSIGNED_RESULTS } from "./core-exports";
 
 /** The shared build's extra kernels (assembly/shared.ts): safe to run from any thread. */
 export interface SharedCoreExports extends CoreExports {
@@ -99,19 +47,6 @@ export interface SharedCoreExports extends CoreExports {
   /** dst[i] = xchg(src[i], 0) for nwords u64 words. */
   takeWordsAtomic(dst: number, src: number, nwords: number): void;
 }
-
-/**
- * The exports whose result is a wasm32 `usize` or `u32`. A Wasm i32 result reaches JS as a
- * signed number, so an address at or above 2 GiB (or a count above 2^31) would come back
- * negative; WasmCore reads every one of these through `>>> 0`, once, here, so no caller has
- * to remember. test/wasm/unsigned-exports.test.ts checks this list against the AssemblyScript
- * signatures. (Other results are i32 on purpose, -errno, or f64.)
- */
-export const UNSIGNED_RESULTS = [
-  "alloc", "allocZeroed", "testRange", "popcountRange", "findNextSet",
-  "ptPagesInUse", "ptPagesFree", "ptCreate", "ptTables", "ptLevels", "ptLookup",
-  "ptOutPte", "ptOutNoUpdate", "ptOutLevel", "ptOutWritable", "pteLo", "pteHi", "scanXor",
-] as const satisfies ReadonlyArray<keyof CoreExports>;
 
 type NumFn = (...args: number[]) => number;
 
@@ -133,19 +68,13 @@ function normaliseExports(raw: CoreExports): CoreExports {
   return x as unknown as CoreExports;
 }
 
-/** Where the compiled core lives: build/ at the package root, two levels above src/wasm or dist/wasm. */
-export const DEFAULT_WASM_PATH = join(__dirname, "..", "..", "build", "core.wasm");
-
-/** Where the shared-memory build lives. */
-export const SHARED_WASM_PATH = join(__dirname, "..", "..", "build", "core.shared.wasm");
-
 /** Initial size of a shared core's memory, in 64 KiB pages (as the default build's). */
 const SHARED_INITIAL_PAGES = 16;
 /** Largest a shared memory may grow, in 64 KiB pages: 65536 = 4 GiB, the wasm32 limit. */
 export const SHARED_MAX_PAGES = 65536;
 
 /** Imports of one instance: the fault hook (its owner's), and the memory for the shared build. */
-function coreImports(allocFault: (code: number) => number, memory?: WebAssembly.Memory): Record<string, Record<string, unknown>> {
+function coreImports(allocFault: (code: number) => number, memory?: WasmMemory): Record<string, Record<string, unknown>> {
   return { env: memory ? { allocFault, memory } : { allocFault } };
 }
 
@@ -154,10 +83,16 @@ function coreImports(allocFault: (code: number) => number, memory?: WebAssembly.
  * only (see the module comment): no allocator, no fault injection (its hook answers "no").
  * Usable from any thread; `module` and `memory` come from the owner's `WasmCore`.
  */
-export function instantiateSharedCore(module: WebAssembly.Module, memory: WebAssembly.Memory): SharedCoreExports {
-  const instance = new WebAssembly.Instance(module, coreImports(() => 0, memory));
+export function instantiateSharedCore(module: WasmModule, memory: WasmMemory): SharedCoreExports {
+  const instance = new (wasmApi().Instance)(module, coreImports(() => 0, memory));
   return normaliseExports(instance.exports as unknown as CoreExports) as SharedCoreExports;
 }
+
+/**
+ * What the high-level entries (createVfioProcess, runMigration, replayTrace, the typed
+ * APIs) accept as their core: a WasmCore to share, or the compiled module to instantiate.
+ */
+export type CoreInput = WasmCore | WasmModule;
 
 /**
  * One instance of the Wasm core: a private linear memory and its allocator.
@@ -176,20 +111,23 @@ export class WasmCore {
   private u8view: Uint8Array;
   private dview: DataView;
 
-  /** The module this core was instantiated from (workers instantiate it too when shared). */
-  readonly module: WebAssembly.Module;
+  /** The compiled module this core is an instance of (instantiate more cores from it). */
+  readonly module: WasmModule;
+
   /** The shared memory (shared build), or null for the default, private-memory core. */
-  readonly sharedMemory: WebAssembly.Memory | null;
+  readonly sharedMemory: WasmMemory | null;
 
   /**
-   * Instantiates `wasm` (the default build unless given). With `sharedMemory`, `wasm` must
-   * be the shared build (compiledSharedCore) and this core becomes the memory's owner.
+   * A fresh instance of `wasm`, or of the default module: the one `init()` loaded, or in
+   * Node the build's core.wasm, read synchronously on first use. With `sharedMemory`,
+   * `wasm` must be the shared build (compiledSharedCore) and this core becomes the
+   * memory's owner.
    */
-  constructor(wasm: WebAssembly.Module = compiledCore(), sharedMemory: WebAssembly.Memory | null = null) {
+  constructor(wasm: WasmModule = defaultCoreModule(), sharedMemory: WasmMemory | null = null) {
     const allocFault = (code: number): number => (this.faults.shouldFail(FAULT_KIND_BY_CODE[code] ?? "heap") ? 1 : 0);
-    const instance = new WebAssembly.Instance(wasm, coreImports(allocFault, sharedMemory ?? undefined));
     this.module = wasm;
     this.sharedMemory = sharedMemory;
+    const instance = new (wasmApi().Instance)(wasm, coreImports(allocFault, sharedMemory ?? undefined));
     this.x = normaliseExports(instance.exports as unknown as CoreExports);
     this.faults.onArmedChange = (armed) => this.x.faultHookSet(armed ? 1 : 0);
     this.buf = this.x.memory.buffer;
@@ -200,16 +138,33 @@ export class WasmCore {
   /**
    * A core on the shared build whose linear memory is a new shared `WebAssembly.Memory`
    * (growable to `maxPages` 64 KiB pages): this thread owns it; pass `module` and
-   * `sharedMemory` to workers, which call instantiateSharedCore.
+   * `sharedMemory` to workers, which call instantiateSharedCore. Node only for now (the
+   * shared build is read from disk: compiledSharedCore).
    */
   static createShared(maxPages: number = SHARED_MAX_PAGES): WasmCore {
-    const memory = new WebAssembly.Memory({ initial: SHARED_INITIAL_PAGES, maximum: maxPages, shared: true });
+    const memory = new (wasmApi().Memory)({ initial: SHARED_INITIAL_PAGES, maximum: maxPages, shared: true });
     return new WasmCore(compiledSharedCore(), memory);
   }
 
   /** The atomic kernels, when this core is the shared build (null otherwise). */
   get atomics(): SharedCoreExports | null {
     return this.sharedMemory ? (this.x as SharedCoreExports) : null;
+  }
+
+  /**
+   * The core an entry point runs on: `input` itself when it is a WasmCore, else a new
+   * instance of the module given (or of the default one). A module given when no default
+   * is loaded yet becomes the default, as `init(module)` would make it, so the cores an
+   * entry creates internally (one per simulated device, say) use it too.
+   */
+  static from(input?: CoreInput): WasmCore {
+    if (input === undefined) return new WasmCore();
+    if (isWasmModule(input)) {
+      if (loadedCoreModule() === undefined) setDefaultCoreModule(input);
+      return new WasmCore(input);
+    }
+    if (isWasmCore(input)) return input as WasmCore;
+    throw new TypeError("core must be a WasmCore or a compiled WebAssembly.Module");
   }
 
   private refresh(): void {
@@ -262,32 +217,12 @@ export class WasmCore {
   }
 }
 
-let cachedModule: WebAssembly.Module | undefined;
-
-/** The compiled core module, compiled once per process and shared by every WasmCore. */
-export function compiledCore(path: string = DEFAULT_WASM_PATH): WebAssembly.Module {
-  if (path !== DEFAULT_WASM_PATH) return new WebAssembly.Module(readFileSync(path));
-  if (!cachedModule) {
-    try {
-      cachedModule = new WebAssembly.Module(readFileSync(path));
-    } catch (e) {
-      throw new Error(`vfio-sim: cannot load the Wasm core at ${path} (run \`npm run build\`): ${(e as Error).message}`);
-    }
-  }
-  return cachedModule;
-}
-
-let cachedSharedModule: WebAssembly.Module | undefined;
-
-/** The compiled shared-memory build, compiled once per process. */
-export function compiledSharedCore(path: string = SHARED_WASM_PATH): WebAssembly.Module {
-  if (path !== SHARED_WASM_PATH) return new WebAssembly.Module(readFileSync(path));
-  if (!cachedSharedModule) {
-    try {
-      cachedSharedModule = new WebAssembly.Module(readFileSync(path));
-    } catch (e) {
-      throw new Error(`vfio-sim: cannot load the shared Wasm core at ${path} (run \`npm run build\`): ${(e as Error).message}`);
-    }
-  }
-  return cachedSharedModule;
+/**
+ * Whether `x` is a WasmCore, also one from another copy of this package (the ESM and the
+ * CommonJS builds each have their own class).
+ */
+export function isWasmCore(x: unknown): boolean {
+  if (x instanceof WasmCore) return true;
+  const c = x as Partial<WasmCore> | null;
+  return typeof c === "object" && c !== null && typeof c.alloc === "function" && typeof c.x === "object" && isWasmModule(c.module);
 }

@@ -1,6 +1,6 @@
 /**
  * A seeded generator of random type1 vfio-trace scripts (format:
- * shared/conformance/vfio-trace.md), biased to the edges where kernels and the model
+ * src/trace/trace-format.md), biased to the edges where kernels and the model
  * disagree: boundaries of existing mappings, wraps and the top of the 64-bit space, the MSI
  * window and the aperture end, RLIMIT_MEMLOCK near locked_vm with CAP_IPC_LOCK dropped,
  * read-only pins of never-written memory (the zero page), mprotect/munmap under mappings,

@@ -94,6 +94,6 @@ describe("the vhost IOTLB API", () => {
     expect(thrown(() => api.update({ iova: as<bigint>(NaN), size: 4096n, uaddr: 0x10000n, perm: 3 }))).toEqual({ type: "TypeError", message: expect.stringMatching(/^a\.iova /) });
     expect(thrown(() => api.update({ iova: 0n, size: 4096n, uaddr: 0x10000n, perm: 1.5 }))).toEqual({ type: "TypeError", message: expect.stringMatching(/^a\.perm /) });
     expect(thrown(() => api.invalidate({ iova: 0n, size: -1n }))).toEqual({ type: "RangeError", message: expect.stringMatching(/^a\.size /) });
-    expect(api.update({ iova: 0n, size: 0n, uaddr: 0x10000n, perm: 3 })).toEqual({ ok: false, errno: Errno.EINVAL, name: "EINVAL" });
+    expect(api.update({ iova: 0n, size: 0n, uaddr: 0x10000n, perm: 3 })).toEqual({ ok: false, errno: Errno.EINVAL, errnoName: "EINVAL" });
   });
 });

@@ -29,12 +29,12 @@ describe("typed API", () => {
     expect(api.update({ iova: 0n, size: 0x1000n, uaddr: GUEST, perm: VhostAccess.RW })).toEqual({
       ok: false,
       errno: Errno.EFAULT,
-      name: "EFAULT",
+      errnoName: "EFAULT",
     });
     expect(api.update({ iova: 0x1000n, size: 0n, uaddr: GUEST, perm: VhostAccess.RW })).toEqual({
       ok: false,
       errno: Errno.EINVAL,
-      name: "EINVAL",
+      errnoName: "EINVAL",
     });
     expect(api.lookup(0xfffn)!.addr).toBe(GUEST);
     expect(api.lookup(0x1000n)).toBeNull();
@@ -59,14 +59,14 @@ describe("typed API", () => {
     other.mmap(SCRATCH, 4096);
     const stranger = new VhostIotlbApi(fileWriter(r.dev, other, SCRATCH), r.dev);
     let ran = false;
-    expect(stranger.batch(() => void (ran = true))).toEqual({ ok: false, errno: Errno.EFAULT, name: "EFAULT" });
+    expect(stranger.batch(() => void (ran = true))).toEqual({ ok: false, errno: Errno.EFAULT, errnoName: "EFAULT" });
     expect(ran).toBe(false);
   });
 
   test("an unwritable staging buffer is EFAULT, not an exception", () => {
     const r = rig();
     const api = new VhostIotlbApi(fileWriter(r.dev, r.mm, 0xdead_0000n), r.dev);
-    expect(api.update({ iova: 0n, size: 0x1000n, uaddr: GUEST, perm: 3 })).toEqual({ ok: false, errno: Errno.EFAULT, name: "EFAULT" });
+    expect(api.update({ iova: 0n, size: 0x1000n, uaddr: GUEST, perm: 3 })).toEqual({ ok: false, errno: Errno.EFAULT, errnoName: "EFAULT" });
     expect(r.dev.iotlb(0)).toBeNull();
   });
 });

@@ -13,7 +13,7 @@ import { VhostAccess } from "../../src/uapi/vhost";
 import { DEFAULT_LAYOUT, LiveDevice, LiveUpdateWorld } from "../../src/vhost/live-update";
 
 const OK = { ok: true };
-const EFAULT = { ok: false, errno: Errno.EFAULT, name: "EFAULT" };
+const EFAULT = { ok: false, errno: Errno.EFAULT, errnoName: "EFAULT" };
 
 /** The old VMM running with device DMA, the new VMM spawned with RAM mapped (all, or `mapLength` bytes). */
 function running(mapLength?: number) {

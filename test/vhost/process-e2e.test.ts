@@ -84,7 +84,7 @@ test("UPDATE of anonymous private memory succeeds without an entry; of unmapped 
   expect(api.update({ iova: 0n, size: 0x1000n, uaddr: 0x7fff_ffff_f000n, perm: VhostAccess.RW })).toEqual({
     ok: false,
     errno: Errno.EFAULT,
-    name: "EFAULT",
+    errnoName: "EFAULT",
   });
   expect(dev.iotlb(0)!.nmaps).toBe(0);
 });

@@ -83,7 +83,7 @@ export interface LiveUpdateResult {
 
 const hex = (x: bigint | number): string => `0x${x.toString(16)}`;
 const PERM: Record<number, string> = { [VhostAccess.RO]: "RO", [VhostAccess.WO]: "WO", [VhostAccess.RW]: "RW" };
-const show = (r: StepResult): string => (r.ok ? "ok" : `-1 ${r.name}`);
+const show = (r: StepResult): string => (r.ok ? "ok" : `-1 ${r.errnoName}`);
 
 /** Runs one scenario of the flow. */
 export function runLiveUpdate(scenario: Scenario, seed = 1, writes = 8): LiveUpdateResult {

@@ -14,8 +14,9 @@ export function formatCode(f: PtFormat): number {
   return PT_FORMATS.indexOf(f);
 }
 
-/** IOMMU_READ / IOMMU_WRITE (include/linux/iommu.h). */
+/** IOMMU_READ (include/linux/iommu.h): the device may read through the mapping. */
 export const IOMMU_READ = 1;
+/** IOMMU_WRITE (include/linux/iommu.h): the device may write through the mapping. */
 export const IOMMU_WRITE = 2;
 
 /** Table flag: the hardware sets A/D bits (AMD DTE.HAD, Intel PASID-entry SSADE). */
