@@ -259,8 +259,13 @@ function setUp(m: Meta): void {
     profiles.append(label);
   }
   const preset = $<HTMLSelectElement>("m-preset");
-  for (const [name, p] of Object.entries(m.presets)) preset.append(h("option", { value: name, title: p.summary }, `${name}: ${p.summary}`));
-  preset.addEventListener("change", () => fillForm(m.presets[preset.value].form));
+  for (const [name, p] of Object.entries(m.presets)) preset.append(h("option", { value: name, title: p.summary }, name));
+  const presetNote = (): void => void ($("m-preset-note").textContent = `Preset ${preset.value}: ${m.presets[preset.value]?.summary ?? ""}.`);
+  preset.addEventListener("change", () => {
+    fillForm(m.presets[preset.value].form);
+    presetNote();
+  });
+  presetNote();
   const prof = $<HTMLSelectElement>("m-profile");
   for (const p of m.profiles) prof.append(h("option", { value: p }, p));
   fillForm(m.presets.default.form);
