@@ -2,7 +2,12 @@
  * vfio-sim: an executable, kernel-faithful model of Linux's IOMMU user interfaces.
  * This is the package's public entry point; each subsystem lives in its own folder.
  */
-export { WasmCore, compiledCore, DEFAULT_WASM_PATH, UNSIGNED_RESULTS } from "./wasm/core";
+export { WasmCore, isWasmCore, UNSIGNED_RESULTS } from "./wasm/core";
+export type { CoreInput } from "./wasm/core";
+export { init, loadCore } from "./wasm/load";
+export type { CoreSource } from "./wasm/load";
+export { compiledCore, setDefaultCoreModule } from "./wasm/module";
+export type { WasmModule, WasmMemory, WasmBytes, ResponseLike } from "./wasm/webassembly-types";
 export { FaultInjector } from "./wasm/fault";
 export type { AllocKind } from "./wasm/fault";
 export type { CoreExports } from "./wasm/core";

@@ -15,7 +15,7 @@
  */
 import { Bitmap, bitmapBytes } from "../bitmap";
 import { Errno, errnoName } from "../uapi/errno";
-import { WasmCore } from "../wasm/core";
+import { WasmCore, type CoreInput } from "../wasm/core";
 import type { BackendTable, DeviceBackend, Fidelity, HarvestSink } from "./backend";
 import { BACKENDS } from "./backends";
 import { GuestLayout, PAGE_SIZE } from "./layout";
@@ -127,6 +127,11 @@ export interface MigrationOptions {
   readonly observer?: MigrationObserver;
   /** Stop pre-copy when the remainder has not shrunk for this many rounds; 0 = never. */
   readonly stallRounds?: number;
+  /**
+   * The engine's Wasm core, or the compiled module to instantiate (it also becomes the
+   * default for the devices' cores when none is loaded); default: the default module.
+   */
+  readonly core?: CoreInput;
 }
 
 /** Default for MigrationOptions.stallRounds. */
@@ -190,7 +195,7 @@ class MigrationRun {
   private readonly obs: MigrationObserver;
   private readonly stallRounds: number;
   private readonly layout: GuestLayout;
-  private readonly core = new WasmCore();
+  private readonly core: WasmCore;
   private readonly owned: Bitmap[] = [];
   private readonly devices: Device[] = [];
   /** The migration bitmap: pages the next send puts on the wire. */
@@ -211,6 +216,7 @@ class MigrationRun {
     private readonly scenario: Scenario,
     opts: MigrationOptions,
   ) {
+    this.core = WasmCore.from(opts.core);
     this.table = opts.backends ?? BACKENDS;
     this.obs = opts.observer ?? {};
     this.stallRounds = opts.stallRounds ?? DEFAULT_STALL_ROUNDS;

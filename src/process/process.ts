@@ -3,7 +3,7 @@
  * table, with the syscall surface the VFIO model needs. Syscalls return what libc returns:
  * `{ ret, errno }` with ret -1 and a positive errno on failure, errno 0 on success.
  */
-import { WasmCore } from "../wasm/core";
+import { WasmCore, type CoreInput } from "../wasm/core";
 import { Errno } from "../uapi/errno";
 import type { FileOps } from "./file";
 import type { GupBehaviour } from "./gup";
@@ -27,8 +27,12 @@ export type DeviceOpen = (task: Task) => FileOps | number;
 
 /** Options for a new process. */
 export interface ProcessOptions {
-  /** The Wasm core backing user memory (share it with kernel objects that pack into user memory). */
-  core?: WasmCore;
+  /**
+   * The Wasm core backing user memory (share it with kernel objects that pack into user
+   * memory), or the compiled module to instantiate one from; default: a new core on the
+   * default module.
+   */
+  core?: CoreInput;
   /** Initial RLIMIT_MEMLOCK in bytes (default RLIM_INFINITY). */
   rlimitMemlock?: bigint;
   /** Whether CAP_IPC_LOCK starts in the effective set (default true, like the oracle's root). */
@@ -70,7 +74,7 @@ export class Process implements Task {
   private readonly devices = new Map<string, DeviceOpen>();
 
   constructor(opts: ProcessOptions = {}) {
-    this.core = opts.core ?? new WasmCore();
+    this.core = WasmCore.from(opts.core);
     this.mmRef = new MmStruct(this.core, opts.gup);
     this.rlimMemlockSoft = this.rlimMemlockHard = opts.rlimitMemlock ?? RLIM_INFINITY;
     this.capIpcLockEffective = opts.capIpcLock ?? true;

@@ -4,7 +4,7 @@
  * layouts, through the simulated process's syscalls.
  */
 import { argFunction, argObject, argString } from "../util/args";
-import { WasmCore } from "../wasm/core";
+import type { CoreInput } from "../wasm/core";
 import { errnoName, Errno } from "../uapi/errno";
 import {
   DirtyBitmap,
@@ -55,8 +55,8 @@ export interface ReplayOptions {
   platform?: Platform;
   /** type1 options (profile, bitmapCopy, ...); the profile also picks the process's GUP behaviour. */
   type1?: Partial<Type1Options>;
-  /** Shares a Wasm core (tests that replay many files). */
-  core?: WasmCore;
+  /** A Wasm core to share (tests that replay many files), or the compiled module to instantiate. */
+  core?: CoreInput;
 }
 
 /** What one executed line did, for callers that observe the model around each call. */

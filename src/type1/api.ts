@@ -46,6 +46,7 @@ import { VfioContainer, installVfio } from "./container";
 import { DEFAULT_TYPE1_OPTIONS, type Type1Options, type1Kernel } from "./options";
 import type { VfioIommu } from "./vfio-iommu";
 import { argBool, argInt, argObject, argULong } from "../util/args";
+import { WasmCore, type CoreInput } from "../wasm/core";
 
 /** A request's u64 field, checked (TypeError/RangeError naming it). */
 const field = (req: string, name: string, v: unknown): bigint => argULong(`${req}.${name}`, v);
@@ -118,11 +119,13 @@ const SCRATCH = 0x10000;
 /**
  * A process with VFIO installed: the usual starting point of the typed API. The type1
  * profile also picks the process's kernel behaviour (what pinning does, `GupBehaviour`).
+ * `core` is the Wasm core to run on, or the compiled module to instantiate (default: a new
+ * core on the default module, see `init`).
  */
-export function createVfioProcess(platform: Platform = vtdPlatform(), type1: Partial<Type1Options> = {}): Process {
+export function createVfioProcess(platform: Platform = vtdPlatform(), type1: Partial<Type1Options> = {}, core?: CoreInput): Process {
   argObject("platform", platform);
   argObject("type1", type1);
-  const proc = new Process({ gup: type1Kernel(type1.profile ?? DEFAULT_TYPE1_OPTIONS.profile).gup });
+  const proc = new Process({ core: WasmCore.from(core), gup: type1Kernel(type1.profile ?? DEFAULT_TYPE1_OPTIONS.profile).gup });
   installVfio(proc, platform, type1);
   return proc;
 }

@@ -15,7 +15,7 @@
  */
 import { MAP_SHARED, PROT_READ, PROT_WRITE, Process, SyscallResult } from "../process";
 import { MemfdFile } from "../process/shmem";
-import { WasmCore } from "../wasm/core";
+import { WasmCore, type CoreInput } from "../wasm/core";
 import { errnoName } from "../uapi/errno";
 import {
   VHOST_IOTLB_MSG_V2,
@@ -83,11 +83,13 @@ export interface LiveUpdateOptions {
   oldBase?: bigint;
   /** Where the new VMM maps it (default 0x7e8000000000). */
   newBase?: bigint;
+  /** The Wasm core of the machine, or the compiled module to instantiate (default: the default module). */
+  core?: CoreInput;
 }
 
 /** Both VMMs, the device and the memfd on one simulated machine (one Wasm core). */
 export class LiveUpdateWorld {
-  readonly core = new WasmCore();
+  readonly core: WasmCore;
   readonly dev = new VhostVdpa({ newOwner: true, remap: true });
   readonly layout: readonly GuestRegion[];
   readonly ramSize: number;
@@ -102,6 +104,7 @@ export class LiveUpdateWorld {
    * acks MSG_V2, BATCH and the two RFC features, and maps every region in one batch.
    */
   constructor(opts: LiveUpdateOptions = {}) {
+    this.core = WasmCore.from(opts.core);
     this.layout = opts.layout ?? DEFAULT_LAYOUT;
     this.ramSize = opts.ramSize ?? DEFAULT_RAM_SIZE;
     this.newBase = opts.newBase ?? 0x7e80_0000_0000n;

@@ -1,19 +1,20 @@
 /**
- * The Wasm boundary. Loads build/core.wasm (compiled from assembly/) and owns its linear
- * memory: allocation, zeroing, growth, and byte views that are re-read after growth.
+ * The Wasm boundary. Instantiates the compiled core (core.wasm, built from assembly/) and
+ * owns its linear memory: allocation, zeroing, growth, and byte views that are re-read
+ * after growth. Where the module comes from (a file in Node, fetch in browsers, a bundler's
+ * asset) is ./module.ts's and ./load.ts's business; nothing here touches files.
  *
  * Everything that crosses the boundary is a number: pointers and byte lengths are
  * wasm32 `usize` (0 .. 2^32-1), bit indices are u32. See assembly/index.ts for the
  * exported kernels.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import "./webassembly-types";
 import { FAULT_KIND_BY_CODE, FaultInjector } from "./fault";
+import { defaultCoreModule, loadedCoreModule, setDefaultCoreModule } from "./module";
+import { isWasmModule, wasmApi, type WasmMemory, type WasmModule } from "./webassembly-types";
 
 /** The raw exports of build/core.wasm, as the AssemblyScript sources declare them. */
 export interface CoreExports {
-  readonly memory: WebAssembly.Memory;
+  readonly memory: WasmMemory;
   alloc(size: number): number;
   allocZeroed(size: number): number;
   free(ptr: number): void;
@@ -101,8 +102,11 @@ function normaliseExports(raw: CoreExports): CoreExports {
   return x as unknown as CoreExports;
 }
 
-/** Where the compiled core lives: build/ at the package root, two levels above src/wasm or dist/wasm. */
-export const DEFAULT_WASM_PATH = join(__dirname, "..", "..", "build", "core.wasm");
+/**
+ * What the high-level entries (createVfioProcess, runMigration, replayTrace, the typed
+ * APIs) accept as their core: a WasmCore to share, or the compiled module to instantiate.
+ */
+export type CoreInput = WasmCore | WasmModule;
 
 /**
  * One instance of the Wasm core: a private linear memory and its allocator.
@@ -121,14 +125,38 @@ export class WasmCore {
   private u8view: Uint8Array;
   private dview: DataView;
 
-  constructor(wasm: WebAssembly.Module = compiledCore()) {
+  /** The compiled module this core is an instance of (instantiate more cores from it). */
+  readonly module: WasmModule;
+
+  /**
+   * A fresh instance of `wasm`, or of the default module: the one `init()` loaded, or in
+   * Node the build's core.wasm, read synchronously on first use.
+   */
+  constructor(wasm: WasmModule = defaultCoreModule()) {
     const allocFault = (code: number): number => (this.faults.shouldFail(FAULT_KIND_BY_CODE[code] ?? "heap") ? 1 : 0);
-    const instance = new WebAssembly.Instance(wasm, { env: { allocFault } });
+    this.module = wasm;
+    const instance = new (wasmApi().Instance)(wasm, { env: { allocFault } });
     this.x = normaliseExports(instance.exports as unknown as CoreExports);
     this.faults.onArmedChange = (armed) => this.x.faultHookSet(armed ? 1 : 0);
     this.buf = this.x.memory.buffer;
     this.u8view = new Uint8Array(this.buf);
     this.dview = new DataView(this.buf);
+  }
+
+  /**
+   * The core an entry point runs on: `input` itself when it is a WasmCore, else a new
+   * instance of the module given (or of the default one). A module given when no default
+   * is loaded yet becomes the default, as `init(module)` would make it, so the cores an
+   * entry creates internally (one per simulated device, say) use it too.
+   */
+  static from(input?: CoreInput): WasmCore {
+    if (input === undefined) return new WasmCore();
+    if (isWasmModule(input)) {
+      if (loadedCoreModule() === undefined) setDefaultCoreModule(input);
+      return new WasmCore(input);
+    }
+    if (isWasmCore(input)) return input as WasmCore;
+    throw new TypeError("core must be a WasmCore or a compiled WebAssembly.Module");
   }
 
   private refresh(): void {
@@ -181,17 +209,12 @@ export class WasmCore {
   }
 }
 
-let cachedModule: WebAssembly.Module | undefined;
-
-/** The compiled core module, compiled once per process and shared by every WasmCore. */
-export function compiledCore(path: string = DEFAULT_WASM_PATH): WebAssembly.Module {
-  if (path !== DEFAULT_WASM_PATH) return new WebAssembly.Module(readFileSync(path));
-  if (!cachedModule) {
-    try {
-      cachedModule = new WebAssembly.Module(readFileSync(path));
-    } catch (e) {
-      throw new Error(`vfio-sim: cannot load the Wasm core at ${path} (run \`npm run build\`): ${(e as Error).message}`);
-    }
-  }
-  return cachedModule;
+/**
+ * Whether `x` is a WasmCore, also one from another copy of this package (the ESM and the
+ * CommonJS builds each have their own class).
+ */
+export function isWasmCore(x: unknown): boolean {
+  if (x instanceof WasmCore) return true;
+  const c = x as Partial<WasmCore> | null;
+  return typeof c === "object" && c !== null && typeof c.alloc === "function" && typeof c.x === "object" && isWasmModule(c.module);
 }
