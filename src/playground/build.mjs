@@ -50,24 +50,6 @@ function examples() {
   });
 }
 
-/**
- * Interim bridge until src/wasm/core.ts has a browser loader: node:fs's readFileSync hands
- * back the core.wasm bytes core-loader.ts fetched; node:path's join only builds the path.
- */
-const nodeShims = {
-  name: "node-shims",
-  setup(b) {
-    b.onResolve({ filter: /^node:(fs|path)$/ }, (a) => ({ path: a.path, namespace: "node-shim" }));
-    b.onLoad({ filter: /.*/, namespace: "node-shim" }, (a) => ({
-      contents:
-        a.path === "node:fs"
-          ? `export function readFileSync() { const b = globalThis.__vfioSimCoreBytes; if (!b) throw new Error("core.wasm not fetched yet"); return b; }`
-          : `export function join(...p) { return p.join("/"); }`,
-      loader: "js",
-    }));
-  },
-};
-
 async function main() {
   const i = process.argv.indexOf("--outdir");
   const out = resolve(i > 0 ? process.argv[i + 1] : join(ROOT, "dist", "playground"));
@@ -83,8 +65,6 @@ async function main() {
     target: "es2022",
     sourcemap: true,
     logLevel: "warning",
-    define: { __dirname: '"."' },
-    plugins: [nodeShims],
   });
   copyFileSync(join(HERE, "index.html"), join(out, "index.html"));
   copyFileSync(wasm, join(out, "core.wasm"));

@@ -1,18 +1,15 @@
 /**
- * How the playground's worker gets its Wasm core: core.wasm is copied next to the bundle
- * by the build (build.mjs).
- *
- * Interim bridge until the library has a browser loader: the bundle maps node:fs to a shim
- * whose readFileSync hands back the bytes fetched here, so the library's own
- * compiledCore() (used by every `new WasmCore()`) compiles them.
+ * How the playground's worker gets its Wasm core: build.mjs copies core.wasm next to the
+ * worker bundle, and the library's async loader (src/wasm/load.ts) fetches and compiles it
+ * and makes it the default module, so every `new WasmCore()` inside the library (the
+ * migration engine's, each simulated process's) uses it too.
  */
-import { WasmCore } from "../wasm/core";
+import type { WasmCore } from "../wasm/core";
+import { loadCore } from "../wasm/load";
 
-/** Fetches core.wasm from beside the worker script and returns a core on it. */
-export async function loadPlaygroundCore(): Promise<WasmCore> {
+/** Loads core.wasm from beside the worker script; resolves to a core on it. */
+export function loadPlaygroundCore(): Promise<WasmCore> {
+  // The URL is spelt out: the bundle's core-location is the CommonJS flavour (no import.meta).
   const here = (globalThis as unknown as { location: { href: string } }).location.href;
-  const res = await fetch(new URL("core.wasm", here));
-  if (!res.ok) throw new Error(`GET core.wasm: HTTP ${res.status}`);
-  (globalThis as Record<string, unknown>).__vfioSimCoreBytes = new Uint8Array(await res.arrayBuffer());
-  return new WasmCore();
+  return loadCore(new URL("core.wasm", here));
 }
