@@ -112,7 +112,7 @@ describeBrowser("playground (headless Chromium)", () => {
       expect({ name, badges }).toEqual({ name, badges: expect.arrayContaining(["same"]) });
       expect({ name, badges }).toEqual({ name, badges: badges.map(() => "same") });
     }
-  });
+  }, 240_000);
 
   test("iommufd worlds replay in the page (mock and edu)", async () => {
     expect((await pickExample("smoke-mock"))["linux-6.12"]).toBe(read("linux-6.12-iommufd/smoke-mock.out"));
@@ -178,6 +178,25 @@ describeBrowser("playground (headless Chromium)", () => {
     expect(await charts.count()).toBeGreaterThanOrEqual(2);
     for (let i = 0; i < (await charts.count()); i++) expect(await charts.nth(i).locator("rect.bar").count()).toBeGreaterThan(0);
   }, 300_000);
+
+  test("the migration controls travel through the URL", async () => {
+    await page.selectOption("#m-preset", "hw-type1");
+    await page.fill("#m-guest", "3G");
+    await page.selectOption("#m-profile", "linux-6.12");
+    await page.click("#share-scenario");
+    await page.waitForFunction("document.getElementById('share-scenario-url').value.includes('#scenario=')");
+    const other = await browser!.newPage();
+    try {
+      other.on("pageerror", (e) => pageErrors.push(String(e)));
+      await other.goto(await page.inputValue("#share-scenario-url"));
+      await other.waitForSelector("html[data-ready=true]", { timeout: 60_000 });
+      await other.waitForFunction("document.getElementById('m-guest').value === '3G'");
+      expect(await other.inputValue("#m-profile")).toBe("linux-6.12");
+      expect(await other.$$eval("#devices tbody tr .d-kind", (xs) => xs.map((x) => (x as unknown as { value: string }).value))).toEqual(["hw-type1", "emulated"]);
+    } finally {
+      await other.close();
+    }
+  });
 
   test("bad controls are reported, nothing runs", async () => {
     await page.selectOption("#m-preset", "default");
