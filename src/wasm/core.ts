@@ -10,77 +10,12 @@
  */
 import { FAULT_KIND_BY_CODE, FaultInjector } from "./fault";
 import { defaultCoreModule, loadedCoreModule, setDefaultCoreModule } from "./module";
-import { isWasmModule, wasmApi, type WasmMemory, type WasmModule } from "./webassembly-types";
+import { isWasmModule, wasmApi, type WasmModule } from "./webassembly-types";
+import { UNSIGNED_RESULTS, type CoreExports } from "./core-exports";
 
-/** The raw exports of build/core.wasm, as the AssemblyScript sources declare them. */
-export interface CoreExports {
-  readonly memory: WasmMemory;
-  alloc(size: number): number;
-  allocZeroed(size: number): number;
-  free(ptr: number): void;
-  copyBytes(dst: number, src: number, n: number): void;
-  fillBytes(dst: number, value: number, n: number): void;
-  setRange(map: number, start: number, n: number): void;
-  clearRange(map: number, start: number, n: number): void;
-  testRange(map: number, start: number, n: number): number;
-  popcountRange(map: number, start: number, n: number): number;
-  findNextSet(map: number, nbits: number, from: number): number;
-  packByte(dst: number, dstBit: number, src: number, nbits: number): void;
-  packWord(dst: number, dstBit: number, src: number, nbits: number): void;
-  packSimd(dst: number, dstBit: number, src: number, nbits: number): void;
-  orBits(dst: number, dstBit: number, src: number, nbits: number): void;
-  andNotWords(dst: number, src: number, nwords: number): void;
-  // I/O page tables (assembly/pgtable): addresses and sizes are f64 integers < 2^53.
-  ptPagesInUse(): number;
-  ptPagesFree(): number;
-  ptSetPageLimit(limit: number): void;
-  gatherInit(g: number): void;
-  gatherRelease(g: number): void;
-  gatherStart(g: number): number;
-  gatherEnd(g: number): number;
-  targetSet(t: number, bitmap: number, pgshift: number, base: number, bitOff: number, cap: number): void;
-  targetSpillStart(t: number): number;
-  targetSpillEnd(t: number): number;
-  targetRecord(t: number, iova: number, len: number): void;
-  ptCreate(fmt: number, levels: number, maxLevels: number, gs: number, flags: number, pgsizeLo: number, pgsizeHi: number): number;
-  ptDestroy(pt: number): void;
-  ptSetFlags(pt: number, flags: number): void;
-  ptTables(pt: number): number;
-  ptLevels(pt: number): number;
-  ptMap(pt: number, iova: number, pa: number, size: number, prot: number, gather: number): number;
-  ptUnmap(pt: number, iova: number, size: number, gather: number, target: number): number;
-  ptIovaToPhys(pt: number, iova: number): number;
-  ptLookup(pt: number, iova: number): number;
-  ptDeviceAccess(pt: number, iova: number, write: number): number;
-  ptDeviceDirtyUpdate(pt: number, pte: number): number;
-  ptSetDirty(pt: number, iova: number): number;
-  ptReadDirty(pt: number, iova: number, size: number, flags: number, target: number, gather: number): number;
-  ptWriteProtect(pt: number, iova: number, size: number, target: number, gather: number): number;
-  ptOutPhys(pt: number): number;
-  ptOutLeafIova(pt: number): number;
-  ptOutLeafSize(pt: number): number;
-  ptOutPte(pt: number): number;
-  ptOutNoUpdate(pt: number): number;
-  ptOutLevel(pt: number): number;
-  ptOutWritable(pt: number): number;
-  pteLo(pte: number): number;
-  pteHi(pte: number): number;
-  scanXor(ptr: number, bytes: number): number;
-  faultHookSet(on: number): void;
-}
-
-/**
- * The exports whose result is a wasm32 `usize` or `u32`. A Wasm i32 result reaches JS as a
- * signed number, so an address at or above 2 GiB (or a count above 2^31) would come back
- * negative; WasmCore reads every one of these through `>>> 0`, once, here, so no caller has
- * to remember. test/wasm/unsigned-exports.test.ts checks this list against the AssemblyScript
- * signatures. (Other results are i32 on purpose, -errno, or f64.)
- */
-export const UNSIGNED_RESULTS = [
-  "alloc", "allocZeroed", "testRange", "popcountRange", "findNextSet",
-  "ptPagesInUse", "ptPagesFree", "ptCreate", "ptTables", "ptLevels", "ptLookup",
-  "ptOutPte", "ptOutNoUpdate", "ptOutLevel", "ptOutWritable", "pteLo", "pteHi", "scanXor",
-] as const satisfies ReadonlyArray<keyof CoreExports>;
+// The boundary's types are generated from assembly/ (scripts/gen-core-types.mjs).
+export type { CoreExports } from "./core-exports";
+export { UNSIGNED_RESULTS } from "./core-exports";
 
 type NumFn = (...args: number[]) => number;
 
