@@ -31,7 +31,7 @@ const h = <K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, 
   return e;
 };
 
-const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+let worker = startWorker();
 let nextId = 1;
 const pending = new Map<number, (r: Reply) => void>();
 let meta: Meta | null = null;
@@ -171,6 +171,20 @@ function readForm(): ScenarioForm {
   };
 }
 
+/** Stops a running migration: the worker is replaced, its pending answers dropped. */
+function stopMigration(): void {
+  worker.terminate();
+  pending.clear();
+  worker = startWorker();
+  $<HTMLButtonElement>("migrate").disabled = false;
+  $<HTMLButtonElement>("stop").hidden = true;
+  $<HTMLProgressElement>("migrate-progress").hidden = true;
+  $("migrate-status").textContent = "stopped";
+  $("migrate-panel").dataset.state = "idle";
+  // A replay that was waiting on the old worker is asked again.
+  if ($("trace-panel").dataset.state === "running") replayNow();
+}
+
 function runMigrationNow(): void {
   const panel = $("migrate-panel");
   if (panel.dataset.state === "running") return;
@@ -180,6 +194,7 @@ function runMigrationNow(): void {
   const verdict = $("verdict");
   const report = $<HTMLIFrameElement>("report");
   button.disabled = true;
+  $<HTMLButtonElement>("stop").hidden = false;
   progress.hidden = false;
   progress.value = 0;
   $("migrate-errors").textContent = "";
@@ -191,6 +206,7 @@ function runMigrationNow(): void {
       return;
     }
     button.disabled = false;
+    $<HTMLButtonElement>("stop").hidden = true;
     progress.hidden = true;
     if (r.kind === "migrate-error") {
       $("migrate-status").textContent = "";
@@ -210,6 +226,10 @@ function runMigrationNow(): void {
       panel.dataset.state = "done";
     };
     report.srcdoc = r.answer.reportHtml;
+    const link = $<HTMLAnchorElement>("report-link");
+    if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(new Blob([r.answer.reportHtml], { type: "text/html" }));
+    link.hidden = false;
   });
 }
 
@@ -280,6 +300,7 @@ function setUp(m: Meta): void {
   });
   $("add-device").addEventListener("click", () => addDeviceRow({ kind: "iommufd", name: `dev${$("devices").querySelectorAll("tbody tr").length}`, rate: "" }));
   $("migrate").addEventListener("click", runMigrationNow);
+  $("stop").addEventListener("click", stopMigration);
   $("share-trace").addEventListener("click", () => void share("trace"));
   $("share-scenario").addEventListener("click", () => void share("scenario"));
   window.addEventListener("hashchange", () => void applyHash());
@@ -298,9 +319,10 @@ async function loadExamples(): Promise<void> {
   select.addEventListener("change", () => loadExample(select.value));
 }
 
-worker.onmessage = (e: MessageEvent<Reply>) => {
+function onReply(e: MessageEvent<Reply>): void {
   const r = e.data;
   if (r.kind === "ready") {
+    if (meta) return; // a restarted worker: the page is set up already
     setUp(r.meta);
     void loadExamples().then(async () => {
       $("status").textContent = "Ready.";
@@ -322,9 +344,16 @@ worker.onmessage = (e: MessageEvent<Reply>) => {
   const done = pending.get(r.id);
   if (r.kind !== "progress") pending.delete(r.id);
   done?.(r);
-};
-worker.onerror = (e) => {
-  $("status").textContent = `The worker failed: ${e.message}`;
-  $("status").classList.add("error");
-  document.documentElement.dataset.ready = "error";
-};
+}
+
+/** A fresh worker (the page's only way to stop a run: workers cannot be interrupted). */
+function startWorker(): Worker {
+  const w = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  w.onmessage = onReply;
+  w.onerror = (e) => {
+    $("status").textContent = `The worker failed: ${e.message}`;
+    $("status").classList.add("error");
+    document.documentElement.dataset.ready = "error";
+  };
+  return w;
+}

@@ -58,26 +58,25 @@ function migrate(req: Request & { kind: "migrate" }): Reply {
   };
 }
 
-async function main(): Promise<void> {
-  let core: WasmCore;
+function answer(core: WasmCore, req: Request): void {
   try {
-    core = await loadPlaygroundCore();
-  } catch (e) {
-    scope.postMessage({ id: -1, kind: "fatal", message: `cannot load the Wasm core: ${(e as Error)?.message ?? e}` });
-    return;
+    if (req.kind === "replay") scope.postMessage({ id: req.id, kind: "replay", outputs: replayAll(core, req.text, req.profiles) });
+    else scope.postMessage(migrate(req));
+  } catch (err) {
+    // The library never throws for bad input; a throw here is a bug worth showing in full.
+    const message = String((err as Error)?.stack ?? err);
+    scope.postMessage(req.kind === "replay" ? { id: req.id, kind: "replay", outputs: [] } : { id: req.id, kind: "migrate-error", errors: [message] });
   }
-  scope.onmessage = (e) => {
-    const req = e.data;
-    try {
-      if (req.kind === "replay") scope.postMessage({ id: req.id, kind: "replay", outputs: replayAll(core, req.text, req.profiles) });
-      else scope.postMessage(migrate(req));
-    } catch (err) {
-      // The library never throws for bad input; a throw here is a bug worth showing in full.
-      const message = String((err as Error)?.stack ?? err);
-      scope.postMessage(req.kind === "replay" ? { id: req.id, kind: "replay", outputs: [] } : { id: req.id, kind: "migrate-error", errors: [message] });
-    }
-  };
-  scope.postMessage({ id: -1, kind: "ready", meta: formMeta() });
 }
 
-void main();
+// The handler is installed at once: a request that arrives while the core loads waits for
+// it (in order) instead of being dropped.
+const core = loadPlaygroundCore();
+scope.onmessage = (e) => {
+  const req = e.data;
+  core.then((c) => answer(c, req), () => undefined);
+};
+core.then(
+  () => scope.postMessage({ id: -1, kind: "ready", meta: formMeta() }),
+  (e: unknown) => scope.postMessage({ id: -1, kind: "fatal", message: `cannot load the Wasm core: ${(e as Error)?.message ?? e}` }),
+);

@@ -177,7 +177,22 @@ describeBrowser("playground (headless Chromium)", () => {
     const charts = report.locator("svg.chart");
     expect(await charts.count()).toBeGreaterThanOrEqual(2);
     for (let i = 0; i < (await charts.count()); i++) expect(await charts.nth(i).locator("rect.bar").count()).toBeGreaterThan(0);
+    expect(await page.getAttribute("#report-link", "href")).toMatch(/^blob:/);
   }, 300_000);
+
+  test("a long migration can be stopped; the page keeps working", async () => {
+    await page.selectOption("#m-preset", "default");
+    await page.fill("#m-guest", "512G");
+    await page.click("#migrate");
+    await page.waitForSelector("#migrate-panel[data-state=running]");
+    await page.waitForFunction("document.getElementById('migrate-status').textContent.startsWith('running')");
+    await page.click("#stop");
+    expect(await page.getAttribute("#migrate-panel", "data-state")).toBe("idle");
+    expect(await page.textContent("#migrate-status")).toBe("stopped");
+    // The new worker answers: a replay right after the stop.
+    const out = await pickExample("hunt-ro-vma");
+    expect(out["linux-6.1"]).toBe(read("linux-6.1/hunt-ro-vma.out"));
+  });
 
   test("the migration controls travel through the URL", async () => {
     await page.selectOption("#m-preset", "hw-type1");
