@@ -2,8 +2,9 @@
  * The playground page: DOM only. The library runs in worker.ts; this file builds the
  * controls from what the worker reports (protocol.ts), sends requests and shows answers.
  *
- * Test hooks (test/playground/playground.test.ts): `data-state` on #trace-panel and
- * #migrate-panel is `running`, `done` or `error`; each profile's output is the
+ * Test hooks (test/playground/playground.test.ts): `<html data-ready>` is `true` once the
+ * core is loaded (`error` if it cannot be); `data-state` on #trace-panel and
+ * #migrate-panel is `idle`, `running`, `done` or `error`; each profile's output is the
  * textContent of `#replay-out [data-profile=NAME] pre`; the report is #report's srcdoc.
  */
 import { differingLines, matchRecording } from "./compare";
