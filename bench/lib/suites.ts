@@ -4,12 +4,14 @@ import bitmap from "../suites/bitmap";
 import pgtable from "../suites/pgtable";
 import vhost from "../suites/vhost";
 import type1 from "../suites/type1";
+import migrate from "../suites/migrate";
 
 export const SUITES: Record<string, BenchSuite> = {
   bitmap,
   pgtable,
   vhost,
   type1,
+  migrate,
 };
 
 /** Looks a suite up by name; throws a message listing the names otherwise. */

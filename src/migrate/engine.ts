@@ -125,9 +125,15 @@ export interface MigrationOptions {
   /** Backend per device kind; defaults to BACKENDS. Tests pass faulty ones. */
   readonly backends?: BackendTable;
   readonly observer?: MigrationObserver;
-  /** Stop pre-copy when the remainder has not shrunk for this many rounds; 0 = never. */
+  /**
+   * Stop pre-copy when the remainder has not shrunk (by STALL_MARGIN below its smallest so
+   * far) for this many rounds; 0 = never.
+   */
   readonly stallRounds?: number;
 }
+
+/** The share by which the remainder must shrink below its smallest so far to count as progress. */
+export const STALL_MARGIN = 0.01;
 
 /** Default for MigrationOptions.stallRounds. */
 export const DEFAULT_STALL_ROUNDS = 3;
@@ -140,13 +146,12 @@ export function deviceSeed(seed: number, i: number): number {
 interface Device {
   readonly backend: DeviceBackend;
   readonly workload: DmaWorkload;
-  /** Pages this device wrote since its last harvest: repeats cannot change dirty state. */
-  readonly written: Bitmap;
   /** DMA bursts it issued in the current round. */
   bursts: number;
 }
 
-const PROGRESS_STEP = 1 << 16;
+/** Distinct bursts between progress reports. */
+const PROGRESS_STEP = 1 << 12;
 
 /** A phase's outcome: its value, or the backend call that failed. */
 type Phase<T> = T | MigrationFailure;
@@ -237,7 +242,7 @@ class MigrationRun {
       const workload = new DmaWorkload(spec.workload, layout, deviceSeed(scenario.seed, i));
       const pinned = spec.kind === "emulated" ? workload.hotPrefix(spec.pinned) : [];
       const backend = this.table[spec.kind](spec, layout, scenario, pinned);
-      this.devices.push({ backend, workload, written: this.bitmap(layout.ramPages), bursts: 0 });
+      this.devices.push({ backend, workload, bursts: 0 });
       const ret = backend.setup();
       if (ret < 0) return failure(spec.name, "setup (map guest RAM)", ret);
     }
@@ -265,7 +270,7 @@ class MigrationRun {
     const { scenario, toSend, owed, obs } = this;
     toSend.set(0, this.layout.ramPages);
     let stalled = 0;
-    let prevRemaining = Infinity;
+    let best = Infinity;
     for (let round = 1; ; round++) {
       const sentPages = toSend.popcount();
       const seconds = (sentPages * PAGE_SIZE) / scenario.bandwidth;
@@ -295,8 +300,10 @@ class MigrationRun {
       obs.roundEnd?.(r);
 
       if ((remaining * PAGE_SIZE) / scenario.bandwidth <= scenario.downtimeLimit) return "fits-downtime";
-      stalled = remaining >= prevRemaining ? stalled + 1 : 0;
-      prevRemaining = remaining;
+      // Progress is a new smallest remainder by at least STALL_MARGIN: a saturated working
+      // set re-dirtied every round wobbles by a few bursts, which is no progress.
+      stalled = remaining < best * (1 - STALL_MARGIN) ? 0 : stalled + 1;
+      best = Math.min(best, remaining);
       if (this.stallRounds > 0 && stalled >= this.stallRounds) return "stalled";
       if (round >= scenario.maxRounds) return "max-rounds";
     }
@@ -371,7 +378,13 @@ class MigrationRun {
     this.toSend.clear();
   }
 
-  /** Every device issues its bursts for `seconds` of simulated time; returns the count. */
+  /**
+   * Every device issues its bursts for `seconds` of simulated time; returns the count.
+   * Only the distinct bursts of the round reach the model and the ledger (the workload
+   * draws them directly): a repeat of a burst already written since the last harvest
+   * cannot change dirty state. So the cost is bounded by the working sets, not by the
+   * simulated time, and the ledger is as exact as if every burst had been issued.
+   */
   private writeFor(round: number, seconds: number, report: boolean): Phase<number> {
     const { devices, burst, owed, obs } = this;
     const counts = devices.map((d) => d.workload.burstsIn(seconds));
@@ -380,18 +393,14 @@ class MigrationRun {
     for (let i = 0; i < devices.length; i++) {
       const d = devices[i];
       const w = d.backend.writer;
-      for (let k = 0; k < counts[i]; k++) {
-        d.workload.next(burst);
-        // A burst whose pages this device already wrote since its last harvest cannot
-        // change any dirty state, so the model is not asked again.
-        if (d.written.popcount(burst.page, burst.npages) !== burst.npages) {
-          const ret = w.write(burst.page, burst.npages);
-          if (ret < 0) return failure(d.backend.spec.name, `DMA write at RAM page ${burst.page}`, ret);
-          d.written.set(burst.page, burst.npages);
-          owed.set(burst.page, burst.npages);
-        }
-        if (++done % PROGRESS_STEP === 0 && report) obs.progress?.(round, done / total);
+      d.workload.startRound(counts[i]);
+      for (let k = 1; d.workload.nextDistinct(burst); k++) {
+        const ret = w.write(burst.page, burst.npages);
+        if (ret < 0) return failure(d.backend.spec.name, `DMA write at RAM page ${burst.page}`, ret);
+        owed.set(burst.page, burst.npages);
+        if (report && k % PROGRESS_STEP === 0 && total > 0) obs.progress?.(round, (done + counts[i] * d.workload.roundFraction(counts[i])) / total);
       }
+      done += counts[i];
       d.bursts = counts[i];
     }
     if (report) obs.progress?.(round, 1);
@@ -422,7 +431,6 @@ class MigrationRun {
       if (ret < 0) return failure(d.backend.spec.name, final ? h.finalCall : h.call, ret);
       this.reportedByDevice = 0;
       h.collect(this.sink);
-      d.written.clear();
       total += ms;
       out.push({ device: d.backend.spec.name, kind: d.backend.spec.kind, bursts: d.bursts, reportedPages: this.reportedByDevice, harvestMs: ms });
     }

@@ -48,9 +48,6 @@ import type { DeviceBackend, DirtyHarvester, DmaWriter, HarvestSink } from "./ba
 import { PAGE_SIZE, type GuestLayout, type RamRegion } from "./layout";
 import type { DeviceSpec, Scenario } from "./scenario";
 
-/** Bytes the VMM writes per page in a dma_rw write: a completion record, enough to dirty the page. */
-const RECORD = 8;
-
 interface Region {
   readonly region: RamRegion;
   /** Where the VMM mmap'ed this RAM region. */
@@ -77,7 +74,8 @@ export class ModelType1 implements DeviceBackend, DmaWriter, DirtyHarvester {
   private arg = 0;
   private iommu: VfioIommu | null = null;
   private device: VfioEmulatedDevice | null = null;
-  private readonly record = new Uint8Array(RECORD).fill(0xa5);
+  /** The bytes an emulated device's dma_rw writes (grown to the largest run). */
+  private buffer = new Uint8Array(0);
   /** `hw-type1`: the device, attached to the container's page-table domain. */
   private dmaDevice: DmaDevice | null = null;
   /** Pinned pages of an emulated device, as [ramPage, npages] runs. */
@@ -218,13 +216,22 @@ export class ModelType1 implements DeviceBackend, DmaWriter, DirtyHarvester {
       return s === DMA_OK ? 0 : -Errno.EFAULT;
     }
     if (this.spec.kind !== "emulated") return 0; // DMA through a domain that records nothing
+    // One vfio_dma_rw per run of pages outside the pinned rings (those are written through
+    // the pinned page's kernel mapping): the device's buffer, whole pages.
     const iommu = this.iommu!;
-    let ret = 0;
-    for (let i = 0; i < npages && ret === 0; i++) {
-      if (this.isPinned(ramPage + i)) continue; // written through the pinned page's kernel mapping
-      ret = iommu.dmaRw(null, BigInt(this.layout.iovaOf(ramPage + i)), this.record, true);
+    for (let i = 0; i < npages; ) {
+      if (this.isPinned(ramPage + i)) {
+        i++;
+        continue;
+      }
+      let n = 1;
+      while (i + n < npages && !this.isPinned(ramPage + i + n)) n++;
+      if (this.buffer.length < n * PAGE_SIZE) this.buffer = new Uint8Array(n * PAGE_SIZE).fill(0xa5);
+      const ret = iommu.dmaRw(null, BigInt(this.layout.iovaOf(ramPage + i)), this.buffer.subarray(0, n * PAGE_SIZE), true);
+      if (ret < 0) return ret;
+      i += n;
     }
-    return ret;
+    return 0;
   }
 
   private isPinned(page: number): boolean {
