@@ -102,12 +102,15 @@ export interface MigrationResult {
   readonly check: LedgerCheck;
 }
 
-/** A run that could not complete: a backend call failed. */
+/** A run that could not complete: a backend call failed, or the VMM blocked migration. */
 export interface MigrationFailure {
   readonly device: string;
   readonly call: string;
+  /** The failed call's errno; 0 for a blocker. */
   readonly errno: number;
   readonly message: string;
+  /** The VMM refused to migrate up front (QEMU's migration blocker): nothing was lost. */
+  readonly blocker?: boolean;
 }
 
 /** Callbacks for progress display; all optional, all synchronous. */
@@ -174,6 +177,8 @@ export function runMigration(scenario: Scenario, opts: MigrationOptions = {}): {
     run = new MigrationRun(scenario, opts);
     const setup = run.setUpDevices();
     if (isFailure(setup)) return { failure: setup };
+    const blocked = run.checkBlockers();
+    if (isFailure(blocked)) return { failure: blocked };
     const started = run.startTracking();
     if (isFailure(started)) return { failure: started };
     const pre = run.precopy();
@@ -198,12 +203,12 @@ class MigrationRun {
   private readonly core = new WasmCore();
   private readonly owned: Bitmap[] = [];
   private readonly devices: Device[] = [];
-  /** The migration bitmap: pages the next send puts on the wire. */
-  private readonly toSend: Bitmap;
+  /** The migration bitmap: pages the next send puts on the wire (allocated once tracking runs). */
+  private toSend!: Bitmap;
   /** The ledger: pages a device wrote that no later send has covered yet. */
-  private readonly owed: Bitmap;
+  private owed!: Bitmap;
   /** One region's harvested bits, staged for the OR into toSend. */
-  private readonly scratch: Bitmap;
+  private scratch!: Bitmap;
   private readonly words: number;
   private readonly rounds: RoundResult[] = [];
   private readonly burst: DmaBurst = { page: 0, npages: 0 };
@@ -220,11 +225,18 @@ class MigrationRun {
     this.obs = opts.observer ?? {};
     this.stallRounds = opts.stallRounds ?? DEFAULT_STALL_ROUNDS;
     this.layout = new GuestLayout(scenario.guestBytes, scenario.mappingPageSize);
+    this.words = bitmapBytes(this.layout.ramPages) / 8;
+  }
+
+  /**
+   * The engine's own bitmaps, allocated once the devices track (a guest whose tracking the
+   * kernel refuses never needs them: the huge-guest scenario is larger than they can be).
+   */
+  private allocBitmaps(): void {
     const ram = this.layout.ramPages;
     this.toSend = this.bitmap(ram);
     this.owed = this.bitmap(ram);
     this.scratch = this.bitmap(Math.max(...this.layout.regions.map((r) => r.pages)));
-    this.words = bitmapBytes(ram) / 8;
   }
 
   private bitmap(nbits: number): Bitmap {
@@ -258,6 +270,15 @@ class MigrationRun {
     this.obs.begin?.({ regions: this.regions, backends: this.backends });
   }
 
+  /** The fixed VMM's check before migrating: a backend's blocker ends the run cleanly. */
+  checkBlockers(): Phase<void> {
+    if (this.scenario.adversary?.naive) return;
+    for (const d of this.devices) {
+      const why = d.backend.migrationBlocker?.();
+      if (why) return { device: d.backend.spec.name, call: "VFIO_IOMMU_GET_INFO (migration capability)", errno: 0, message: `migration blocked: ${why}`, blocker: true };
+    }
+  }
+
   startTracking(): Phase<void> {
     for (const d of this.devices) {
       const ret = d.backend.harvester.start();
@@ -267,6 +288,7 @@ class MigrationRun {
 
   /** Pre-copy: round 1 sends all of RAM, later rounds what the last harvest reported. */
   precopy(): Phase<StopCause> {
+    this.allocBitmaps();
     const { scenario, toSend, owed, obs } = this;
     toSend.set(0, this.layout.ramPages);
     let stalled = 0;
@@ -281,8 +303,15 @@ class MigrationRun {
       const bursts = this.writeFor(round, seconds, true);
       if (isFailure(bursts)) return bursts;
 
+      const strike = scenario.adversary && scenario.adversary.round === round ? scenario.adversary : null;
+      if (strike?.name === "unmap-no-query") {
+        const r = this.remapRegion(0, !strike.naive);
+        if (isFailure(r)) return r;
+      }
+      if (strike?.name === "harvest-fails") for (const d of this.devices) d.backend.breakNextHarvest?.(1);
+
       const writtenPages = owed.popcount();
-      const h = this.harvestAll(false);
+      const h = this.harvestAll(false, strike?.name === "harvest-fails" ? (strike.naive ? "drop" : "merge") : null);
       if (isFailure(h)) return h;
       const remaining = toSend.popcount();
       const r: RoundResult = {
@@ -419,8 +448,25 @@ class MigrationRun {
     core.x.orBits(this.toSend.ptr, ramPage, scratch.ptr, nbits);
   };
 
-  /** One harvest per device (the final one after the devices stopped), timed. */
-  private harvestAll(final: boolean): Phase<{ devices: DeviceRound[]; ms: number }> {
+  /**
+   * The VMM deletes and re-adds RAM region `index` on every device (the unmap-no-query
+   * scenario); with `queryFirst` the region's dirty bits are read before the unmap and
+   * merged into the migration bitmap.
+   */
+  private remapRegion(index: number, queryFirst: boolean): Phase<void> {
+    for (const d of this.devices) {
+      if (!d.backend.remapRegion) continue;
+      const ret = d.backend.remapRegion(index, queryFirst, this.sink);
+      if (ret < 0) return failure(d.backend.spec.name, `remap RAM region ${this.layout.regions[index].name}`, ret);
+    }
+  }
+
+  /**
+   * One harvest per device (the final one after the devices stopped), timed. `onFailure`
+   * (the harvest-fails scenario): a failed harvest is not fatal; `drop` discards what it
+   * returned (the naive VMM), `merge` keeps the regions that succeeded (the fix).
+   */
+  private harvestAll(final: boolean, onFailure: "drop" | "merge" | null = null): Phase<{ devices: DeviceRound[]; ms: number }> {
     const out: DeviceRound[] = [];
     let total = 0;
     for (const d of this.devices) {
@@ -428,9 +474,9 @@ class MigrationRun {
       const t0 = performance.now();
       const ret = final ? h.finalHarvest() : h.harvest();
       const ms = performance.now() - t0;
-      if (ret < 0) return failure(d.backend.spec.name, final ? h.finalCall : h.call, ret);
+      if (ret < 0 && !onFailure) return failure(d.backend.spec.name, final ? h.finalCall : h.call, ret);
       this.reportedByDevice = 0;
-      h.collect(this.sink);
+      if (ret >= 0 || onFailure === "merge") h.collect(this.sink);
       total += ms;
       out.push({ device: d.backend.spec.name, kind: d.backend.spec.kind, bursts: d.bursts, reportedPages: this.reportedByDevice, harvestMs: ms });
     }
