@@ -57,7 +57,7 @@ function main(): void {
       process.stdout.write(` ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     }
     const rows = summarize(results);
-    console.log("\n" + formatTable(rows));
+    if (rows.length) console.log("\n" + formatTable(rows));
     const extras: Record<string, number> = {};
     for (const k of Object.keys(results[0].extras)) extras[k] = median(results.map((r) => r.extras[k]));
     if (Object.keys(extras).length) console.log("\n" + Object.entries(extras).map(([k, v]) => `   ${k}: ${v}`).join("\n"));

@@ -6,6 +6,7 @@ import vhost from "../suites/vhost";
 import type1 from "../suites/type1";
 import permap from "../suites/permap";
 import threads from "../suites/threads";
+import migrate from "../suites/migrate";
 
 export const SUITES: Record<string, BenchSuite> = {
   bitmap,
@@ -14,6 +15,7 @@ export const SUITES: Record<string, BenchSuite> = {
   type1,
   permap,
   threads,
+  migrate,
 };
 
 /** Looks a suite up by name; throws a message listing the names otherwise. */

@@ -106,6 +106,17 @@ export interface DeviceBackend {
   readonly concurrent?: ConcurrentDevice | null;
   /** Releases the backend's memory. */
   dispose(): void;
+  /**
+   * Adversarial scenarios (see AdversaryName), optional: the VMM deletes and re-adds RAM
+   * region `index` (unmap, map again at the same IOVA) while tracking runs; with
+   * `queryFirst` it reads the region's dirty bits before the unmap and hands them to `sink`.
+   * 0 or -errno.
+   */
+  remapRegion?(index: number, queryFirst: boolean, sink: HarvestSink): number;
+  /** The next harvest passes an unmapped user bitmap for region `index` (EFAULT there). */
+  breakNextHarvest?(index: number): void;
+  /** Why the kernel's dirty tracking cannot cover this guest (a migration blocker), or null. */
+  migrationBlocker?(): string | null;
 }
 
 /**

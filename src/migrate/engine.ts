@@ -102,12 +102,15 @@ export interface MigrationResult {
   readonly check: LedgerCheck;
 }
 
-/** A run that could not complete: a backend call failed. */
+/** A run that could not complete: a backend call failed, or the VMM blocked migration. */
 export interface MigrationFailure {
   readonly device: string;
   readonly call: string;
+  /** The failed call's errno; 0 for a blocker. */
   readonly errno: number;
   readonly message: string;
+  /** The VMM refused to migrate up front (QEMU's migration blocker): nothing was lost. */
+  readonly blocker?: boolean;
 }
 
 /** Callbacks for progress display; all optional, all synchronous. */
@@ -125,7 +128,10 @@ export interface MigrationOptions {
   /** Backend per device kind; defaults to BACKENDS. Tests pass faulty ones. */
   readonly backends?: BackendTable;
   readonly observer?: MigrationObserver;
-  /** Stop pre-copy when the remainder has not shrunk for this many rounds; 0 = never. */
+  /**
+   * Stop pre-copy when the remainder has not shrunk (by STALL_MARGIN below its smallest so
+   * far) for this many rounds; 0 = never.
+   */
   readonly stallRounds?: number;
   /**
    * Worker threads for the DMA of concurrent devices (backends with `concurrent`, e.g. from
@@ -148,6 +154,9 @@ export interface MigrationOptions {
  */
 const OVERLAP_START = 0.25;
 
+/** The share by which the remainder must shrink below its smallest so far to count as progress. */
+export const STALL_MARGIN = 0.01;
+
 /** Default for MigrationOptions.stallRounds. */
 export const DEFAULT_STALL_ROUNDS = 3;
 
@@ -159,13 +168,12 @@ export function deviceSeed(seed: number, i: number): number {
 interface Device {
   readonly backend: DeviceBackend;
   readonly workload: DmaWorkload;
-  /** Pages this device wrote since its last harvest: repeats cannot change dirty state. */
-  readonly written: Bitmap;
   /** DMA bursts it issued in the current round. */
   bursts: number;
 }
 
-const PROGRESS_STEP = 1 << 16;
+/** Distinct bursts between progress reports. */
+const PROGRESS_STEP = 1 << 12;
 
 /** A phase's outcome: its value, or the backend call that failed. */
 type Phase<T> = T | MigrationFailure;
@@ -188,6 +196,8 @@ export function runMigration(scenario: Scenario, opts: MigrationOptions = {}): {
     run = new MigrationRun(scenario, opts);
     const setup = run.setUpDevices();
     if (isFailure(setup)) return { failure: setup };
+    const blocked = run.checkBlockers();
+    if (isFailure(blocked)) return { failure: blocked };
     const started = run.startTracking();
     if (isFailure(started)) return { failure: started };
     const pre = run.precopy();
@@ -212,12 +222,12 @@ class MigrationRun {
   private readonly core: WasmCore;
   private readonly owned: Bitmap[] = [];
   private readonly devices: Device[] = [];
-  /** The migration bitmap: pages the next send puts on the wire. */
-  private readonly toSend: Bitmap;
+  /** The migration bitmap: pages the next send puts on the wire (allocated once tracking runs). */
+  private toSend!: Bitmap;
   /** The ledger: pages a device wrote that no later send has covered yet. */
-  private readonly owed: Bitmap;
+  private owed!: Bitmap;
   /** One region's harvested bits, staged for the OR into toSend. */
-  private readonly scratch: Bitmap;
+  private scratch!: Bitmap;
   private readonly words: number;
   private readonly rounds: RoundResult[] = [];
   private readonly burst: DmaBurst = { page: 0, npages: 0 };
@@ -241,11 +251,18 @@ class MigrationRun {
     this.stallRounds = opts.stallRounds ?? DEFAULT_STALL_ROUNDS;
     this.dma = opts.dma ?? null;
     this.layout = new GuestLayout(scenario.guestBytes, scenario.mappingPageSize);
+    this.words = bitmapBytes(this.layout.ramPages) / 8;
+  }
+
+  /**
+   * The engine's own bitmaps, allocated once the devices track (a guest whose tracking the
+   * kernel refuses never needs them: the huge-guest scenario is larger than they can be).
+   */
+  private allocBitmaps(): void {
     const ram = this.layout.ramPages;
     this.toSend = this.bitmap(ram);
     this.owed = this.bitmap(ram);
     this.scratch = this.bitmap(Math.max(...this.layout.regions.map((r) => r.pages)));
-    this.words = bitmapBytes(ram) / 8;
   }
 
   private bitmap(nbits: number): Bitmap {
@@ -263,7 +280,7 @@ class MigrationRun {
       const workload = new DmaWorkload(spec.workload, layout, deviceSeed(scenario.seed, i));
       const pinned = spec.kind === "emulated" ? workload.hotPrefix(spec.pinned) : [];
       const backend = this.table[spec.kind](spec, layout, scenario, pinned);
-      this.devices.push({ backend, workload, written: this.bitmap(layout.ramPages), bursts: 0 });
+      this.devices.push({ backend, workload, bursts: 0 });
       const ret = backend.setup();
       if (ret < 0) return failure(spec.name, "setup (map guest RAM)", ret);
     }
@@ -279,6 +296,15 @@ class MigrationRun {
     this.obs.begin?.({ regions: this.regions, backends: this.backends });
   }
 
+  /** The fixed VMM's check before migrating: a backend's blocker ends the run cleanly. */
+  checkBlockers(): Phase<void> {
+    if (this.scenario.adversary?.naive) return;
+    for (const d of this.devices) {
+      const why = d.backend.migrationBlocker?.();
+      if (why) return { device: d.backend.spec.name, call: "VFIO_IOMMU_GET_INFO (migration capability)", errno: 0, message: `migration blocked: ${why}`, blocker: true };
+    }
+  }
+
   startTracking(): Phase<void> {
     for (const d of this.devices) {
       const ret = d.backend.harvester.start();
@@ -288,10 +314,11 @@ class MigrationRun {
 
   /** Pre-copy: round 1 sends all of RAM, later rounds what the last harvest reported. */
   precopy(): Phase<StopCause> {
+    this.allocBitmaps();
     const { scenario, toSend, owed, obs } = this;
     toSend.set(0, this.layout.ramPages);
     let stalled = 0;
-    let prevRemaining = Infinity;
+    let best = Infinity;
     for (let round = 1; ; round++) {
       const sentPages = toSend.popcount();
       const seconds = (sentPages * PAGE_SIZE) / scenario.bandwidth;
@@ -302,8 +329,15 @@ class MigrationRun {
       const bursts = this.writeFor(round, seconds, true);
       if (isFailure(bursts)) return bursts;
 
+      const strike = scenario.adversary && scenario.adversary.round === round ? scenario.adversary : null;
+      if (strike?.name === "unmap-no-query") {
+        const r = this.remapRegion(0, !strike.naive);
+        if (isFailure(r)) return r;
+      }
+      if (strike?.name === "harvest-fails") for (const d of this.devices) d.backend.breakNextHarvest?.(1);
+
       const writtenBefore = owed.popcount();
-      const h = this.harvestAll(false);
+      const h = this.harvestAll(false, strike?.name === "harvest-fails" ? (strike.naive ? "drop" : "merge") : null);
       if (isFailure(h)) return h;
       // Concurrent devices finish the round's writes (some raced the harvest just run).
       const settled = this.settle();
@@ -325,8 +359,10 @@ class MigrationRun {
       obs.roundEnd?.(r);
 
       if ((remaining * PAGE_SIZE) / scenario.bandwidth <= scenario.downtimeLimit) return "fits-downtime";
-      stalled = remaining >= prevRemaining ? stalled + 1 : 0;
-      prevRemaining = remaining;
+      // Progress is a new smallest remainder by at least STALL_MARGIN: a saturated working
+      // set re-dirtied every round wobbles by a few bursts, which is no progress.
+      stalled = remaining < best * (1 - STALL_MARGIN) ? 0 : stalled + 1;
+      best = Math.min(best, remaining);
       if (this.stallRounds > 0 && stalled >= this.stallRounds) return "stalled";
       if (round >= scenario.maxRounds) return "max-rounds";
     }
@@ -405,7 +441,13 @@ class MigrationRun {
     this.toSend.clear();
   }
 
-  /** Every device issues its bursts for `seconds` of simulated time; returns the count. */
+  /**
+   * Every device issues its bursts for `seconds` of simulated time; returns the count.
+   * Only the distinct bursts of the round reach the model and the ledger (the workload
+   * draws them directly): a repeat of a burst already written since the last harvest
+   * cannot change dirty state. So the cost is bounded by the working sets, not by the
+   * simulated time, and the ledger is as exact as if every burst had been issued.
+   */
   private writeFor(round: number, seconds: number, report: boolean): Phase<number> {
     const { devices, burst, owed, obs } = this;
     const counts = devices.map((d) => d.workload.burstsIn(seconds));
@@ -421,18 +463,14 @@ class MigrationRun {
         d.bursts = counts[i];
         continue;
       }
-      for (let k = 0; k < counts[i]; k++) {
-        d.workload.next(burst);
-        // A burst whose pages this device already wrote since its last harvest cannot
-        // change any dirty state, so the model is not asked again.
-        if (d.written.popcount(burst.page, burst.npages) !== burst.npages) {
-          const ret = w.write(burst.page, burst.npages);
-          if (ret < 0) return failure(d.backend.spec.name, `DMA write at RAM page ${burst.page}`, ret);
-          d.written.set(burst.page, burst.npages);
-          owed.set(burst.page, burst.npages);
-        }
-        if (++done % PROGRESS_STEP === 0 && report) obs.progress?.(round, done / total);
+      d.workload.startRound(counts[i]);
+      for (let k = 1; d.workload.nextDistinct(burst); k++) {
+        const ret = w.write(burst.page, burst.npages);
+        if (ret < 0) return failure(d.backend.spec.name, `DMA write at RAM page ${burst.page}`, ret);
+        owed.set(burst.page, burst.npages);
+        if (report && k % PROGRESS_STEP === 0 && total > 0) obs.progress?.(round, (done + counts[i] * d.workload.roundFraction(counts[i])) / total);
       }
+      done += counts[i];
       d.bursts = counts[i];
     }
     // The harvest starts once the concurrent devices are under way.
@@ -493,8 +531,25 @@ class MigrationRun {
     core.x.orBits(this.toSend.ptr, ramPage, scratch.ptr, nbits);
   };
 
-  /** One harvest per device (the final one after the devices stopped), timed. */
-  private harvestAll(final: boolean): Phase<{ devices: DeviceRound[]; ms: number }> {
+  /**
+   * The VMM deletes and re-adds RAM region `index` on every device (the unmap-no-query
+   * scenario); with `queryFirst` the region's dirty bits are read before the unmap and
+   * merged into the migration bitmap.
+   */
+  private remapRegion(index: number, queryFirst: boolean): Phase<void> {
+    for (const d of this.devices) {
+      if (!d.backend.remapRegion) continue;
+      const ret = d.backend.remapRegion(index, queryFirst, this.sink);
+      if (ret < 0) return failure(d.backend.spec.name, `remap RAM region ${this.layout.regions[index].name}`, ret);
+    }
+  }
+
+  /**
+   * One harvest per device (the final one after the devices stopped), timed. `onFailure`
+   * (the harvest-fails scenario): a failed harvest is not fatal; `drop` discards what it
+   * returned (the naive VMM), `merge` keeps the regions that succeeded (the fix).
+   */
+  private harvestAll(final: boolean, onFailure: "drop" | "merge" | null = null): Phase<{ devices: DeviceRound[]; ms: number }> {
     const out: DeviceRound[] = [];
     let total = 0;
     for (const d of this.devices) {
@@ -502,10 +557,9 @@ class MigrationRun {
       const t0 = performance.now();
       const ret = final ? h.finalHarvest() : h.harvest();
       const ms = performance.now() - t0;
-      if (ret < 0) return failure(d.backend.spec.name, final ? h.finalCall : h.call, ret);
+      if (ret < 0 && !onFailure) return failure(d.backend.spec.name, final ? h.finalCall : h.call, ret);
       this.reportedByDevice = 0;
-      h.collect(this.sink);
-      d.written.clear();
+      if (ret >= 0 || onFailure === "merge") h.collect(this.sink);
       total += ms;
       out.push({ device: d.backend.spec.name, kind: d.backend.spec.kind, bursts: d.bursts, reportedPages: this.reportedByDevice, harvestMs: ms });
     }

@@ -53,6 +53,7 @@ export class ModelIommufd implements DeviceBackend, DmaWriter, DirtyHarvester {
   private arg = 0;
   private devId = 0;
   private hwptId = 0;
+  private ioasId = 0;
 
   /**
    * @param skipIotlbSync models an IOMMU driver whose IOTLB flush after clearing D bits is
@@ -112,6 +113,7 @@ export class ModelIommufd implements DeviceBackend, DmaWriter, DirtyHarvester {
     const a = this.ioctl(U.IOMMU_IOAS_ALLOC, ModelIommufd.struct(U.SIZES.ioasAlloc.size, () => undefined));
     if (a.ret < 0 || !a.out) return a.ret < 0 ? a.ret : -Errno.EFAULT;
     const ioasId = a.out.getUint32(8, true);
+    this.ioasId = ioasId;
 
     // VT-d with second-stage dirty bits, 48-bit IOVA; leaves up to the host page backing RAM.
     let pgsizes = 0;
@@ -133,17 +135,8 @@ export class ModelIommufd implements DeviceBackend, DmaWriter, DirtyHarvester {
     if (at < 0) return at;
 
     for (const reg of this.regions) {
-      const m = this.ioctl(
-        U.IOMMU_IOAS_MAP,
-        ModelIommufd.struct(U.SIZES.ioasMap.size, (dv) => {
-          dv.setUint32(4, U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE, true);
-          dv.setUint32(8, ioasId, true);
-          dv.setBigUint64(16, BigInt(reg.vaddr), true);
-          dv.setBigUint64(24, BigInt(reg.region.bytes), true);
-          dv.setBigUint64(32, BigInt(reg.region.iova), true);
-        }),
-      );
-      if (m.ret < 0) return m.ret;
+      const m = this.ioasMap(reg);
+      if (m < 0) return m;
     }
     const hwpt = ctx.get(this.hwptId, "hwpt");
     if (!hwpt) return -Errno.ENOENT;
@@ -154,6 +147,41 @@ export class ModelIommufd implements DeviceBackend, DmaWriter, DirtyHarvester {
       this.concurrent = { pageTable: hwpt.domain.table.ptr, iovaOf: (p) => layout.iovaOf(p) };
     }
     return 0;
+  }
+
+  /** IOMMU_IOAS_MAP of one RAM region at its guest-physical IOVA. */
+  private ioasMap(reg: Region): number {
+    return this.ioctl(
+      U.IOMMU_IOAS_MAP,
+      ModelIommufd.struct(U.SIZES.ioasMap.size, (dv) => {
+        dv.setUint32(4, U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE, true);
+        dv.setUint32(8, this.ioasId, true);
+        dv.setBigUint64(16, BigInt(reg.vaddr), true);
+        dv.setBigUint64(24, BigInt(reg.region.bytes), true);
+        dv.setBigUint64(32, BigInt(reg.region.iova), true);
+      }),
+    ).ret;
+  }
+
+  remapRegion(index: number, queryFirst: boolean, sink: HarvestSink): number {
+    const reg = this.regions[index];
+    if (queryFirst) {
+      // iommufd has no unmap-and-read: GET_DIRTY_BITMAP over the range, then unmap.
+      const r = this.getDirtyBitmap(reg);
+      if (r < 0) return r;
+      const bytes = this.proc.read(reg.bitmap, reg.bitmapBytes);
+      if (bytes) sink(reg.region.ramPage, bytes, reg.region.pages);
+    }
+    const u = this.ioctl(
+      U.IOMMU_IOAS_UNMAP,
+      ModelIommufd.struct(U.SIZES.ioasUnmap.size, (dv) => {
+        dv.setUint32(4, this.ioasId, true);
+        dv.setBigUint64(8, BigInt(reg.region.iova), true);
+        dv.setBigUint64(16, BigInt(reg.region.bytes), true);
+      }),
+    ).ret;
+    if (u < 0) return u;
+    return this.ioasMap(reg);
   }
 
   start(): number {
@@ -171,22 +199,27 @@ export class ModelIommufd implements DeviceBackend, DmaWriter, DirtyHarvester {
     return s === DMA_OK ? 0 : -Errno.EFAULT;
   }
 
+  /** HWPT_GET_DIRTY_BITMAP of one region into its (zero-filled) user bitmap. */
+  private getDirtyBitmap(reg: Region): number {
+    // HWPT_GET_DIRTY_BITMAP only sets bits: the VMM zero-fills its bitmap first.
+    const w = this.proc.write(reg.bitmap, new Uint8Array(reg.bitmapBytes));
+    if (w.ret < 0) return -w.errno;
+    return this.ioctl(
+      U.IOMMU_HWPT_GET_DIRTY_BITMAP,
+      ModelIommufd.struct(U.SIZES.getDirtyBitmap.size, (dv) => {
+        dv.setUint32(4, this.hwptId, true);
+        dv.setBigUint64(16, BigInt(reg.region.iova), true);
+        dv.setBigUint64(24, BigInt(reg.region.bytes), true);
+        dv.setBigUint64(32, BigInt(PAGE_SIZE), true);
+        dv.setBigUint64(40, BigInt(reg.bitmap), true);
+      }),
+    ).ret;
+  }
+
   harvest(): number {
     for (const reg of this.regions) {
-      // HWPT_GET_DIRTY_BITMAP only sets bits: the VMM zero-fills its bitmap first.
-      const w = this.proc.write(reg.bitmap, new Uint8Array(reg.bitmapBytes));
-      if (w.ret < 0) return -w.errno;
-      const r = this.ioctl(
-        U.IOMMU_HWPT_GET_DIRTY_BITMAP,
-        ModelIommufd.struct(U.SIZES.getDirtyBitmap.size, (dv) => {
-          dv.setUint32(4, this.hwptId, true);
-          dv.setBigUint64(16, BigInt(reg.region.iova), true);
-          dv.setBigUint64(24, BigInt(reg.region.bytes), true);
-          dv.setBigUint64(32, BigInt(PAGE_SIZE), true);
-          dv.setBigUint64(40, BigInt(reg.bitmap), true);
-        }),
-      );
-      if (r.ret < 0) return r.ret;
+      const r = this.getDirtyBitmap(reg);
+      if (r < 0) return r;
     }
     return 0;
   }

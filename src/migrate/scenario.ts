@@ -52,6 +52,35 @@ export interface DeviceSpec {
   readonly pinned: number;
 }
 
+/**
+ * VMM behaviours real VMMs got wrong, each with the flawed (naive) and the fixed handling:
+ * - `unmap-no-query`: during pre-copy the VMM deletes and re-adds a RAM region (a memory
+ *   listener region_del + region_add). Naive: it unmaps without reading the region's dirty
+ *   bits first, so what the devices wrote there since the last harvest is gone with the
+ *   mapping. Fixed (QEMU's region_del fix): query dirty before unmapping (type1: UNMAP_DMA
+ *   with GET_DIRTY_BITMAP; iommufd: HWPT_GET_DIRTY_BITMAP over the range, then IOAS_UNMAP).
+ * - `harvest-fails`: one harvest fails half-way: the first region's GET_BITMAP succeeded (and
+ *   cleared its bits in the kernel), the second fails (its user bitmap is not mapped: EFAULT).
+ *   Naive (Firecracker #4545, non-transactional): the whole harvest is dropped and retried
+ *   next round, so the first region's bits are lost. Fixed: keep and merge what succeeded;
+ *   type1 clears a mapping's bits only after copying them out, so the failed region's bits
+ *   come with the next harvest.
+ * - `huge-guest`: a guest whose RAM needs more than type1's 256 MiB dirty bitmap
+ *   (DIRTY_BITMAP_SIZE_MAX: 2^31 - 1 pages, 8 TiB at 4 KiB). Naive: DIRTY_PAGES START fails
+ *   (vfio_dma_bitmap_alloc: EINVAL) and the migration dies. Fixed: the VMM reads
+ *   VFIO_IOMMU_GET_INFO's migration capability first and installs a migration blocker, as
+ *   QEMU does, instead of starting.
+ */
+export type AdversaryName = "unmap-no-query" | "harvest-fails" | "huge-guest";
+
+/** An adversarial scenario: which one, the naive or the fixed VMM, and the pre-copy round it strikes in. */
+export interface Adversary {
+  readonly name: AdversaryName;
+  readonly naive: boolean;
+  /** Pre-copy round of the region remap or the failing harvest (default 2). */
+  readonly round: number;
+}
+
 /** A whole migration run. Sizes in bytes, bandwidth in bytes/s, times in seconds. */
 export interface Scenario {
   /** Guest RAM. */
@@ -76,6 +105,8 @@ export interface Scenario {
   readonly type1Profile?: Type1Profile;
   /** Seed of the DMA workload. */
   readonly seed: number;
+  /** An adversarial VMM behaviour to play (see AdversaryName); none by default. */
+  readonly adversary?: Adversary;
 }
 
 /** Largest working set of an emulated device: vfio_dma_rw writes real bytes into the VMM's memory. */
@@ -83,6 +114,12 @@ export const MAX_EMULATED_WORKING_SET = 2 ** 30;
 
 /** Largest guest the command accepts. */
 export const MAX_GUEST_BYTES = 2 ** 40;
+
+/**
+ * Largest guest of the `huge-guest` scenario: it only maps RAM for an emulated device (no
+ * pinning, no page tables) and stops at the blocker or at DIRTY_PAGES START.
+ */
+export const MAX_HUGE_GUEST_BYTES = 16 * 2 ** 40;
 
 /** A NIC-like workload: receive buffers, a hot ring, 64 KiB bursts. */
 export const NIC_WORKLOAD: Workload = {
@@ -125,7 +162,9 @@ export function device(kind: DeviceKind, name: string, over: Partial<Workload> =
 }
 
 /** Named device line-ups; every one keeps the default guest, link and limits. */
-export const PRESETS: Readonly<Record<string, { readonly summary: string; readonly devices: readonly DeviceSpec[] }>> = {
+export const PRESETS: Readonly<
+  Record<string, { readonly summary: string; readonly devices: readonly DeviceSpec[]; readonly scenario?: Partial<Scenario> }>
+> = {
   default: {
     summary: "a NIC on a dirty-tracking IOMMU (iommufd) and an emulated vGPU (pinned scope)",
     devices: [device("iommufd", "nic0"), device("emulated", "vgpu0")],
@@ -142,7 +181,25 @@ export const PRESETS: Readonly<Record<string, { readonly summary: string; readon
     summary: "one device of every kind, the plain type1 one included",
     devices: [device("iommufd", "nic0"), device("hw-type1", "nic1"), device("emulated", "vgpu0"), device("type1", "hba0")],
   },
+  "unmap-no-query": {
+    summary: "adversarial: the VMM removes and re-adds the below-4g RAM region in round 2 (QEMU region_del fix)",
+    devices: [device("iommufd", "nic0"), device("emulated", "vgpu0")],
+    scenario: { adversary: { name: "unmap-no-query", naive: false, round: 2 } },
+  },
+  "harvest-fails": {
+    summary: "adversarial: vgpu0's round-2 harvest fails on its second region after the first was cleared (Firecracker #4545)",
+    devices: [device("iommufd", "nic0"), device("emulated", "vgpu0")],
+    scenario: { adversary: { name: "harvest-fails", naive: false, round: 2 } },
+  },
+  "huge-guest": {
+    summary: "adversarial: a 9 TiB guest, beyond type1's 256 MiB dirty bitmap (8 TiB at 4 KiB): QEMU's migration blocker",
+    devices: [device("emulated", "vgpu0")],
+    scenario: { guestBytes: 9 * 2 ** 40, adversary: { name: "huge-guest", naive: false, round: 2 } },
+  },
 };
+
+/** The scenarios that play an adversary (they take --naive). */
+export const ADVERSARIAL_PRESETS: readonly string[] = Object.keys(PRESETS).filter((k) => PRESETS[k].scenario?.adversary);
 
 /** The built-in scenario `vfio-sim migrate` runs with no arguments. */
 export function defaultScenario(preset = "default"): Scenario {
@@ -156,13 +213,17 @@ export function defaultScenario(preset = "default"): Scenario {
     maxRounds: 30,
     bitmapCopy: "word",
     seed: 1,
+    ...PRESETS[preset].scenario,
   };
 }
 
 /** Every problem with a scenario, as messages for a usage error; empty when it is valid. */
 export function validateScenario(s: Scenario): string[] {
   const errs: string[] = [];
-  if (s.guestBytes > MAX_GUEST_BYTES) errs.push("guest size must be at most 1T");
+  const huge = s.adversary?.name === "huge-guest";
+  if (huge ? s.guestBytes > MAX_HUGE_GUEST_BYTES : s.guestBytes > MAX_GUEST_BYTES) errs.push(`guest size must be at most ${huge ? "16T" : "1T"}`);
+  if (huge && s.devices.some((d) => d.kind !== "emulated")) errs.push("huge-guest: only emulated devices (their RAM mappings are not pinned)");
+  if (s.adversary && !(Number.isInteger(s.adversary.round) && s.adversary.round >= 1)) errs.push("adversary round must be a positive integer");
   const le = layoutError(s.guestBytes, s.mappingPageSize);
   if (le) errs.push(le);
   if (s.devices.length === 0) errs.push("at least one device is needed");

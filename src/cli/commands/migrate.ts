@@ -16,6 +16,7 @@ import {
   STAND_IN_BACKENDS,
   DEVICE_KINDS,
   PRESETS,
+  ADVERSARIAL_PRESETS,
   defaultScenario,
   device,
   formatBytes,
@@ -48,6 +49,8 @@ Scenario:
 ${Object.entries(PRESETS)
   .map(([k, v]) => `                           ${k.padEnd(12)} ${v.summary}`)
   .join("\n")}
+  --naive                adversarial scenarios only: play the flawed VMM (the default is
+                         the fixed one); the no-lost-page check must catch it (exit 1)
   --guest SIZE           guest RAM, at most 1T (default 64G); RAM above 3G is mapped at 4G
   --page-size SIZE       host page backing RAM = IOMMU leaf size: 4K, 2M or 1G (default 4K)
   --device SPEC          a device (repeatable; replaces the scenario's devices):
@@ -90,8 +93,8 @@ Harvest and output:
 
 Options take their value as --guest 8G or --guest=8G.
 Times: simulated transfer time and measured harvest wall time are reported apart.
-Exit status: 0 the run completed and lost no page (converged or not), 1 a page was lost
-or a model call failed, 2 bad options.
+Exit status: 0 the run completed and lost no page (converged or not), or the VMM blocked
+the migration up front (huge-guest); 1 a page was lost or a model call failed; 2 bad options.
 `;
 
 /** Thrown inside option parsing only; becomes exit status 2. */
@@ -185,6 +188,7 @@ function parse(argv: readonly string[]): Parsed | "help" {
   const devices: string[] = [];
   let json = false;
   let standIns = false;
+  let naive = false;
   const valued = new Set([
     "--scenario",
     "--guest",
@@ -217,6 +221,10 @@ function parse(argv: readonly string[]): Parsed | "help" {
       standIns = true;
       continue;
     }
+    if (arg === "--naive") {
+      naive = true;
+      continue;
+    }
     const eq = arg.indexOf("=");
     const name = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
     if (name === "--json" || name === "--stand-ins" || name === "--help") throw new UsageError(`option ${name} takes no value`);
@@ -235,6 +243,8 @@ function parse(argv: readonly string[]): Parsed | "help" {
   const preset = opts.get("--scenario") ?? "default";
   if (!(preset in PRESETS)) throw new UsageError(`unknown scenario '${preset}' (one of: ${Object.keys(PRESETS).join(", ")})`);
   const base = defaultScenario(preset);
+  if (naive && !base.adversary) throw new UsageError(`--naive needs an adversarial scenario (${ADVERSARIAL_PRESETS.join(", ")})`);
+  if (standIns && base.adversary) throw new UsageError(`scenario '${preset}' needs the model's backends (not --stand-ins)`);
   const get = <T>(name: string, parseFn: (t: string) => T | null, what: string, dflt: T): T => {
     const t = opts.get(name);
     return t === undefined ? dflt : need(parseFn(t), what, t);
@@ -289,6 +299,7 @@ function parse(argv: readonly string[]): Parsed | "help" {
     bitmapCopy: copy as PackVariant,
     ...(type1Profile ? { type1Profile } : {}),
     seed: get("--seed", parseInteger, "seed", base.seed),
+    ...(base.adversary ? { adversary: { ...base.adversary, naive } } : {}),
   };
   const errs = validateScenario(scenario);
   if (errs.length > 0) throw new UsageError(errs.join("; "));
@@ -354,6 +365,12 @@ export function runMigrateCommand(argv: readonly string[], io: CliIo, backends?:
   });
   void pool?.terminate();
   if ("failure" in run) {
+    if (run.failure.blocker) {
+      // The fixed VMM refuses up front, as QEMU's migration blocker does: nothing is lost.
+      if (json) io.out(JSON.stringify({ schema: "vfio-sim.migrate/1", scenario, blocker: run.failure }, null, 2) + "\n");
+      else io.out(`vfio-sim migrate: ${run.failure.device}: ${run.failure.message}\n`);
+      return 0;
+    }
     io.err(`vfio-sim migrate: ${run.failure.message}\n`);
     return 1;
   }
