@@ -23,7 +23,9 @@ type Kind =
   | "prot" // none, r, rw
   | "hex" // poke's bytes
   | "ranges" // S-L,S-L,...
-  | "name"; // as=NAME
+  | "logranges" // IOVA:LENGTH,... (the mtty world's log_start)
+  | "name" // as=NAME
+  | "word"; // any word (dev_open's via= and name=)
 
 type Keys = Readonly<Record<string, Kind>>;
 
@@ -81,6 +83,27 @@ const IOMMUFD: Readonly<Record<string, Keys>> = {
   device_info: { ...STRUCT },
 };
 
+/** The mtty world's device-fd verbs (src/trace/mtty.ts), besides the iommufd ones. */
+const FEATURE: Keys = { ...STRUCT, flags: "num" };
+const MTTY: Readonly<Record<string, Keys>> = {
+  dev_open: { via: "word", bind: "num", container: "num", iommu: "num", name: "word" },
+  dev_close: {},
+  feature: { ...FEATURE, hex: "hex" },
+  migration: FEATURE,
+  mig_get: FEATURE,
+  mig_set: { ...FEATURE, state: "num", data_fd: "num" },
+  data_size: FEATURE,
+  log_start: { ...FEATURE, ranges: "logranges", page_size: "num", num: "num", data: "num" },
+  log_stop: FEATURE,
+  log_report: { ...FEATURE, iova: "num", length: "num", page_size: "num", data: "num", show: "num" },
+  precopy: { ...STRUCT, fd: "num" },
+  data_read: { fd: "num", buf: "num", count: "num" },
+  data_write: { fd: "num", buf: "num", count: "num" },
+  data_close: { fd: "num" },
+  reset: {},
+  dev_ioctl: { cmd: "num", arg: "num" },
+};
+
 /** The `$NAME`s each iommufd verb sets when it succeeds (besides `as=NAME`). */
 const SETS: Readonly<Record<string, readonly string[]>> = {
   ioas_alloc: ["ioas"],
@@ -90,11 +113,13 @@ const SETS: Readonly<Record<string, readonly string[]>> = {
   mock_domain: ["stdev", "hwpt", "idev"],
   bind: ["devid"],
   attach: ["pt"],
+  mig_set: ["data"],
 };
 
 /** A whole strtoull() number: what `strtoull(v, &end, 0)` reads up to the end of the word. */
 const STRTOULL = /^[+-]?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/;
 const RANGE_NUM = "[+-]?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)";
+const LOGRANGES = new RegExp(`^${RANGE_NUM}(?::${RANGE_NUM})?(?:,${RANGE_NUM}(?::${RANGE_NUM})?)*$`);
 const RANGES = new RegExp(`^${RANGE_NUM}(?:-${RANGE_NUM})?(?:,${RANGE_NUM}(?:-${RANGE_NUM})?)*$`);
 
 /**
@@ -111,7 +136,7 @@ export function lintTrace(text: string): TraceProblem[] {
   argString("text", text);
   const problems: TraceProblem[] = [];
   const pieces = fgetsPieces(text);
-  let world: "type1" | "mock" | "edu" | null = null;
+  let world: "type1" | "mock" | "edu" | "mtty" | null = null;
   let names = new Set<string>();
   let continued = false; // the previous piece did not end its line
   pieces.forEach((piece, i) => {
@@ -126,14 +151,14 @@ export function lintTrace(text: string): TraceProblem[] {
     const toks = words.slice(0, MAX_WORDS);
     const verb = toks[0];
     if (world === null) {
-      if (verb === "world" && (toks[1] === "mock" || toks[1] === "edu")) {
+      if (verb === "world" && (toks[1] === "mock" || toks[1] === "edu" || toks[1] === "mtty")) {
         world = toks[1];
         for (const w of toks.slice(2)) say(`'${w}' after 'world ${toks[1]}' is ignored`);
         return;
       }
       world = "type1";
       if (verb === "world") {
-        say(`unknown world '${toks[1] ?? ""}' (mock or edu): the script runs in the type1 world and this line is an unknown verb`);
+        say(`unknown world '${toks[1] ?? ""}' (mock, edu or mtty): the script runs in the type1 world and this line is an unknown verb`);
         return;
       }
     }
@@ -145,10 +170,10 @@ export function lintTrace(text: string): TraceProblem[] {
       named = 2;
       names = new Set();
     } else {
-      keys = COMMON[verb] ?? (iommufd ? IOMMUFD[verb] : TYPE1[verb]);
+      keys = COMMON[verb] ?? (iommufd ? (IOMMUFD[verb] ?? (world === "mtty" ? MTTY[verb] : undefined)) : TYPE1[verb]);
     }
     if (keys === undefined) {
-      const where = iommufd ? IOMMUFD : TYPE1;
+      const where = iommufd ? (world === "mtty" ? { ...IOMMUFD, ...MTTY } : IOMMUFD) : TYPE1;
       const other = iommufd ? TYPE1[verb] : IOMMUFD[verb];
       if (verb === "world") say("'world' chooses the world on the first line only; here it is an unknown verb (the runner prints UNKNOWN-OP)");
       else if (other) say(`'${verb}' is not a verb of the ${world} world${iommufd ? " (a type1 verb: there is no container, it fails with EBADF)" : " (an iommufd verb: the runner prints UNKNOWN-OP)"}`);
@@ -198,8 +223,12 @@ function badValue(kind: Kind, v: string, dollar: boolean, names: ReadonlySet<str
       return v === "none" || v === "r" || v === "rw" ? null : "prot is none, r or rw (the runner reads anything else as rw)";
     case "hex":
       return /^([0-9a-fA-F]{2})*$/.test(v) ? null : "hex= is pairs of hex digits";
+    case "logranges":
+      return LOGRANGES.test(v) ? null : "ranges= is IOVA:LENGTH,IOVA:LENGTH,... in numbers strtoull() reads whole";
     case "ranges":
       return RANGES.test(v) ? null : "ranges= is START-LAST,START-LAST,... in numbers strtoull() reads whole";
+    case "word":
+      return null;
     case "name":
       return v.length < 32 ? null : "names are at most 31 characters (the runner does not keep longer ones)";
     case "num":

@@ -27,6 +27,7 @@ export interface VfioCoreProfile {
   readonly iovaBitmapPinning: "upfront" | "lazy";
 }
 
+/** The VFIO core of Linux 6.1: no PRE_COPY, PRECOPY_INFO or MIG_DATA_SIZE; `iova_bitmap` pins its window up front. */
 export const VFIO_CORE_LINUX_6_1: VfioCoreProfile = {
   name: "linux-6.1",
   numStates: 6,
@@ -35,6 +36,7 @@ export const VFIO_CORE_LINUX_6_1: VfioCoreProfile = {
   iovaBitmapPinning: "upfront",
 };
 
+/** The VFIO core of Linux 6.12 (recorded on the mtty sample): PRE_COPY, PRECOPY_INFO, MIG_DATA_SIZE; lazy `iova_bitmap` pinning. */
 export const VFIO_CORE_LINUX_6_12: VfioCoreProfile = {
   name: "linux-6.12",
   numStates: 8,
