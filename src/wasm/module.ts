@@ -39,6 +39,26 @@ export function loadedCoreModule(): WasmModule | undefined {
 }
 
 /**
+ * The first of `candidates` that reads as a file, compiled; `what` names it in the error
+ * that lists what was tried.
+ */
+function compileFirstFile(fs: NodeFsLike, candidates: Array<string | URL>, what: string): WasmModule {
+  const tried: string[] = [];
+  for (const loc of candidates) {
+    if (!isFileLocation(loc)) continue;
+    let bytes: Uint8Array;
+    try {
+      bytes = fs.readFileSync(loc);
+    } catch {
+      tried.push(String(loc));
+      continue;
+    }
+    return new (wasmApi().Module)(bytes);
+  }
+  throw new Error(`vfio-sim: cannot find ${what} (tried ${tried.join(", ") || "nothing"}; run \`npm run build\`)`);
+}
+
+/**
  * The default compiled core: the one set by `init()`/`setDefaultCoreModule`, else (Node
  * only) read from this build's core.wasm and compiled now, once per process.
  */
@@ -50,20 +70,8 @@ export function defaultCoreModule(): WasmModule {
       "vfio-sim: the Wasm core is not loaded: `await init()` first, or pass a compiled WebAssembly.Module or a WasmCore (synchronous loading needs Node >= 20.16)",
     );
   }
-  const tried: string[] = [];
-  for (const loc of coreWasmCandidates()) {
-    if (!isFileLocation(loc)) continue;
-    let bytes: Uint8Array;
-    try {
-      bytes = fs.readFileSync(loc);
-    } catch {
-      tried.push(String(loc));
-      continue;
-    }
-    defaultModule = new (wasmApi().Module)(bytes);
-    return defaultModule;
-  }
-  throw new Error(`vfio-sim: cannot find the Wasm core (tried ${tried.join(", ") || "nothing"}; run \`npm run build\`)`);
+  defaultModule = compileFirstFile(fs, coreWasmCandidates(), "the Wasm core");
+  return defaultModule;
 }
 
 /**
@@ -88,19 +96,7 @@ export function compiledSharedCore(path?: string | URL): WasmModule {
   if (path === undefined && sharedModule !== undefined) return sharedModule;
   const fs = nodeFs();
   if (fs === undefined) throw new Error("vfio-sim: the shared-memory core is read from disk and needs Node >= 20.16");
-  const tried: string[] = [];
-  for (const loc of path === undefined ? coreWasmCandidates("core.shared.wasm") : [path]) {
-    if (!isFileLocation(loc)) continue;
-    let bytes: Uint8Array;
-    try {
-      bytes = fs.readFileSync(loc);
-    } catch {
-      tried.push(String(loc));
-      continue;
-    }
-    const m = new (wasmApi().Module)(bytes);
-    if (path === undefined) sharedModule = m;
-    return m;
-  }
-  throw new Error(`vfio-sim: cannot find the shared Wasm core (tried ${tried.join(", ") || "nothing"}; run \`npm run build\`)`);
+  if (path !== undefined) return new (wasmApi().Module)(fs.readFileSync(path));
+  sharedModule = compileFirstFile(fs, coreWasmCandidates("core.shared.wasm"), "the shared Wasm core");
+  return sharedModule;
 }

@@ -10,22 +10,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CliIo } from "../../src/cli/command";
 import { runMigrateCommand } from "../../src/cli/commands/migrate";
+import { browserTestsRun } from "../helpers/chromium";
 
-function findChromium(): string | null {
-  for (const name of ["chromium", "chromium-browser", "google-chrome"]) {
-    const r = spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" });
-    if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
-  }
-  return null;
-}
-
-const chromium = findChromium();
-const underCI = process.env.CI === "true";
-if (!chromium && !underCI) {
-  // eslint-disable-next-line no-console
-  console.warn("SKIPPED: headless-Chromium report test: no `chromium` on PATH (apt-get install -y chromium)");
-}
-const withBrowser = chromium || underCI ? test : test.skip;
+const { chromium, run: browserRuns } = browserTestsRun("headless-Chromium report test");
+const withBrowser = browserRuns ? test : test.skip;
 
 const io = (): CliIo & { text: string } => {
   const o = { text: "", isTTY: false, out: (s: string) => void (o.text += s), err: (s: string) => void (o.text += s) };

@@ -6,7 +6,7 @@
  * right MIME type (compileStreaming) and without it (the arrayBuffer fallback).
  * Skips only when Chromium is absent outside CI; under CI=true a missing Chromium fails.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -14,25 +14,13 @@ import { tmpdir } from "node:os";
 import { extname, join, normalize } from "node:path";
 import { chromium as playwright } from "playwright-core";
 import { ROOT, consumer, pack } from "./packed";
+import { browserTestsRun } from "../helpers/chromium";
 
 // Installs, bundles and starts a browser: slow on a loaded machine, not a timing assertion.
 jest.setTimeout(300_000);
 
-function findChromium(): string | null {
-  for (const name of ["chromium", "chromium-browser", "google-chrome"]) {
-    const r = spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" });
-    if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
-  }
-  return null;
-}
-
-const chromium = findChromium();
-const underCI = process.env.CI === "true";
-if (!chromium && !underCI) {
-  // eslint-disable-next-line no-console
-  console.warn("SKIPPED: browser bundle test: no `chromium` on PATH (apt-get install -y chromium)");
-}
-const withBrowser = chromium || underCI ? test : test.skip;
+const { chromium, run: browserRuns } = browserTestsRun("browser bundle test");
+const withBrowser = browserRuns ? test : test.skip;
 
 const APP = `import { init, replayTrace, createVfioProcess, Type1Handle, WasmCore } from "vfio-sim";
 import trace from "./basics.trace";

@@ -12,26 +12,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium as playwright, type Browser, type Page } from "playwright-core";
 import { serveDir } from "./static-server";
+import { browserTestsRun } from "../helpers/chromium";
 
 const ROOT = join(__dirname, "..", "..");
 const CONFORMANCE = join(ROOT, "test", "conformance");
 
-function findChromium(): string | null {
-  if (existsSync("/usr/bin/chromium")) return "/usr/bin/chromium";
-  for (const name of ["chromium", "chromium-browser", "google-chrome"]) {
-    const r = spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" });
-    if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
-  }
-  return null;
-}
-
-const chromiumPath = findChromium();
-const underCI = process.env.CI === "true";
-if (!chromiumPath && !underCI) {
-  // eslint-disable-next-line no-console
-  console.warn("SKIPPED: playground test: no `chromium` on PATH (apt-get install -y chromium)");
-}
-const describeBrowser = chromiumPath || underCI ? describe : describe.skip;
+const { chromium: chromiumPath, run: browserRuns } = browserTestsRun("playground test");
+const describeBrowser = browserRuns ? describe : describe.skip;
 
 const read = (rel: string): string => readFileSync(join(CONFORMANCE, rel), "utf8");
 
