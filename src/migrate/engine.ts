@@ -346,14 +346,19 @@ class MigrationRun {
       if (ret < 0) return failure(d.backend.spec.name, "start dirty tracking", ret);
     }
     // START armed the trackers: the BackendInfo lines show the ranges they took.
-    this.backends = this.backends.map((b, i) => {
-      const t = this.devices[i].backend.trackingNote;
-      return t ? { ...b, tracking: t } : b;
-    });
+    this.refreshTracking();
     for (const d of this.devices) {
       const ret = d.backend.deviceState?.startPrecopy() ?? 0;
       if (ret < 0) return failure(d.backend.spec.name, "VFIO_DEVICE_FEATURE MIG_DEVICE_STATE (RUNNING -> PRE_COPY)", ret);
     }
+  }
+
+  /** Copies each backend's current tracking line (it changes with START) into the BackendInfo. */
+  private refreshTracking(): void {
+    this.backends = this.backends.map((b, i) => {
+      const t = this.devices[i].backend.trackingNote;
+      return t ? { ...b, tracking: t } : b;
+    });
   }
 
   /** Every stateful device's pre-copy share of a round (PRECOPY_INFO, then read): bytes sent. */
@@ -492,6 +497,7 @@ class MigrationRun {
   /** The ledger check, the verdict and the totals. */
   summarize(stop: StopCause, downtime: number, wall0: number): MigrationResult {
     const { scenario, rounds } = this;
+    this.refreshTracking();
     const converged = stop === "fits-downtime" && downtime <= scenario.downtimeLimit;
     const sent = rounds.reduce((a, r) => a + r.sentPages, 0);
     return {
@@ -505,7 +511,8 @@ class MigrationRun {
       totals: {
         precopyRounds: rounds.length - 1,
         sentPages: sent,
-        sentBytes: sent * PAGE_SIZE,
+        // Device state goes on the wire with the pages.
+        sentBytes: sent * PAGE_SIZE + this.devicePrecopyBytes + this.deviceDowntimeBytes,
         simulatedSeconds: rounds.reduce((a, r) => a + r.transferSeconds, 0) + scenario.stopLatency,
         downtimeSeconds: downtime,
         harvestMs: rounds.reduce((a, r) => a + r.harvestMs, 0),
@@ -540,10 +547,7 @@ class MigrationRun {
       const ret = d.backend.addMapping?.(1, rearm, this.sink) ?? 0;
       if (ret < 0) return failure(d.backend.spec.name, `map RAM region ${this.layout.regions[1].name} (${rearm ? "restart DMA logging" : "logging left as armed"})`, ret);
     }
-    this.backends = this.backends.map((b, i) => {
-      const t = this.devices[i].backend.trackingNote;
-      return t ? { ...b, tracking: t } : b;
-    });
+    this.refreshTracking();
   }
 
   dispose(): void {

@@ -66,7 +66,8 @@ export class ModelMlx5 implements DeviceBackend, DmaWriter, DirtyHarvester, Devi
   readonly concurrent = null;
   /** "device" (DMA logging) or "container" (the IOMMU's dirty tracking underneath). */
   readonly choice: QemuDirtyTrackingChoice;
-  trackingNote: string;
+  /** How the tracking was armed (set at construction, then by each START). */
+  private armedNote: string;
   /** The VF's driver (tests look at its tracker). */
   readonly drv: Mlx5Device;
   /** DMA writes the tracker did not record (logging off, or outside every armed range). */
@@ -101,9 +102,17 @@ export class ModelMlx5 implements DeviceBackend, DmaWriter, DirtyHarvester, Devi
       "mlx5-like VF (src/vfio/mlx5.ts, modelled from the driver's source) behind iommufd; " +
       (device ? "dirty pages by device DMA logging through the VFIO core" : "dirty pages by the IOMMU (not every device has DMA logging)") +
       "; device state by the migration uAPI v2";
-    this.trackingNote = device
+    this.armedNote = device
       ? "device DMA logging (every device supports it)"
       : "container IOMMU dirty tracking (QEMU's choice rule: not every device supports DMA logging)";
+  }
+
+  /** The tracking line of reports: how it was armed, and the DMA the tracker never recorded. */
+  get trackingNote(): string {
+    const u = this.untrackedWrites;
+    return u === 0 || this.choice !== "device"
+      ? this.armedNote
+      : `${this.armedNote}; ${u} DMA write${u === 1 ? "" : "s"} outside every armed range (the tracker answered "untracked")`;
   }
 
   setup(): number {
@@ -123,12 +132,12 @@ export class ModelMlx5 implements DeviceBackend, DmaWriter, DirtyHarvester, Devi
     const r = this.dev!.startLogging(ranges, BigInt(PAGE_SIZE));
     if (!r.ok) return -r.errno;
     const asked = ranges.map((x) => ({ start: x.iova, last: x.iova + x.length - 1n }));
-    const armed = this.drv.armed.map((a) => ({ start: a.start, last: a.end }));
+    const armed = this.drv.armed.map((a) => `[${hex(a.start)}, ${hex(a.end)})`).join(" ");
     const merged =
-      armed.length < asked.length
-        ? `; the device tracks at most ${this.drv.caps.maxNumRange} range${this.drv.caps.maxNumRange === 1 ? "" : "s"}, so the driver merged them (vfio_combine_iova_ranges) into ${fmtRanges(armed)}`
+      this.drv.armed.length < asked.length
+        ? `; the device tracks at most ${this.drv.caps.maxNumRange} range${this.drv.caps.maxNumRange === 1 ? "" : "s"}, so the driver merged them (vfio_combine_iova_ranges) and armed ${armed}`
         : "";
-    this.trackingNote = `device DMA logging (every device supports it): START with QEMU's ${asked.length} range${asked.length === 1 ? "" : "s"} ${fmtRanges(asked)}${merged}, page size ${r.value.pageSize}`;
+    this.armedNote = `device DMA logging (every device supports it): START with QEMU's ${asked.length} range${asked.length === 1 ? "" : "s"} ${fmtRanges(asked)}${merged}, page size ${r.value.pageSize}`;
     return 0;
   }
 

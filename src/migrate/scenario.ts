@@ -163,8 +163,8 @@ export const DEFAULT_PINNED = 2 * 2 ** 20;
  */
 export const MLX5_WORKLOAD: Workload = {
   rate: 400e6,
-  workingSet: 1 * 2 ** 30,
-  hotSet: 128 * 2 ** 20,
+  workingSet: 512 * 2 ** 20,
+  hotSet: 64 * 2 ** 20,
   hotFraction: 0.9,
   burst: 64 * 2 ** 10,
 };
@@ -224,9 +224,9 @@ export const PRESETS: Readonly<
     devices: [device("mlx5", "vf0"), device("mlx5", "vf1")],
   },
   "mapping-after-start": {
-    summary: "adversarial: above-4g RAM is plugged in round 2, after DMA_LOGGING_START (Cloud Hypervisor #8567)",
+    summary: "adversarial: above-4g RAM is plugged in round 1, after DMA_LOGGING_START armed vf0 (Cloud Hypervisor #8567)",
     devices: [device("mlx5", "vf0")],
-    scenario: { adversary: { name: "mapping-after-start", naive: false, round: 2 } },
+    scenario: { adversary: { name: "mapping-after-start", naive: false, round: 1 } },
   },
 };
 
