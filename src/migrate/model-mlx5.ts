@@ -72,6 +72,8 @@ export class ModelMlx5 implements DeviceBackend, DmaWriter, DirtyHarvester, Devi
   readonly drv: Mlx5Device;
   /** DMA writes the tracker did not record (logging off, or outside every armed range). */
   untrackedWrites = 0;
+  /** DMA_LOGGING_STARTs issued. */
+  starts = 0;
   private readonly iommu: ModelIommufd;
   private readonly proc = new Process();
   private readonly dev: VfioDevice | null;
@@ -137,7 +139,9 @@ export class ModelMlx5 implements DeviceBackend, DmaWriter, DirtyHarvester, Devi
       this.drv.armed.length < asked.length
         ? `; the device tracks at most ${this.drv.caps.maxNumRange} range${this.drv.caps.maxNumRange === 1 ? "" : "s"}, so the driver merged them (vfio_combine_iova_ranges) and armed ${armed}`
         : "";
-    this.armedNote = `device DMA logging (every device supports it): START with QEMU's ${asked.length} range${asked.length === 1 ? "" : "s"} ${fmtRanges(asked)}${merged}, page size ${r.value.pageSize}`;
+    this.starts++;
+    const again = this.starts > 1 ? `restarted after a new mapping (REPORT, STOP, then START #${this.starts}) ` : "";
+    this.armedNote = `device DMA logging (every device supports it): ${again}START with QEMU's ${asked.length} range${asked.length === 1 ? "" : "s"} ${fmtRanges(asked)}${merged}, page size ${r.value.pageSize}`;
     return 0;
   }
 
