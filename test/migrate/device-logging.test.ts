@@ -152,6 +152,36 @@ describe("mapping-after-start (Cloud Hypervisor #8567)", () => {
     expect(r.backends[0].tracking).not.toMatch(/untracked/);
   });
 
+  test("the restart REPORTs what the old ranges logged before its STOP (a STOP forgets the tracker's pages)", () => {
+    const s = adv(false);
+    const layout = new GuestLayout(s.guestBytes, s.mappingPageSize);
+    const b = new ModelMlx5(s.devices[0], layout, s);
+    try {
+      expect(b.setup()).toBe(0);
+      expect(b.harvester.start()).toBe(0);
+      expect(b.deviceState.startPrecopy()).toBe(0);
+      expect(b.writer.write(10, 2)).toBe(0); // below-4g: logged under the first START
+      const got: number[] = [];
+      const sink = (ramPage: number, bits: Uint8Array, nbits: number): void => {
+        for (let i = 0; i < nbits; i++) if ((bits[i >> 3] >> (i & 7)) & 1) got.push(ramPage + i);
+      };
+      expect(b.addMapping(1, true, sink)).toBe(0);
+      expect(got).toEqual([10, 11]);
+      expect(b.starts).toBe(2);
+      const high = layout.regions[1].ramPage + 5;
+      expect(b.writer.write(high, 1)).toBe(0); // the new mapping is armed now
+      expect(b.untrackedWrites).toBe(0);
+      expect(b.harvester.harvest()).toBe(0);
+      const after: number[] = [];
+      b.harvester.collect((ramPage, bits, nbits) => {
+        for (let i = 0; i < nbits; i++) if ((bits[i >> 3] >> (i & 7)) & 1) after.push(ramPage + i);
+      });
+      expect(after).toEqual([high]);
+    } finally {
+      b.dispose();
+    }
+  });
+
   test("validation: needs RAM above 4 GiB and an mlx5 device", () => {
     expect(validateScenario({ ...adv(false), guestBytes: 2 * 2 ** 30 })).toContain("mapping-after-start: the guest needs RAM above 4G (more than 3G) to plug");
     expect(validateScenario({ ...adv(false), devices: [device("iommufd", "nic0", W)] })).toContain(
