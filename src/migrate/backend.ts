@@ -117,6 +117,45 @@ export interface DeviceBackend {
   breakNextHarvest?(index: number): void;
   /** Why the kernel's dirty tracking cannot cover this guest (a migration blocker), or null. */
   migrationBlocker?(): string | null;
+  /**
+   * The dirty tracking QEMU's choice rule picked for this device and how it was armed, in
+   * one line (device DMA logging with its ranges, or the container's IOMMU tracking).
+   */
+  readonly trackingNote?: string;
+  /** A device with migratable state of its own (VFIO migration uAPI v2); absent otherwise. */
+  readonly deviceState?: DeviceStateMover | null;
+  /**
+   * The mapping-after-start scenario: RAM region `index` gets its DMA mapping now (while
+   * tracking runs). With `rearm` the VMM restarts the device's DMA logging with ranges
+   * recomputed from every mapped region, handing what was logged before the STOP to `sink`.
+   * 0 or -errno.
+   */
+  addMapping?(index: number, rearm: boolean, sink: HarvestSink): number;
+}
+
+/**
+ * A device's own state as the VMM moves it (QEMU's vfio save handlers over the migration
+ * uAPI v2). Byte counts are plain numbers (the model's states stay far below 2^53).
+ */
+export interface DeviceStateMover {
+  /** RUNNING -> PRE_COPY: the saving data fd. 0 or -errno. */
+  startPrecopy(): number;
+  /** The device runs for `seconds` of simulated time: its state changes and grows. */
+  run(seconds: number): void;
+  /**
+   * One pre-copy round's share: VFIO_MIG_GET_PRECOPY_INFO, then read initial_bytes +
+   * dirty_bytes from the data fd. The bytes read (they go on the wire), or -errno.
+   */
+  precopyRound(): number;
+  /** What PRECOPY_INFO says is still to send (initial_bytes + dirty_bytes), or -errno. */
+  pending(): number;
+  /** MIG_DATA_SIZE: the device's full state size (what a STOP_COPY from scratch would send), or -errno. */
+  dataSize(): number;
+  /**
+   * Stop-and-copy: PRE_COPY -> PRE_COPY_P2P -> STOP_COPY, then read the data fd to its end.
+   * The bytes read (sent during downtime), or -errno.
+   */
+  stopCopy(): number;
 }
 
 /**

@@ -16,7 +16,7 @@
 import { Bitmap, bitmapBytes } from "../bitmap";
 import { Errno, errnoName } from "../uapi/errno";
 import { WasmCore, type CoreInput } from "../wasm/core";
-import type { BackendTable, ConcurrentBatch, ConcurrentDma, DeviceBackend, Fidelity, HarvestSink } from "./backend";
+import type { BackendTable, ConcurrentBatch, ConcurrentDma, DeviceBackend, DeviceStateMover, Fidelity, HarvestSink } from "./backend";
 import { BACKENDS } from "./backends";
 import { GuestLayout, PAGE_SIZE } from "./layout";
 import type { DeviceKind, Scenario } from "./scenario";
@@ -52,6 +52,13 @@ export interface RoundResult {
   /** Measured wall time of all harvests of the round, milliseconds. */
   readonly harvestMs: number;
   readonly devices: readonly DeviceRound[];
+  /**
+   * Device state sent in the round (devices with state of their own, e.g. `mlx5`): pre-copy,
+   * what PRECOPY_INFO announced (initial_bytes + dirty_bytes) and was read from the data fd;
+   * stop-and-copy, the STOP_COPY stream. On the wire with the pages: `transferSeconds`
+   * includes it. Absent when no device has state.
+   */
+  readonly deviceStateBytes?: number;
 }
 
 /** Why pre-copy ended. */
@@ -74,6 +81,22 @@ export interface BackendInfo {
   readonly description: string;
   readonly harvestCall: string;
   readonly finalCall: string;
+  /** The dirty tracking QEMU's choice rule picked for the device, and how it was armed. */
+  readonly tracking?: string;
+}
+
+/** The devices' own state over the run (present when a device has state: `mlx5`). */
+export interface DeviceStateSummary {
+  /** Device state sent during pre-copy (PRECOPY_INFO's initial + dirty bytes), bytes. */
+  readonly precopyBytes: number;
+  /** Device state sent during stop-and-copy (STOP_COPY), bytes: part of the downtime. */
+  readonly downtimeBytes: number;
+  /** Guest memory sent during stop-and-copy, bytes. */
+  readonly downtimeMemoryBytes: number;
+  /** MIG_DATA_SIZE summed over the devices at switch-over (their full state size), bytes. */
+  readonly dataSizeAtStop: number;
+  /** What takes more of the downtime. */
+  readonly dominates: "memory" | "device state";
 }
 
 /** Everything a finished run reports. */
@@ -100,6 +123,8 @@ export interface MigrationResult {
     readonly wallMs: number;
   };
   readonly check: LedgerCheck;
+  /** Device state, when a device has its own (see DeviceStateSummary). */
+  readonly deviceState?: DeviceStateSummary;
 }
 
 /** A run that could not complete: a backend call failed, or the VMM blocked migration. */
@@ -240,6 +265,13 @@ class MigrationRun {
   private pending: Array<{ name: string; batch: ConcurrentBatch; bursts: Float64Array; count: number }> = [];
   /** Set once stop-and-copy has begun. */
   private stopping = false;
+  /** mapping-after-start: the RAM region plugged in the strike round, until then (-1: none). */
+  private latePage = -1;
+  /** Devices with state of their own, and what they sent. */
+  private readonly stateful: DeviceStateMover[] = [];
+  private devicePrecopyBytes = 0;
+  private deviceDowntimeBytes = 0;
+  private dataSizeAtStop = 0;
 
   constructor(
     private readonly scenario: Scenario,
@@ -292,7 +324,10 @@ class MigrationRun {
       description: b.description,
       harvestCall: b.harvester.call,
       finalCall: b.harvester.finalCall,
+      ...(b.trackingNote ? { tracking: b.trackingNote } : {}),
     }));
+    for (const { backend } of this.devices) if (backend.deviceState) this.stateful.push(backend.deviceState);
+    if (scenario.adversary?.name === "mapping-after-start" && layout.regions.length > 1) this.latePage = layout.regions[1].ramPage;
     this.obs.begin?.({ regions: this.regions, backends: this.backends });
   }
 
@@ -310,6 +345,37 @@ class MigrationRun {
       const ret = d.backend.harvester.start();
       if (ret < 0) return failure(d.backend.spec.name, "start dirty tracking", ret);
     }
+    // START armed the trackers: the BackendInfo lines show the ranges they took.
+    this.refreshTracking();
+    for (const d of this.devices) {
+      const ret = d.backend.deviceState?.startPrecopy() ?? 0;
+      if (ret < 0) return failure(d.backend.spec.name, "VFIO_DEVICE_FEATURE MIG_DEVICE_STATE (RUNNING -> PRE_COPY)", ret);
+    }
+  }
+
+  /** Copies each backend's current tracking line (it changes with START) into the BackendInfo. */
+  private refreshTracking(): void {
+    this.backends = this.backends.map((b, i) => {
+      const t = this.devices[i].backend.trackingNote;
+      return t ? { ...b, tracking: t } : b;
+    });
+  }
+
+  /** Every stateful device's pre-copy share of a round (PRECOPY_INFO, then read): bytes sent. */
+  private sendDeviceState(): Phase<number> {
+    let bytes = 0;
+    for (const d of this.devices) {
+      const ret = d.backend.deviceState?.precopyRound() ?? 0;
+      if (ret < 0) return failure(d.backend.spec.name, "VFIO_MIG_GET_PRECOPY_INFO / read(data_fd)", ret);
+      bytes += ret;
+    }
+    this.devicePrecopyBytes += bytes;
+    return bytes;
+  }
+
+  /** Device state PRECOPY_INFO says is left to send, summed (a query error counts as nothing pending). */
+  private pendingDeviceState(): number {
+    return this.stateful.reduce((a, m) => a + Math.max(0, m.pending()), 0);
   }
 
   /** Pre-copy: round 1 sends all of RAM, later rounds what the last harvest reported. */
@@ -321,15 +387,23 @@ class MigrationRun {
     let best = Infinity;
     for (let round = 1; ; round++) {
       const sentPages = toSend.popcount();
-      const seconds = (sentPages * PAGE_SIZE) / scenario.bandwidth;
+      const stateBytes = this.sendDeviceState();
+      if (isFailure(stateBytes)) return stateBytes;
+      const seconds = (sentPages * PAGE_SIZE + stateBytes) / scenario.bandwidth;
       obs.roundStart?.(round, "pre-copy", sentPages, seconds);
       this.send();
 
-      // The devices write while the round's pages are on the wire.
+      const strike = scenario.adversary && scenario.adversary.round === round ? scenario.adversary : null;
+      if (strike?.name === "mapping-after-start") {
+        const r = this.plugLateRegion(!strike.naive);
+        if (isFailure(r)) return r;
+      }
+
+      // The devices write while the round's pages are on the wire, and their state changes.
       const bursts = this.writeFor(round, seconds, true);
       if (isFailure(bursts)) return bursts;
+      for (const m of this.stateful) m.run(seconds);
 
-      const strike = scenario.adversary && scenario.adversary.round === round ? scenario.adversary : null;
       if (strike?.name === "unmap-no-query") {
         const r = this.remapRegion(0, !strike.naive);
         if (isFailure(r)) return r;
@@ -354,11 +428,13 @@ class MigrationRun {
         reportedPages: remaining,
         harvestMs: h.ms,
         devices: h.devices,
+        ...(this.stateful.length > 0 ? { deviceStateBytes: stateBytes } : {}),
       };
       this.rounds.push(r);
       obs.roundEnd?.(r);
 
-      if ((remaining * PAGE_SIZE) / scenario.bandwidth <= scenario.downtimeLimit) return "fits-downtime";
+      // QEMU's switch-over test counts the devices' pending state with the pages.
+      if ((remaining * PAGE_SIZE + this.pendingDeviceState()) / scenario.bandwidth <= scenario.downtimeLimit) return "fits-downtime";
       // Progress is a new smallest remainder by at least STALL_MARGIN: a saturated working
       // set re-dirtied every round wobbles by a few bursts, which is no progress.
       stalled = remaining < best * (1 - STALL_MARGIN) ? 0 : stalled + 1;
@@ -378,14 +454,27 @@ class MigrationRun {
     this.stopping = true;
     const bursts = this.writeFor(round, this.scenario.stopLatency, false);
     if (isFailure(bursts)) return bursts;
+    for (const m of this.stateful) m.run(this.scenario.stopLatency);
     // The devices stop before the final harvest: every write has landed.
     const settled = this.settle();
     if (isFailure(settled)) return settled;
+    // Stateful devices stop through PRE_COPY_P2P -> STOP_COPY; their rest goes in downtime.
+    let stateBytes = 0;
+    for (const d of this.devices) {
+      const m = d.backend.deviceState;
+      if (!m) continue;
+      const size = m.dataSize();
+      if (size > 0) this.dataSizeAtStop += size;
+      const ret = m.stopCopy();
+      if (ret < 0) return failure(d.backend.spec.name, "MIG_DEVICE_STATE STOP_COPY / read(data_fd)", ret);
+      stateBytes += ret;
+    }
+    this.deviceDowntimeBytes = stateBytes;
     const writtenPages = this.owed.popcount();
     const final = this.harvestAll(true);
     if (isFailure(final)) return final;
     const sentPages = this.toSend.popcount();
-    const downtime = (sentPages * PAGE_SIZE) / this.scenario.bandwidth;
+    const downtime = (sentPages * PAGE_SIZE + stateBytes) / this.scenario.bandwidth;
     const r: RoundResult = {
       round,
       phase: "stop-and-copy",
@@ -396,6 +485,7 @@ class MigrationRun {
       reportedPages: sentPages,
       harvestMs: final.ms,
       devices: final.devices,
+      ...(this.stateful.length > 0 ? { deviceStateBytes: stateBytes } : {}),
     };
     this.obs.roundStart?.(round, "stop-and-copy", sentPages, downtime);
     this.send();
@@ -407,6 +497,7 @@ class MigrationRun {
   /** The ledger check, the verdict and the totals. */
   summarize(stop: StopCause, downtime: number, wall0: number): MigrationResult {
     const { scenario, rounds } = this;
+    this.refreshTracking();
     const converged = stop === "fits-downtime" && downtime <= scenario.downtimeLimit;
     const sent = rounds.reduce((a, r) => a + r.sentPages, 0);
     return {
@@ -420,14 +511,43 @@ class MigrationRun {
       totals: {
         precopyRounds: rounds.length - 1,
         sentPages: sent,
-        sentBytes: sent * PAGE_SIZE,
+        // Device state goes on the wire with the pages.
+        sentBytes: sent * PAGE_SIZE + this.devicePrecopyBytes + this.deviceDowntimeBytes,
         simulatedSeconds: rounds.reduce((a, r) => a + r.transferSeconds, 0) + scenario.stopLatency,
         downtimeSeconds: downtime,
         harvestMs: rounds.reduce((a, r) => a + r.harvestMs, 0),
         wallMs: performance.now() - wall0,
       },
       check: ledgerCheck(this.owed, this.layout),
+      ...(this.stateful.length > 0 ? { deviceState: this.deviceStateSummary() } : {}),
     };
+  }
+
+  private deviceStateSummary(): DeviceStateSummary {
+    const fin = this.rounds[this.rounds.length - 1];
+    const mem = fin.sentPages * PAGE_SIZE;
+    return {
+      precopyBytes: this.devicePrecopyBytes,
+      downtimeBytes: this.deviceDowntimeBytes,
+      downtimeMemoryBytes: mem,
+      dataSizeAtStop: this.dataSizeAtStop,
+      dominates: this.deviceDowntimeBytes > mem ? "device state" : "memory",
+    };
+  }
+
+  /**
+   * mapping-after-start: the late RAM region gets its DMA mapping on every device now;
+   * `rearm` (the fix) restarts DMA logging with recomputed ranges, merging what was logged
+   * before the STOP into the migration bitmap.
+   */
+  private plugLateRegion(rearm: boolean): Phase<void> {
+    if (this.latePage < 0) return;
+    this.latePage = -1;
+    for (const d of this.devices) {
+      const ret = d.backend.addMapping?.(1, rearm, this.sink) ?? 0;
+      if (ret < 0) return failure(d.backend.spec.name, `map RAM region ${this.layout.regions[1].name} (${rearm ? "restart DMA logging" : "logging left as armed"})`, ret);
+    }
+    this.refreshTracking();
   }
 
   dispose(): void {
@@ -465,6 +585,8 @@ class MigrationRun {
       }
       d.workload.startRound(counts[i]);
       for (let k = 1; d.workload.nextDistinct(burst); k++) {
+        // mapping-after-start: nothing can DMA into RAM that is not plugged yet.
+        if (this.latePage >= 0 && burst.page >= this.latePage) continue;
         const ret = w.write(burst.page, burst.npages);
         if (ret < 0) return failure(d.backend.spec.name, `DMA write at RAM page ${burst.page}`, ret);
         owed.set(burst.page, burst.npages);

@@ -13,6 +13,7 @@ export * from "./backend";
 export { BACKENDS, STAND_IN_BACKENDS, concurrentBackends } from "./backends";
 export { ModelType1 } from "./model-type1";
 export { ModelIommufd } from "./model-iommufd";
+export { ModelMlx5, MLX5_DEVICE_STATE, MLX5_MIGRATE_MAX_RANGES, kindSupportsDmaLogging, scenarioDirtyTrackingChoice } from "./model-mlx5";
 export { StandInType1, StandInIommufd } from "./standin";
 export * from "./engine";
 export { renderHeader, renderTable, renderVerdict, renderRoundRow, progressObserver } from "./render-text";

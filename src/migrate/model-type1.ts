@@ -117,6 +117,7 @@ export class ModelType1 implements DeviceBackend, DmaWriter, DirtyHarvester {
         "type1 container (src/type1) on dirty-capable hardware (VT-d second-stage page tables in Wasm, src/iommu/hw): " +
         "DMA through the IOTLB / page walk sets D bits, GET_BITMAP harvests them (a model extension)",
       iommufd: "",
+      mlx5: "",
     }[spec.kind];
     const profile = scenario.type1Profile ?? DEFAULT_TYPE1_OPTIONS.profile;
     this.proc = new Process({ gup: type1Kernel(profile).gup });

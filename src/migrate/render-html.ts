@@ -183,6 +183,8 @@ export function renderHtmlReport(result: MigrationResult): string {
     converged: result.converged,
     bandwidth: result.scenario.bandwidth,
     downtimeLimit: result.scenario.downtimeLimit,
+    // Devices with state of their own (mlx5): the verdict text and the table show it too.
+    deviceState: result.deviceState ?? null,
   };
   const verdictClass = result.converged ? "ok" : "bad";
   const verdict = result.converged ? "Converged" : "Did not converge";

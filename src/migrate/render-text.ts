@@ -30,6 +30,7 @@ export function renderHeader(s: Scenario, result: Pick<MigrationResult, "regions
     );
     const tag = b?.fidelity === "stand-in" ? "  [stand-in backend]" : b?.fidelity === "partial" ? "  [model page tables; ioctl layer not modelled yet]" : "";
     if (b) lines.push(`  ${"".padEnd(width)}  harvest: ${b.harvestCall}${tag}`);
+    if (b?.tracking) lines.push(`  ${"".padEnd(width)}  tracking: ${b.tracking}`);
   }
   return lines.join("\n") + "\n";
 }
@@ -50,8 +51,12 @@ function row(cells: readonly string[]): string {
   return cells.map((c, i) => (i === 1 ? c.padEnd(COLS[i][1]) : c.padStart(COLS[i][1]))).join("  ");
 }
 
-/** One table row for a round. */
+/** The extra column of runs whose devices have state of their own. */
+const STATE_COL: [string, number] = ["device state", 12];
+
+/** One table row for a round (with a device-state cell when the round has one). */
 export function renderRoundRow(r: RoundResult): string {
+  const state = r.deviceStateBytes === undefined ? "" : `  ${formatBytes(r.deviceStateBytes).padStart(STATE_COL[1])}`;
   return row([
     String(r.round),
     r.phase,
@@ -61,12 +66,12 @@ export function renderRoundRow(r: RoundResult): string {
     pagesToBytes(r.writtenPages),
     pagesToBytes(r.reportedPages),
     formatMs(r.harvestMs),
-  ]);
+  ]) + state;
 }
 
 /** The round-by-round table, with a legend. */
 export function renderTable(result: MigrationResult): string {
-  const head = row(COLS.map(([name]) => name));
+  const head = row(COLS.map(([name]) => name)) + (result.deviceState ? `  ${STATE_COL[0].padStart(STATE_COL[1])}` : "");
   const lines = [head, "-".repeat(head.length), ...result.rounds.map(renderRoundRow)];
   lines.push(
     "",
@@ -75,6 +80,12 @@ export function renderTable(result: MigrationResult): string {
     "sent when the harvest ran; reported: what the harvests returned (sent by the next round);",
     "harvest (wall): measured time of the harvest calls on the model.",
   );
+  if (result.deviceState)
+    lines.push(
+      "device state: the devices' own state on the wire in the round (pre-copy: PRECOPY_INFO's",
+      "initial_bytes + dirty_bytes read from the data fd; stop-and-copy: the STOP_COPY stream), counted",
+      "in the transfer time.",
+    );
   return lines.join("\n") + "\n";
 }
 
@@ -91,6 +102,25 @@ export function renderVerdict(result: MigrationResult): string {
   } else {
     lines.push(`Did NOT converge: downtime would be ${formatSeconds(t.downtimeSeconds)} > limit ${formatSeconds(s.downtimeLimit)}.`);
     lines.push(`  Why: ${result.reason}`);
+  }
+  const ds = result.deviceState;
+  if (ds) {
+    lines.push(
+      `  Downtime = (${formatBytes(ds.downtimeMemoryBytes)} of memory + ${formatBytes(ds.downtimeBytes)} of device state) / ` +
+        `${formatRate(s.bandwidth)}: ${ds.dominates} dominates the downtime.`,
+      `  Device state: ${formatBytes(ds.precopyBytes)} sent during pre-copy (PRECOPY_INFO), ${formatBytes(ds.downtimeBytes)} in ` +
+        `stop-and-copy (STOP_COPY; MIG_DATA_SIZE at switch-over ${formatBytes(ds.dataSizeAtStop)}).`,
+    );
+  }
+  const tracked = result.backends.filter((b) => b.tracking);
+  if (tracked.length > 0) {
+    const device = tracked.some((b) => b.tracking!.startsWith("device DMA logging"));
+    lines.push(
+      device
+        ? "  Dirty tracking: device DMA logging (QEMU's choice rule: every device supports it)."
+        : "  Dirty tracking: the container's IOMMU dirty tracking (QEMU's choice rule: not every device supports DMA logging).",
+    );
+    if (device) for (const b of tracked) lines.push(`    ${b.device}: ${b.tracking!.replace(/^device DMA logging \(every device supports it\): /, "")}.`);
   }
   lines.push(
     `  Sent ${formatBytes(t.sentBytes)} in ${formatSeconds(t.simulatedSeconds)} of simulated time; ` +
@@ -158,8 +188,9 @@ export function progressObserver(out: (s: string) => void, isTTY: boolean, colum
     roundEnd(r) {
       const done =
         r.phase === "pre-copy"
-          ? `${label}; devices wrote ${pagesToBytes(r.writtenPages)}, harvest reported ${pagesToBytes(r.reportedPages)} in ${formatMs(r.harvestMs)}`
-          : label;
+          ? `${label}; devices wrote ${pagesToBytes(r.writtenPages)}, harvest reported ${pagesToBytes(r.reportedPages)} in ${formatMs(r.harvestMs)}` +
+            (r.deviceStateBytes === undefined ? "" : `; device state sent ${formatBytes(r.deviceStateBytes)}`)
+          : label + (r.deviceStateBytes === undefined ? "" : ` (+ ${formatBytes(r.deviceStateBytes)} of device state)`);
       // The final line of a round is printed whole (it stays; wrapping it is harmless).
       out(`${drawn ? REDRAW : ""}${done}\n`);
       drawn = false;

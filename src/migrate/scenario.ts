@@ -17,8 +17,12 @@ import { layoutError } from "./layout";
  * - `hw-type1`: a VFIO device on an IOMMU with hardware dirty bits, harvested by type1
  *   GET_BITMAP from the page tables (dirty at IOMMU leaf granularity).
  * - `iommufd`: the same hardware, harvested with IOMMU_HWPT_GET_DIRTY_BITMAP.
+ * - `mlx5`: an mlx5-like VF (src/vfio/mlx5.ts) behind the same IOMMU, whose dirty tracking
+ *   is its own DMA logging (VFIO_DEVICE_FEATURE_DMA_LOGGING_START / REPORT / STOP) when
+ *   QEMU's choice rule picks it, and whose device state migrates through the migration
+ *   uAPI v2 (PRE_COPY with PRECOPY_INFO, then STOP_COPY).
  */
-export type DeviceKind = "type1" | "emulated" | "hw-type1" | "iommufd";
+export type DeviceKind = "type1" | "emulated" | "hw-type1" | "iommufd" | "mlx5";
 
 /** Every device kind with a one-line description (CLI help, reports). */
 export const DEVICE_KINDS: Readonly<Record<DeviceKind, string>> = {
@@ -26,6 +30,7 @@ export const DEVICE_KINDS: Readonly<Record<DeviceKind, string>> = {
   emulated: "emulated (mdev) device, pinned-page scope: vfio_dma_rw/pin_pages, harvested by GET_BITMAP",
   "hw-type1": "IOMMU with hardware dirty bits, harvested by type1 GET_BITMAP",
   iommufd: "IOMMU with hardware dirty bits, harvested by iommufd HWPT_GET_DIRTY_BITMAP",
+  mlx5: "mlx5-like VF: device DMA logging (DMA_LOGGING_START/REPORT) when every device has it, device state via PRE_COPY/STOP_COPY",
 };
 
 /** A device's DMA write pattern. Sizes in bytes, rate in bytes per second. */
@@ -70,8 +75,14 @@ export interface DeviceSpec {
  *   (vfio_dma_bitmap_alloc: EINVAL) and the migration dies. Fixed: the VMM reads
  *   VFIO_IOMMU_GET_INFO's migration capability first and installs a migration blocker, as
  *   QEMU does, instead of starting.
+ * - `mapping-after-start` (Cloud Hypervisor #8567): the above-4g RAM region is plugged (its
+ *   DMA mapping created) in the strike round, after DMA_LOGGING_START armed the device's
+ *   tracker with the ranges of what was mapped then; the device writes into it at once.
+ *   Naive: logging is left as it was, so the tracker never records those writes
+ *   ("untracked"). Fixed: on a new mapping the VMM REPORTs what was logged so far, STOPs
+ *   and STARTs again with ranges recomputed from every mapped section.
  */
-export type AdversaryName = "unmap-no-query" | "harvest-fails" | "huge-guest";
+export type AdversaryName = "unmap-no-query" | "harvest-fails" | "huge-guest" | "mapping-after-start";
 
 /** An adversarial scenario: which one, the naive or the fixed VMM, and the pre-copy round it strikes in. */
 export interface Adversary {
@@ -146,9 +157,21 @@ export const EMULATED_WORKLOAD: Workload = {
 /** Default pinned bytes of an emulated device. */
 export const DEFAULT_PINNED = 2 * 2 ** 20;
 
+/**
+ * An mlx5-like VF's DMA: a NIC with a smaller receive working set (its tracker records
+ * pages one by one, as the firmware's page tracker does, so it is kept modest).
+ */
+export const MLX5_WORKLOAD: Workload = {
+  rate: 400e6,
+  workingSet: 512 * 2 ** 20,
+  hotSet: 64 * 2 ** 20,
+  hotFraction: 0.9,
+  burst: 64 * 2 ** 10,
+};
+
 /** The workload a device of `kind` gets unless told otherwise. */
 export function defaultWorkload(kind: DeviceKind): Workload {
-  return kind === "emulated" ? EMULATED_WORKLOAD : NIC_WORKLOAD;
+  return kind === "emulated" ? EMULATED_WORKLOAD : kind === "mlx5" ? MLX5_WORKLOAD : NIC_WORKLOAD;
 }
 
 /** Builds a device with the default workload of its kind, overridden by `over`. */
@@ -196,6 +219,15 @@ export const PRESETS: Readonly<
     devices: [device("emulated", "vgpu0")],
     scenario: { guestBytes: 9 * 2 ** 40, adversary: { name: "huge-guest", naive: false, round: 2 } },
   },
+  "device-logging": {
+    summary: "two mlx5-like VFs: device DMA logging (QEMU's ranges, merged by the driver), device state in pre-copy and stop-and-copy",
+    devices: [device("mlx5", "vf0"), device("mlx5", "vf1")],
+  },
+  "mapping-after-start": {
+    summary: "adversarial: above-4g RAM is plugged in round 1, after DMA_LOGGING_START armed vf0 (Cloud Hypervisor #8567)",
+    devices: [device("mlx5", "vf0")],
+    scenario: { adversary: { name: "mapping-after-start", naive: false, round: 1 } },
+  },
 };
 
 /** The scenarios that play an adversary (they take --naive). */
@@ -224,6 +256,10 @@ export function validateScenario(s: Scenario): string[] {
   if (huge ? s.guestBytes > MAX_HUGE_GUEST_BYTES : s.guestBytes > MAX_GUEST_BYTES) errs.push(`guest size must be at most ${huge ? "16T" : "1T"}`);
   if (huge && s.devices.some((d) => d.kind !== "emulated")) errs.push("huge-guest: only emulated devices (their RAM mappings are not pinned)");
   if (s.adversary && !(Number.isInteger(s.adversary.round) && s.adversary.round >= 1)) errs.push("adversary round must be a positive integer");
+  if (s.adversary?.name === "mapping-after-start") {
+    if (s.guestBytes <= 3 * 2 ** 30) errs.push("mapping-after-start: the guest needs RAM above 4G (more than 3G) to plug");
+    if (!s.devices.some((d) => d.kind === "mlx5")) errs.push("mapping-after-start: at least one mlx5 device (device DMA logging) is needed");
+  }
   const le = layoutError(s.guestBytes, s.mappingPageSize);
   if (le) errs.push(le);
   if (s.devices.length === 0) errs.push("at least one device is needed");

@@ -146,6 +146,7 @@ export class StandInType1 extends StandInBase {
       emulated: "type1 container, emulated group in pinned-page scope (pin_pages + dma_rw)",
       "hw-type1": "type1 container on an IOMMU with PTE dirty bits",
       iommufd: "",
+      mlx5: "",
     };
     this.description = `STAND-IN for ${what[spec.kind]}: per-mapping bitmaps and update_user_bitmap on Wasm bitmaps (${scenario.bitmapCopy} copy)`;
   }

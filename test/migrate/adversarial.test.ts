@@ -106,7 +106,7 @@ describe("the CLI", () => {
   test("--naive needs an adversarial scenario; adversaries need the model's backends", () => {
     const a = capture();
     expect(runMigrateCommand(["--naive"], a)).toBe(2);
-    expect(a.stderr).toMatch(/--naive needs an adversarial scenario \(unmap-no-query, harvest-fails, huge-guest\)/);
+    expect(a.stderr).toMatch(/--naive needs an adversarial scenario \(unmap-no-query, harvest-fails, huge-guest, mapping-after-start\)/);
     const b = capture();
     expect(runMigrateCommand(["--scenario", "harvest-fails", "--stand-ins"], b)).toBe(2);
   });

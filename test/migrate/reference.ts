@@ -74,6 +74,7 @@ export const REFERENCE_BACKENDS: BackendTable = {
   emulated: (s, l, _sc, pinned) => new ReferenceBackend(s, l, pinned),
   "hw-type1": (s, l, _sc, pinned) => new ReferenceBackend(s, l, pinned),
   iommufd: (s, l, _sc, pinned) => new ReferenceBackend(s, l, pinned),
+  mlx5: (s, l, _sc, pinned) => new ReferenceBackend(s, l, pinned),
 };
 
 /**
@@ -105,5 +106,5 @@ export function droppingBits(table: BackendTable, every: number, onlyFinal = fal
     };
     return { ...b, spec: b.spec, fidelity: b.fidelity, description: b.description, setup: () => b.setup(), writer: b.writer, harvester, dispose: () => b.dispose() };
   };
-  return { type1: wrap(table.type1), emulated: wrap(table.emulated), "hw-type1": wrap(table["hw-type1"]), iommufd: wrap(table.iommufd) };
+  return { type1: wrap(table.type1), emulated: wrap(table.emulated), "hw-type1": wrap(table["hw-type1"]), iommufd: wrap(table.iommufd), mlx5: wrap(table.mlx5) };
 }

@@ -302,6 +302,19 @@ describe("mlx5 migration", () => {
     expect(raw.ok && raw.value.length).toBe(5000);
   });
 
+  test("reads in odd-sized pieces return the generated image bytes (mlx5ImageByte), across record boundaries", () => {
+    const { dev } = world({ imageBytes: 3000n });
+    dev.setState("STOP");
+    const s = dev.setState("STOP_COPY");
+    const all = dev.readAllData(s.ok ? s.value.dataFd! : -1, 7);
+    expect(all.ok).toBe(true);
+    if (!all.ok) return;
+    const img = all.value.subarray(24 + MLX5_MIGF_HEADER_SIZE);
+    expect(img.length).toBe(3000);
+    expect([...img]).toEqual(Array.from({ length: 3000 }, (_, i) => mlx5ImageByte(1, BigInt(i))));
+    expect(new DataView(all.value.buffer, all.value.byteOffset + 24).getBigUint64(0, true)).toBe(3000n); // the FW_DATA header
+  });
+
   test("a saved stream resumes into a second device: every FW_DATA image loaded", () => {
     const src = world({ imageBytes: 9000n });
     const s = src.dev.setState("PRE_COPY");
