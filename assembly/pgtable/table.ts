@@ -456,6 +456,49 @@ export function ptDeviceAccess(pt: usize, iovaF: f64, write: u32): i32 {
   return DEV_OK;
 }
 
+/** Slots of ptDeviceAccessRange's ring (IOTLBs larger than this take the JS walk). */
+const DEVICE_RING_SLOTS: u32 = 256;
+const DEVICE_RING = memory.data(<i32>DEVICE_RING_SLOTS * 48, 16);
+
+/** Address of ptDeviceAccessRange's ring (DEVICE_RING_SLOTS slots of 6 f64). */
+export function ptDeviceRing(): usize { return DEVICE_RING; }
+
+/**
+ * ptDeviceAccess over [iova, end), leaf by leaf in order, stopping at the first fault: the
+ * walk a DMA access of a range that misses the IOTLB performs (each leaf walked once, with
+ * the same A/D update). The translations the walk would cache go to a ring of `cap` slots
+ * at `ring` (slot = leaf index % cap, 6 f64 each: leaf IOVA, leaf size, leaf phys,
+ * writable, no-update, PTE address), so the caller can insert the last `cap` into its FIFO.
+ * The ring is static (ptDeviceRing(), DEVICE_RING_SLOTS slots): a DMA allocates nothing.
+ * Returns leaves walked * 4 + status (0 ok, 1 no translation, 2 permission fault).
+ */
+export function ptDeviceAccessRange(pt: usize, iovaF: f64, endF: f64, write: u32, cap: u32): f64 {
+  const ring = DEVICE_RING;
+  if (cap == 0 || cap > DEVICE_RING_SLOTS) cap = DEVICE_RING_SLOTS;
+  let iova = <u64>iovaF;
+  const end = <u64>endF;
+  let walked: u32 = 0;
+  let slot: u32 = 0;
+  while (iova < end) {
+    const s = ptDeviceAccess(pt, <f64>iova, write);
+    if (s != DEV_OK) return <f64>walked * 4 + <f64>s;
+    const leafIova = load<u64>(pt, 48);
+    const size = load<u64>(pt, 56);
+    const o = ring + <usize>slot * 48;
+    store<f64>(o, <f64>leafIova);
+    store<f64>(o, <f64>size, 8);
+    store<f64>(o, <f64>(load<u64>(pt, 40) - (iova - leafIova)), 16);
+    store<f64>(o, <f64>load<u32>(pt, 76), 24);
+    store<f64>(o, <f64>load<u32>(pt, 68), 32);
+    store<f64>(o, <f64>load<usize>(pt, 64), 40);
+    walked++;
+    if (++slot == cap) slot = 0;
+    iova = leafIova + size;
+    if (iova == 0) break;
+  }
+  return <f64>walked * 4;
+}
+
 /**
  * A write through a cached translation whose cached state is clean: the hardware's atomic
  * dirty update on the PTE it was walked from. The update only lands on a PTE that is still
