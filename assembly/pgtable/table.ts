@@ -447,7 +447,12 @@ export function ptDeviceAccess(pt: usize, iovaF: f64, write: u32): i32 {
   const fmt = fmtOf(pt);
   const p = fetch(pt, iova);
   if (p == 0) return DEV_NOT_PRESENT;
-  const e = p + (<usize>((iova >> <u64>(gsOf(pt) + 9 * gLevel)) & (<u64>gCount - 1)) << 3);
+  return deviceAccessAt(pt, fmt, iova, p + (<usize>((iova >> <u64>(gsOf(pt) + 9 * gLevel)) & (<u64>gCount - 1)) << 3), write);
+}
+
+/** ptDeviceAccess once the walk found the PTE `e` (the fetch globals describe its leaf). */
+// @ts-ignore: decorator
+@inline function deviceAccessAt(pt: usize, fmt: u32, iova: u64, e: usize, write: u32): i32 {
   const pte = load<u64>(e);
   if (write ? !isWritable(fmt, pte) : !isReadable(fmt, pte)) return DEV_PERM;
   const next = write ? hwOnWrite(fmt, pte, flagsOf(pt)) : hwOnRead(fmt, pte, flagsOf(pt));
@@ -479,8 +484,40 @@ export function ptDeviceAccessRange(pt: usize, iovaF: f64, endF: f64, write: u32
   const end = <u64>endF;
   let walked: u32 = 0;
   let slot: u32 = 0;
+  const fmt = fmtOf(pt);
+  const gs = <u64>gsOf(pt);
+  // The last-level table of the previous leaf (0: none). The next leaf in the same table is
+  // the entry fetch() would return when it is a present leaf of that level (no AMD
+  // replicas): walking only changes leaf PTEs, so the path from the root is the same.
+  let tbl: usize = 0;
+  let tblShift: u64 = 0;
+  let tblKey: u64 = 0;
+  let level: u32 = 0;
+  let lsize: u64 = 0;
   while (iova < end) {
-    const s = ptDeviceAccess(pt, <f64>iova, write);
+    let s: i32;
+    let e: usize = 0;
+    if (tbl != 0 && (iova >> (tblShift + 9)) == tblKey) {
+      const q = tbl + (<usize>((iova >> tblShift) & 511) << 3);
+      const pte = load<u64>(q);
+      if (isPresent(fmt, pte) && isLeaf(fmt, pte, level) && !(fmt == FMT_AMD && ((pte & AMD_NL_MASK) >> AMD_NL_SHIFT) == 7)) e = q;
+    }
+    if (e != 0) {
+      gLevel = level;
+      gSize = lsize;
+      gCount = 1;
+      s = deviceAccessAt(pt, fmt, iova, e, write);
+    } else {
+      s = ptDeviceAccess(pt, <f64>iova, write);
+      if (s == DEV_OK && gCount == 1) {
+        level = gLevel;
+        lsize = gSize;
+        tblShift = gs + 9 * <u64>level;
+        tblKey = iova >> (tblShift + 9);
+        const pe = load<usize>(pt, 64);
+        tbl = pe - (<usize>((iova >> tblShift) & 511) << 3);
+      } else tbl = 0;
+    }
     if (s != DEV_OK) return <f64>walked * 4 + <f64>s;
     const leafIova = load<u64>(pt, 48);
     const size = load<u64>(pt, 56);
