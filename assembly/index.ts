@@ -19,7 +19,7 @@ export { gatherInit, gatherRelease, gatherStart, gatherEnd } from "./pgtable/gat
 export { targetSet, targetSpillStart, targetSpillEnd, targetRecord } from "./pgtable/target";
 export {
   ptCreate, ptDestroy, ptSetFlags, ptTables, ptLevels, ptMap, ptUnmap, ptIovaToPhys, ptLookup,
-  ptDeviceAccess, ptDeviceDirtyUpdate, ptSetDirty, ptReadDirty, ptWriteProtect,
+  ptDeviceAccess, ptDeviceAccessRange, ptDeviceRing, ptDeviceDirtyUpdate, ptSetDirty, ptReadDirty, ptWriteProtect,
   ptOutPhys, ptOutLeafIova, ptOutLeafSize, ptOutPte, ptOutNoUpdate, ptOutLevel, ptOutWritable, pteLo, pteHi,
 } from "./pgtable/table";
 export { scanXor } from "./util/scan";

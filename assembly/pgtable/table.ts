@@ -447,13 +447,93 @@ export function ptDeviceAccess(pt: usize, iovaF: f64, write: u32): i32 {
   const fmt = fmtOf(pt);
   const p = fetch(pt, iova);
   if (p == 0) return DEV_NOT_PRESENT;
-  const e = p + (<usize>((iova >> <u64>(gsOf(pt) + 9 * gLevel)) & (<u64>gCount - 1)) << 3);
+  return deviceAccessAt(pt, fmt, iova, p + (<usize>((iova >> <u64>(gsOf(pt) + 9 * gLevel)) & (<u64>gCount - 1)) << 3), write);
+}
+
+/** ptDeviceAccess once the walk found the PTE `e` (the fetch globals describe its leaf). */
+// @ts-ignore: decorator
+@inline function deviceAccessAt(pt: usize, fmt: u32, iova: u64, e: usize, write: u32): i32 {
   const pte = load<u64>(e);
   if (write ? !isWritable(fmt, pte) : !isReadable(fmt, pte)) return DEV_PERM;
   const next = write ? hwOnWrite(fmt, pte, flagsOf(pt)) : hwOnRead(fmt, pte, flagsOf(pt));
   if (next != pte) store<u64>(e, next);
   setOut(pt, iova, next, e);
   return DEV_OK;
+}
+
+/** Slots of ptDeviceAccessRange's ring (IOTLBs larger than this take the JS walk). */
+const DEVICE_RING_SLOTS: u32 = 256;
+const DEVICE_RING = memory.data(<i32>DEVICE_RING_SLOTS * 48, 16);
+
+/** Address of ptDeviceAccessRange's ring (DEVICE_RING_SLOTS slots of 6 f64). */
+export function ptDeviceRing(): usize { return DEVICE_RING; }
+
+/**
+ * ptDeviceAccess over [iova, end), leaf by leaf in order, stopping at the first fault: the
+ * walk a DMA access of a range that misses the IOTLB performs (each leaf walked once, with
+ * the same A/D update). The translations the walk would cache go to a ring of `cap` slots
+ * at `ring` (slot = leaf index % cap, 6 f64 each: leaf IOVA, leaf size, leaf phys,
+ * writable, no-update, PTE address), so the caller can insert the last `cap` into its FIFO.
+ * The ring is static (ptDeviceRing(), DEVICE_RING_SLOTS slots): a DMA allocates nothing.
+ * Returns leaves walked * 4 + status (0 ok, 1 no translation, 2 permission fault).
+ */
+export function ptDeviceAccessRange(pt: usize, iovaF: f64, endF: f64, write: u32, cap: u32): f64 {
+  const ring = DEVICE_RING;
+  if (cap == 0 || cap > DEVICE_RING_SLOTS) cap = DEVICE_RING_SLOTS;
+  let iova = <u64>iovaF;
+  const end = <u64>endF;
+  let walked: u32 = 0;
+  let slot: u32 = 0;
+  const fmt = fmtOf(pt);
+  const gs = <u64>gsOf(pt);
+  // The last-level table of the previous leaf (0: none). The next leaf in the same table is
+  // the entry fetch() would return when it is a present leaf of that level (no AMD
+  // replicas): walking only changes leaf PTEs, so the path from the root is the same.
+  let tbl: usize = 0;
+  let tblShift: u64 = 0;
+  let tblKey: u64 = 0;
+  let level: u32 = 0;
+  let lsize: u64 = 0;
+  while (iova < end) {
+    let s: i32;
+    let e: usize = 0;
+    if (tbl != 0 && (iova >> (tblShift + 9)) == tblKey) {
+      const q = tbl + (<usize>((iova >> tblShift) & 511) << 3);
+      const pte = load<u64>(q);
+      if (isPresent(fmt, pte) && isLeaf(fmt, pte, level) && !(fmt == FMT_AMD && ((pte & AMD_NL_MASK) >> AMD_NL_SHIFT) == 7)) e = q;
+    }
+    if (e != 0) {
+      gLevel = level;
+      gSize = lsize;
+      gCount = 1;
+      s = deviceAccessAt(pt, fmt, iova, e, write);
+    } else {
+      s = ptDeviceAccess(pt, <f64>iova, write);
+      if (s == DEV_OK && gCount == 1) {
+        level = gLevel;
+        lsize = gSize;
+        tblShift = gs + 9 * <u64>level;
+        tblKey = iova >> (tblShift + 9);
+        const pe = load<usize>(pt, 64);
+        tbl = pe - (<usize>((iova >> tblShift) & 511) << 3);
+      } else tbl = 0;
+    }
+    if (s != DEV_OK) return <f64>walked * 4 + <f64>s;
+    const leafIova = load<u64>(pt, 48);
+    const size = load<u64>(pt, 56);
+    const o = ring + <usize>slot * 48;
+    store<f64>(o, <f64>leafIova);
+    store<f64>(o, <f64>size, 8);
+    store<f64>(o, <f64>(load<u64>(pt, 40) - (iova - leafIova)), 16);
+    store<f64>(o, <f64>load<u32>(pt, 76), 24);
+    store<f64>(o, <f64>load<u32>(pt, 68), 32);
+    store<f64>(o, <f64>load<usize>(pt, 64), 40);
+    walked++;
+    if (++slot == cap) slot = 0;
+    iova = leafIova + size;
+    if (iova == 0) break;
+  }
+  return <f64>walked * 4;
 }
 
 /**

@@ -259,6 +259,21 @@ export interface CoreExports {
    */
   ptDeviceAccess(pt: number, iovaF: number, write: number): number;
   /**
+   * assembly/pgtable/table/ptDeviceAccessRange
+   * @param pt `usize`
+   * @param iovaF `f64`
+   * @param endF `f64`
+   * @param write `u32`
+   * @param cap `u32`
+   * @returns `f64`
+   */
+  ptDeviceAccessRange(pt: number, iovaF: number, endF: number, write: number, cap: number): number;
+  /**
+   * assembly/pgtable/table/ptDeviceRing
+   * @returns `usize`
+   */
+  ptDeviceRing(): number;
+  /**
    * assembly/pgtable/table/ptDeviceDirtyUpdate
    * @param pt `usize`
    * @param e `usize`
@@ -388,6 +403,7 @@ export const UNSIGNED_RESULTS = [
   "ptTables",
   "ptLevels",
   "ptLookup",
+  "ptDeviceRing",
   "ptOutPte",
   "ptOutNoUpdate",
   "ptOutLevel",

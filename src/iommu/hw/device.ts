@@ -11,6 +11,8 @@
 import { PgtableDomain } from "./domain";
 
 const PAGE = 4096;
+/** Slots of the core's device-walk ring (assembly/pgtable/table.ts DEVICE_RING_SLOTS). */
+const DEVICE_RING_SLOTS = 256;
 
 /** Result of a DMA access. */
 export const DMA_OK = 0;
@@ -96,6 +98,7 @@ export class DmaDevice {
     const t = d.table;
     const x = t.core.x;
     const cap = d.iotlb.capacity;
+    if (this.onWrite === null && cap >= 1 && cap <= DEVICE_RING_SLOTS) return this.accessUncachedWasm(d, iova, end, write);
     const ring = this.ring.length >= cap * 6 ? this.ring : (this.ring = new Float64Array(cap * 6));
     let walked = 0;
     let status = DMA_OK;
@@ -131,6 +134,37 @@ export class DmaDevice {
     if (status !== DMA_OK) this.stats.faults++;
     return status;
   }
+
+  /**
+   * accessUncached with the walk in one Wasm call (ptDeviceAccessRange): the same leaves
+   * walked in the same order with the same A/D updates, the last `capacity` translations
+   * left in the core's static ring. Only when nobody observes each write piece (onWrite).
+   */
+  private accessUncachedWasm(d: PgtableDomain, iova: number, end: number, write: boolean): number {
+    const t = d.table;
+    const core = t.core;
+    const cap = d.iotlb.capacity;
+    const r = core.x.ptDeviceAccessRange(t.ptr, iova, end, write ? 1 : 0, cap);
+    const status = r % 4;
+    const walked = (r - status) / 4;
+    if (write) this.stats.writes += walked;
+    else this.stats.reads += walked;
+    d.iotlb.countMisses(walked + (status === DMA_OK ? 0 : 1));
+    if (walked > 0) {
+      const buf = core.u8.buffer;
+      if (this.wasmRing.buffer !== buf) this.wasmRing = new Float64Array(buf, core.x.ptDeviceRing(), DEVICE_RING_SLOTS * 6);
+      const ring = this.wasmRing;
+      for (let i = Math.max(0, walked - cap); i < walked; i++) {
+        const o = (i % cap) * 6;
+        d.iotlb.insertLeaf(ring[o], ring[o + 1], ring[o + 2], ring[o + 3] !== 0, ring[o + 4] !== 0, ring[o + 5], true);
+      }
+    }
+    if (status !== DMA_OK) this.stats.faults++;
+    return status;
+  }
+
+  /** View of the core's static ring (rebuilt when linear memory grows). */
+  private wasmRing: Float64Array<ArrayBufferLike> = new Float64Array(0);
 
   /** The last leaves an uncached access walked: (iova, size, phys, writable, noUpdate, pte) each. */
   private ring = new Float64Array(0);
