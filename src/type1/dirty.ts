@@ -12,7 +12,7 @@ import type { VfioDma } from "./dma";
 import type { WasmCore } from "../wasm/core";
 import type { Mutex } from "./lock";
 import type { Type1Options } from "./options";
-import { FRAME_SIZE as FRAME_BYTES } from "../process/memory";
+import { FRAME_SIZE as FRAME_BYTES, type UserMemory } from "../process/memory";
 
 /**
  * What the read-out needs from its container (struct vfio_iommu, src/type1/vfio-iommu.ts,
@@ -32,6 +32,33 @@ export interface DirtyBitmapHost {
   vfioDmaHarvestHwDirty(dma: VfioDma, pgsize: bigint, bitmapPtr: number): void;
   /** vfio_dma_populate_bitmap(). */
   vfioDmaPopulateBitmap(dma: VfioDma, pgsize: bigint): void;
+  /**
+   * Bumped whenever a dma, its bitmap, its externally pinned pages, its mapped state or its
+   * bitmapLowClean flag changes: `reportCache` is valid only for the value it was built at.
+   */
+  dirtyGen: number;
+  /** The batch records of the last GET_BITMAP that went batched as a whole (see ReportCache). */
+  reportCache: ReportCache | null;
+}
+
+/**
+ * The batch records (DESC_BYTES each, lowClean = 1) of a GET_BITMAP range whose every dma
+ * took the batched path, kept in JS memory so that the next GET of the same range with
+ * nothing changed (same dirtyGen) skips the walk over the dmas: with 64,000 mappings that
+ * walk is a cache miss or five per dma (the dma, its BigInt iova and size, its bitmap, its
+ * pfn list) and was most of the call. Nothing is allocated in linear memory for it, so
+ * GET_BITMAP still allocates nothing there, as in Linux.
+ */
+export interface ReportCache {
+  gen: number;
+  base: bigint;
+  last: bigint;
+  pgsize: bigint;
+  /** Offsets from the user bitmap's address of the first and past the last word touched. */
+  loOff: number;
+  hiOff: number;
+  records: Float64Array;
+  count: number;
 }
 
 const u64 = (x: bigint): bigint => x & U64_MASK;
@@ -103,9 +130,11 @@ export function updateUserBitmap(iommu: DirtyBitmapHost, current: Task, ubuf: bi
     // actually wrote, harvested from the page tables, instead of "every mapped page".
     iommu.vfioDmaHarvestHwDirty(dma, pgsize, bitmap.ptr);
     dma.bitmapLowClean = false;
+    iommu.dirtyGen++;
   } else if (iommu.numNonPinnedGroups && dma.iommuMapped) {
     bitmap.set(0, g.nbits);
     dma.bitmapLowClean = false;
+    iommu.dirtyGen++;
   }
   const core = iommu.core;
   const bytes = g.words * 8;
@@ -168,20 +197,76 @@ const BATCH_MAX_BYTES = 1 << 20;
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
+ * Whether the container and the user bitmap allow the batched path at all (the dmas are
+ * checked one by one): the all-dirty case on this core's memory, word copies, an 8-byte
+ * aligned user bitmap and addresses that are exact as doubles.
+ */
+function batchableCall(iommu: DirtyBitmapHost, mem: UserMemory | undefined, ubuf: bigint, baseIova: bigint): mem is UserMemory {
+  return (
+    mem !== undefined && mem.core === iommu.core && !iommu.hwDirty && iommu.numNonPinnedGroups > 0 && iommu.opts.bitmapCopy !== "byte" &&
+    (ubuf & 7n) === 0n && ubuf <= SAFE && baseIova <= SAFE
+  );
+}
+
+/**
+ * Writes the frame table of the user words [lo, hi) at the start of the staging buffer.
+ * Returns where the records go and the user address of frames[0], or null when a word is
+ * not settled (would fault) or no record fits after the table.
+ */
+function stageFrames(core: WasmCore, mem: UserMemory, scratch: number, lo: number, hi: number): { descStart: number; userBase: number } | null {
+  const frames = mem.settledFrames(lo, hi - lo);
+  if (frames === null) return null;
+  const descStart = scratch + Math.ceil((frames.length * 4) / 8) * 8;
+  if (descStart + DESC_BYTES > scratch + COPY_CHUNK_WORDS * 8) return null;
+  const dv = core.dv;
+  for (let i = 0; i < frames.length; i++) dv.setUint32(scratch + 4 * i, frames[i], true);
+  return { descStart, userBase: Math.floor(lo / FRAME_BYTES) * FRAME_BYTES };
+}
+
+/**
+ * vfio_iova_dirty_bitmap()'s loop when `iommu.reportCache` describes [baseIova, last] and
+ * nothing changed since it was built: its records go through the Wasm kernel a staging
+ * buffer at a time, and no dma object is touched (their bitmapLowClean flags are already
+ * true: the run that built the cache set them, and any change since would have bumped
+ * dirtyGen). False (nothing done) when the cache does not apply; the call then takes
+ * reportAndClearAll(), with the same results.
+ */
+export function reportAndClearCached(iommu: DirtyBitmapHost, current: Task, ubuf: bigint, baseIova: bigint, last: bigint, pgsize: bigint): boolean {
+  const c = iommu.reportCache;
+  if (c === null || c.gen !== iommu.dirtyGen || c.base !== baseIova || c.last !== last || c.pgsize !== pgsize) return false;
+  const mem = current.mm?.memory;
+  if (!batchableCall(iommu, mem, ubuf, baseIova)) return false;
+  const ub = Number(ubuf);
+  if (ub + c.hiOff > Number.MAX_SAFE_INTEGER) return false;
+  const core = iommu.core;
+  const scratch = iommu.copyScratch();
+  const staged = stageFrames(core, mem, scratch, ub + c.loOff, ub + c.hiOff);
+  if (staged === null) return false;
+  const perCall = Math.floor((scratch + COPY_CHUNK_WORDS * 8 - staged.descStart) / DESC_BYTES);
+  const f64 = DESC_BYTES / 8;
+  for (let i = 0; i < c.count; i += perCall) {
+    const n = Math.min(perCall, c.count - i);
+    new Float64Array(core.u8.buffer, staged.descStart, n * f64).set(c.records.subarray(i * f64, (i + n) * f64));
+    core.x.type1ReportAllDirty(staged.descStart, n, scratch, staged.userBase, ub);
+  }
+  return true;
+}
+
+/**
  * vfio_iova_dirty_bitmap()'s loop: reportAndClear() for each dma of `dmas` (ascending, all
  * inside the range), returning the first error. Runs of dmas that take the fused all-dirty
  * path and whose user words need no fault (the user bitmap already written, frames present:
  * UserMemory.settledFrames) go to Wasm in batches, one call per batch instead of a dozen
  * BigInt operations and allocations per dma; the bytes and dma bitmaps that result are
  * those of the per-dma fused path. The first GET into a fresh bitmap faults it in per dma.
+ * When every dma went batched and `last` (the range's last iova) is given, the records are
+ * kept in `iommu.reportCache` for reportAndClearCached().
  */
-export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: bigint, dmas: readonly VfioDma[], baseIova: bigint, pgsize: bigint): number {
+export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: bigint, dmas: readonly VfioDma[], baseIova: bigint, pgsize: bigint, last?: bigint): number {
   const mem = current.mm?.memory;
   const core = iommu.core;
-  const batchable =
-    dmas.length > 1 && mem !== undefined && mem.core === core && !iommu.hwDirty && iommu.numNonPinnedGroups > 0 && iommu.opts.bitmapCopy !== "byte" &&
-    (ubuf & 7n) === 0n && ubuf <= SAFE && baseIova <= SAFE && dmas[dmas.length - 1].iova + dmas[dmas.length - 1].size <= SAFE;
-  if (!batchable) {
+  const lastDma = dmas[dmas.length - 1];
+  if (dmas.length <= 1 || !batchableCall(iommu, mem, ubuf, baseIova) || lastDma.iova + lastDma.size > SAFE) {
     for (const dma of dmas) {
       const r = reportAndClear(iommu, current, ubuf, dma, baseIova, pgsize);
       if (r) return r;
@@ -196,7 +281,6 @@ export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: b
   // The user words every dma of the list may touch: from the first one's first word to the
   // last one's end (the list is ascending and disjoint).
   const lo = ub + Math.floor((Number(dmas[0].iova) - base) / pg / 64) * 8;
-  const lastDma = dmas[dmas.length - 1];
   const hi = ub + Math.ceil((Number(lastDma.iova + lastDma.size) - base) / pg / 64) * 8;
   // 0: not checked since the last per-dma call; 1: frames resolved; -1: not settled.
   let state = 0;
@@ -204,6 +288,9 @@ export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: b
   let descStart = 0;
   let desc = 0;
   const pending: VfioDma[] = [];
+  // The records for reportCache (lowClean = 1: what they describe after this call), while
+  // every dma goes batched.
+  let records: number[] | null = last === undefined ? null : [];
   const flush = (): void => {
     if (pending.length === 0) return;
     core.x.type1ReportAllDirty(descStart, pending.length, scratch, userBase, ub);
@@ -220,14 +307,11 @@ export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: b
       const bytes = Math.ceil((nbits + (bitOffset % 64)) / 64) * 8;
       if (bytes < BATCH_MAX_BYTES && Number.isSafeInteger(bitOffset)) {
         if (state === 0) {
-          const frames = mem.settledFrames(lo, hi - lo);
-          descStart = frames === null ? 0 : scratch + Math.ceil((frames.length * 4) / 8) * 8;
-          if (frames === null || descStart + DESC_BYTES > scratchEnd) state = -1;
+          const staged = stageFrames(core, mem, scratch, lo, hi);
+          if (staged === null) state = -1;
           else {
             state = 1;
-            userBase = Math.floor(lo / FRAME_BYTES) * FRAME_BYTES;
-            const dv = core.dv;
-            for (let i = 0; i < frames.length; i++) dv.setUint32(scratch + 4 * i, frames[i], true);
+            ({ descStart, userBase } = staged);
             desc = descStart;
           }
         }
@@ -241,10 +325,12 @@ export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: b
           dv.setFloat64(desc + 32, dma.bitmapLowClean ? 1 : 0, true);
           desc += DESC_BYTES;
           pending.push(dma);
+          records?.push(bitmap.ptr, bitmap.bytes / 8, nbits, bitOffset, 1);
           continue;
         }
       }
     }
+    records = null;
     flush();
     const r = reportAndClear(iommu, current, ubuf, dma, baseIova, pgsize);
     // The per-dma path uses the staging buffer and may fault pages in: check again.
@@ -252,6 +338,18 @@ export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: b
     if (r) return r;
   }
   flush();
+  if (records !== null && last !== undefined && records.length > 0) {
+    iommu.reportCache = {
+      gen: iommu.dirtyGen,
+      base: baseIova,
+      last,
+      pgsize,
+      loOff: lo - ub,
+      hiOff: hi - ub,
+      records: Float64Array.from(records),
+      count: records.length / (DESC_BYTES / 8),
+    };
+  }
   return 0;
 }
 

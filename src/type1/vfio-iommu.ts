@@ -39,7 +39,7 @@ import { ChunkedList } from "../util/sorted-list";
 import { VfioDma, type PinnedRun, type VfioPfn } from "./dma";
 import { DEFAULT_TYPE1_OPTIONS, Type1Kernel, Type1Options, type1Kernel } from "./options";
 import { mmLockAcct, vfioLockAcctWorkqueue } from "./lock-acct";
-import { COPY_CHUNK_WORDS, reportAndClearAll, updateUserBitmap, type DirtyBitmapHost } from "./dirty";
+import { COPY_CHUNK_WORDS, reportAndClearAll, reportAndClearCached, updateUserBitmap, type DirtyBitmapHost, type ReportCache } from "./dirty";
 
 const PAGE = BigInt(PAGE_SIZE);
 const PSHIFT = BigInt(PAGE_SHIFT);
@@ -115,6 +115,9 @@ export class VfioIommu implements DirtyBitmapHost {
   readonly v2: boolean;
   readonly nesting: boolean;
   dirtyPageTracking = false;
+  /** See DirtyBitmapHost.dirtyGen (src/type1/dirty.ts). */
+  dirtyGen = 0;
+  reportCache: ReportCache | null = null;
   readonly opts: Type1Options;
   /** The kernel changes the profile selects. */
   readonly kernel: Readonly<Type1Kernel>;
@@ -195,10 +198,12 @@ export class VfioIommu implements DirtyBitmapHost {
   }
 
   private vfioLinkDma(dma: VfioDma): void {
+    this.dirtyGen++;
     this.dmaList.insertAt(this.dmaList.lowerBound((d) => d.iova >= dma.iova), dma);
   }
 
   private vfioUnlinkDma(dma: VfioDma): void {
+    this.dirtyGen++;
     const i = this.dmaList.lowerBound((d) => d.iova >= dma.iova);
     if (this.dmaList.at(i) === dma) this.dmaList.removeAt(i);
   }
@@ -329,6 +334,7 @@ export class VfioIommu implements DirtyBitmapHost {
       dma.size += bytes;
     }
     dma.iommuMapped = true;
+    this.dirtyGen++;
     if (ret) this.vfioRemoveDma(dma);
     return ret;
   }
@@ -344,6 +350,7 @@ export class VfioIommu implements DirtyBitmapHost {
     }
     dma.runs = [];
     dma.iommuMapped = false;
+    this.dirtyGen++;
     if (doAccounting) {
       this.vfioLockAcct(dma, -unlocked, true);
       return 0;
@@ -454,6 +461,7 @@ export class VfioIommu implements DirtyBitmapHost {
       if (!current.mm) return -Errno.ENODEV;
       const dma = new VfioDma(iova, 0n, 0, current, current.mm, current.capable(CAP_IPC_LOCK));
       dma.size = size;
+      this.dirtyGen++;
       dma.msiReserved = true;
       // A mapping made while tracking gets its bitmap (vfio_dma_do_map), the window too (F15).
       if (this.dirtyPageTracking) {
@@ -589,6 +597,7 @@ export class VfioIommu implements DirtyBitmapHost {
     if (!b) return -Errno.ENOMEM;
     dma.bitmap = b;
     dma.bitmapLowClean = true;
+    this.dirtyGen++;
     return 0;
   }
 
@@ -596,6 +605,7 @@ export class VfioIommu implements DirtyBitmapHost {
   vfioDmaBitmapFree(dma: VfioDma): void {
     if (dma.bitmap) dma.bitmap.dispose();
     dma.bitmap = null;
+    this.dirtyGen++;
   }
 
   /** vfio_dma_populate_bitmap(): set the bits of externally pinned pages. */
@@ -603,6 +613,7 @@ export class VfioIommu implements DirtyBitmapHost {
     if (!dma.bitmap || dma.pfnList.size === 0) return;
     for (const vpfn of dma.pfnList.values()) dma.bitmap.set(Number((vpfn.iova - dma.iova) / pgsize), 1);
     dma.bitmapLowClean = false;
+    this.dirtyGen++;
   }
 
   /** vfio_iommu_populate_bitmap_full(): every page of every dma dirty. */
@@ -613,6 +624,7 @@ export class VfioIommu implements DirtyBitmapHost {
       dma.bitmap.set(0, Number(dma.size / pgsize));
       dma.bitmapLowClean = false;
     }
+    this.dirtyGen++;
   }
 
   /**
@@ -717,6 +729,7 @@ export class VfioIommu implements DirtyBitmapHost {
       if (this.dirtyPageTracking) {
         this.dirtyPageTracking = false;
         this.vfioDmaBitmapFreeAll();
+        this.reportCache = null;
         this.vfioIommuSetHwDirtyTracking(false);
       }
       return 0;
@@ -751,13 +764,14 @@ export class VfioIommu implements DirtyBitmapHost {
     const last = u64(iova + size - 1n);
     const d2 = this.vfioFindDma(last, 0n);
     if (d2 && u64(d2.iova + d2.size) !== u64(iova + size)) return -Errno.EINVAL;
+    if (reportAndClearCached(this, current, ubuf, iova, last, pgsize)) return 0;
     const dmas: VfioDma[] = [];
     for (const dma of this.dmaList.from(this.lowerBound(iova))) {
       if (dma.iova < iova) continue;
       if (dma.iova > last) break;
       dmas.push(dma);
     }
-    return reportAndClearAll(this, current, ubuf, dmas, iova, pgsize);
+    return reportAndClearAll(this, current, ubuf, dmas, iova, pgsize, last);
   }
 
   // ------------------------------------------------------------------ groups and domains
@@ -878,6 +892,7 @@ export class VfioIommu implements DirtyBitmapHost {
       dma.runs = runs;
       dma.iommuMapped = true;
     }
+    this.dirtyGen++;
     return 0;
   }
 
@@ -1029,6 +1044,7 @@ export class VfioIommu implements DirtyBitmapHost {
           break;
         }
         dma.pfnList.set(iova, { iova, phys: p.phys, refCount: 1, reserved: p.reserved });
+        this.dirtyGen++;
         phys.push(p.phys);
         if (this.dirtyPageTracking && dma.bitmap) {
           dma.bitmap.set(Number((iova - dma.iova) / pgsize), 1);
@@ -1063,6 +1079,7 @@ export class VfioIommu implements DirtyBitmapHost {
     vpfn.refCount--;
     if (vpfn.refCount === 0) {
       dma.pfnList.delete(iova);
+      this.dirtyGen++;
       if (doAccounting && !vpfn.reserved) this.vfioLockAcct(dma, -1, true);
     }
     return true;
@@ -1109,6 +1126,7 @@ export class VfioIommu implements DirtyBitmapHost {
             const lastPage = (offset + BigInt(n) - 1n) / pgsize;
             dma.bitmap.set(Number(first), Number(lastPage - first + 1n));
             dma.bitmapLowClean = false;
+            this.dirtyGen++;
           }
         } else {
           const bytes = dma.mm.memory.copyFromUser(vaddr, n);
@@ -1130,6 +1148,7 @@ export class VfioIommu implements DirtyBitmapHost {
       while (this.dmaList.length) {
         const dma = this.dmaList.at(0)!;
         dma.pfnList.clear();
+        this.dirtyGen++;
         this.vfioRemoveDma(dma);
       }
     } finally {
