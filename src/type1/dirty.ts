@@ -291,6 +291,7 @@ export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: b
   // The records for reportCache (lowClean = 1: what they describe after this call), while
   // every dma goes batched.
   let records: number[] | null = last === undefined ? null : [];
+  let dv: DataView | null = null;
   const flush = (): void => {
     if (pending.length === 0) return;
     core.x.type1ReportAllDirty(descStart, pending.length, scratch, userBase, ub);
@@ -313,11 +314,14 @@ export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: b
             state = 1;
             ({ descStart, userBase } = staged);
             desc = descStart;
+            dv = null;
           }
         }
         if (state === 1) {
           if (desc + DESC_BYTES > scratchEnd) flush();
-          const dv = core.dv;
+          // Memory grows only on the per-dma path, which resets `dv` (reading memory.buffer
+          // for every dma showed in the profile).
+          if (dv === null) dv = core.dv;
           dv.setFloat64(desc, bitmap.ptr, true);
           dv.setFloat64(desc + 8, bitmap.bytes / 8, true);
           dv.setFloat64(desc + 16, nbits, true);
@@ -333,6 +337,7 @@ export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: b
     records = null;
     flush();
     const r = reportAndClear(iommu, current, ubuf, dma, baseIova, pgsize);
+    dv = null;
     // The per-dma path uses the staging buffer and may fault pages in: check again.
     if (state === 1) state = 0;
     if (r) return r;

@@ -765,12 +765,9 @@ export class VfioIommu implements DirtyBitmapHost {
     const d2 = this.vfioFindDma(last, 0n);
     if (d2 && u64(d2.iova + d2.size) !== u64(iova + size)) return -Errno.EINVAL;
     if (reportAndClearCached(this, current, ubuf, iova, last, pgsize)) return 0;
-    const dmas: VfioDma[] = [];
-    for (const dma of this.dmaList.from(this.lowerBound(iova))) {
-      if (dma.iova < iova) continue;
-      if (dma.iova > last) break;
-      dmas.push(dma);
-    }
+    // Every dma from the first that ends above iova to the last that starts at or below
+    // `last`: none straddles either end (checked above), so each lies inside the range.
+    const dmas = this.dmaList.slice(this.lowerBound(iova), this.dmaList.lowerBound((d) => d.iova > last));
     return reportAndClearAll(this, current, ubuf, dmas, iova, pgsize, last);
   }
 

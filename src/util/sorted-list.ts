@@ -122,6 +122,20 @@ export class ChunkedList<T> {
     for (; c < this.chunks.length; c++, k = 0) for (let j = k; j < this.chunks[c].length; j++) yield this.chunks[c][j];
   }
 
+  /** The items at indices [i, j), in order (no generator: GET_BITMAP walks 64k dmas). */
+  slice(i: number, j: number): T[] {
+    const out: T[] = [];
+    if (i >= j) return out;
+    let [c, k] = this.locate(i);
+    for (let n = j - i; c < this.chunks.length && n > 0; c++, k = 0) {
+      const ch = this.chunks[c];
+      const end = Math.min(ch.length, k + n);
+      for (let m = k; m < end; m++) out.push(ch[m]);
+      n -= end - k;
+    }
+    return out;
+  }
+
   /** A plain array copy. */
   toArray(): T[] {
     return this.chunks.flat();
