@@ -290,7 +290,17 @@ export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: b
   const pending: VfioDma[] = [];
   // The records for reportCache (lowClean = 1: what they describe after this call), while
   // every dma goes batched.
-  let records: number[] | null = last === undefined ? null : [];
+  let records: Float64Array | null = null;
+  if (last !== undefined) {
+    // The previous cache's buffer when it is big enough (a fresh 2.5 MB buffer per rebuild
+    // at 64,000 mappings set off garbage collections); that cache is dropped, since its
+    // records are overwritten from here on.
+    const need = dmas.length * (DESC_BYTES / 8);
+    const prev = iommu.reportCache?.records;
+    records = prev !== undefined && prev.length >= need && prev.length <= 2 * need ? prev : new Float64Array(need);
+    iommu.reportCache = null;
+  }
+  let nrec = 0;
   let dv: DataView | null = null;
   const flush = (): void => {
     if (pending.length === 0) return;
@@ -329,7 +339,14 @@ export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: b
           dv.setFloat64(desc + 32, dma.bitmapLowClean ? 1 : 0, true);
           desc += DESC_BYTES;
           pending.push(dma);
-          records?.push(bitmap.ptr, bitmap.bytes / 8, nbits, bitOffset, 1);
+          if (records !== null) {
+            const r = nrec++ * (DESC_BYTES / 8);
+            records[r] = bitmap.ptr;
+            records[r + 1] = bitmap.bytes / 8;
+            records[r + 2] = nbits;
+            records[r + 3] = bitOffset;
+            records[r + 4] = 1;
+          }
           continue;
         }
       }
@@ -343,7 +360,7 @@ export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: b
     if (r) return r;
   }
   flush();
-  if (records !== null && last !== undefined && records.length > 0) {
+  if (records !== null && last !== undefined && nrec > 0) {
     iommu.reportCache = {
       gen: iommu.dirtyGen,
       base: baseIova,
@@ -351,8 +368,8 @@ export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: b
       pgsize,
       loOff: lo - ub,
       hiOff: hi - ub,
-      records: Float64Array.from(records),
-      count: records.length / (DESC_BYTES / 8),
+      records,
+      count: nrec,
     };
   }
   return 0;

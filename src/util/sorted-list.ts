@@ -124,14 +124,14 @@ export class ChunkedList<T> {
 
   /** The items at indices [i, j), in order (no generator: GET_BITMAP walks 64k dmas). */
   slice(i: number, j: number): T[] {
-    const out: T[] = [];
-    if (i >= j) return out;
+    j = Math.min(j, this.count);
+    if (i >= j) return [];
+    const out: T[] = new Array(j - i);
     let [c, k] = this.locate(i);
-    for (let n = j - i; c < this.chunks.length && n > 0; c++, k = 0) {
+    for (let o = 0; o < out.length; c++, k = 0) {
       const ch = this.chunks[c];
-      const end = Math.min(ch.length, k + n);
-      for (let m = k; m < end; m++) out.push(ch[m]);
-      n -= end - k;
+      const end = Math.min(ch.length, k + out.length - o);
+      for (let m = k; m < end; m++) out[o++] = ch[m];
     }
     return out;
   }
