@@ -112,6 +112,10 @@ export class Process implements Task {
     return this.mmRef ? this.mmRef.memory.copyFromUser(addr, len) : null;
   }
 
+  copyFromUserInto(addr: bigint, dst: Uint8Array, len: number): boolean {
+    return this.mmRef ? this.mmRef.memory.copyFromUserInto(addr, dst, len) : false;
+  }
+
   copyToUser(addr: bigint, data: Uint8Array): number {
     return this.mmRef ? this.mmRef.memory.copyToUser(addr, data) : data.length;
   }

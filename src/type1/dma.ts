@@ -28,10 +28,20 @@ export interface VfioPfn {
   reserved: boolean;
 }
 
-/** struct vfio_dma. */
+/** No pinned runs: shared by every dma until its first run (frozen: adding goes through addRun). */
+const NO_RUNS: readonly PinnedRun[] = Object.freeze([]);
+/** No vfio_pfn entries: shared by every dma until an emulated device pins a page in it. */
+const NO_PFNS: ReadonlyMap<bigint, VfioPfn> = new Map();
+
+/**
+ * struct vfio_dma. A VMM makes tens of thousands of these, so a dma allocates nothing it
+ * does not use yet: the runs array is made by the first run, the pfn map by the first
+ * vfio_pin_pages() (most dmas never get one).
+ */
 export class VfioDma {
-  /** Bytes mapped so far (grows while pinning, like the kernel's zero-sized insert). */
-  size = 0n;
+  private bytes = 0n;
+  /** iova + size (exclusive, not wrapped): kept so the dma tree compares without a sum per probe. */
+  end: bigint;
   iommuMapped = false;
   vaddrInvalid = false;
   /** Pages this dma has charged to its mm (6.3+'s dma->locked_vm; kept in every profile). */
@@ -40,10 +50,8 @@ export class VfioDma {
   bitmap: Bitmap | null = null;
   /** Whether bits [0, npages) of `bitmap` are known to be zero (lets GET_BITMAP skip a clear pass). */
   bitmapLowClean = false;
-  /** Runs pinned and mapped for this dma, ascending. */
-  runs: PinnedRun[] = [];
-  /** Pages pinned by emulated devices, by iova. */
-  readonly pfnList = new Map<bigint, VfioPfn>();
+  private runList: PinnedRun[] | null = null;
+  private pfns: Map<bigint, VfioPfn> | null = null;
   /** Set for a 2016-RFC MSI window (no memory behind it). */
   msiReserved = false;
 
@@ -54,10 +62,48 @@ export class VfioDma {
     public task: Task,
     public mm: MmStruct,
     public lockCap: boolean,
-  ) {}
+  ) {
+    this.end = iova;
+  }
+
+  /** Bytes mapped so far (grows while pinning, like the kernel's zero-sized insert). */
+  get size(): bigint {
+    return this.bytes;
+  }
+
+  set size(v: bigint) {
+    this.bytes = v;
+    this.end = this.iova + v;
+  }
+
+  /** Runs pinned and mapped for this dma, ascending. */
+  get runs(): readonly PinnedRun[] {
+    return this.runList ?? NO_RUNS;
+  }
+
+  /** Replaces the runs (all at once: replay, unmap_unpin). */
+  set runs(runs: readonly PinnedRun[]) {
+    this.runList = runs.length ? [...runs] : null;
+  }
+
+  /** Appends a run (above every run so far). */
+  addRun(run: PinnedRun): void {
+    if (this.runList) this.runList.push(run);
+    else this.runList = [run];
+  }
+
+  /** Pages pinned by emulated devices, by iova (read-only: vfioPfnList() to change it). */
+  get pfnList(): ReadonlyMap<bigint, VfioPfn> {
+    return this.pfns ?? NO_PFNS;
+  }
+
+  /** The pfn map for changes, made on first use. */
+  vfioPfnList(): Map<bigint, VfioPfn> {
+    return (this.pfns ??= new Map());
+  }
 
   /** Inclusive last iova (valid when size > 0). */
   get last(): bigint {
-    return this.iova + this.size - 1n;
+    return this.iova + this.bytes - 1n;
   }
 }

@@ -5,19 +5,7 @@
  */
 import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
-import {
-  IOMMU_CACHE,
-  IOMMU_READ,
-  IOMMU_WRITE,
-  U64_MASK,
-  VFIO_DMA_MAP_FLAG_READ,
-  VFIO_DMA_MAP_FLAG_VADDR,
-  VFIO_DMA_MAP_FLAG_WRITE,
-  VFIO_DMA_UNMAP_FLAG_ALL,
-  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
-  VFIO_DMA_UNMAP_FLAG_VADDR,
-  DIRTY_BITMAP_PAGES_MAX,
-} from "../uapi/vfio";
+import * as uapi from "../uapi/vfio";
 import type { IommuDomain, IovaRange } from "../iommu/domain";
 import {
   Platform,
@@ -40,12 +28,31 @@ import { VfioDma, type PinnedRun, type VfioPfn } from "./dma";
 import { DEFAULT_TYPE1_OPTIONS, Type1Kernel, Type1Options, type1Kernel } from "./options";
 import { mmLockAcct, vfioLockAcctWorkqueue } from "./lock-acct";
 import { COPY_CHUNK_WORDS, reportAndClearAll, updateUserBitmap, type DirtyBitmapHost } from "./dirty";
+// Copied once: under a loader that wraps modules (tsx, esbuild) every read of an imported
+// binding is a getter call, and these are read on every MAP_DMA / UNMAP_DMA.
+const {
+  IOMMU_CACHE,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  U64_MASK,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_VADDR,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+  VFIO_DMA_UNMAP_FLAG_VADDR,
+  DIRTY_BITMAP_PAGES_MAX,
+} = uapi;
 
 const PAGE = BigInt(PAGE_SIZE);
 const PSHIFT = BigInt(PAGE_SHIFT);
 const u64 = (x: bigint): bigint => x & U64_MASK;
 /** VFIO_BATCH_MAX_CAPACITY: a vfio_batch holds one page of struct page pointers. */
 const VFIO_BATCH_MAX_CAPACITY = BigInt(PAGE_SIZE / 8);
+
+/** dma tree search predicates (module functions: a closure per search would be garbage). */
+const dmaEndsAbove = (d: VfioDma, start: bigint): boolean => d.end > start;
+const dmaStartsAtOrAbove = (d: VfioDma, iova: bigint): boolean => d.iova >= iova;
 
 /** struct vfio_domain. */
 export interface VfioDomain {
@@ -168,8 +175,7 @@ export class VfioIommu implements DirtyBitmapHost {
 
   /** Index of the first dma whose end is above `start` (the lowest dma that may overlap [start, ...)). */
   private lowerBound(start: bigint): number {
-    // d.iova > start first: the sum (a new BigInt) is needed only for dmas below start.
-    return this.dmaList.lowerBound((d) => d.iova > start || d.iova + d.size > start);
+    return this.dmaList.lowerBound(dmaEndsAbove, start);
   }
 
   /**
@@ -195,11 +201,11 @@ export class VfioIommu implements DirtyBitmapHost {
   }
 
   private vfioLinkDma(dma: VfioDma): void {
-    this.dmaList.insertAt(this.dmaList.lowerBound((d) => d.iova >= dma.iova), dma);
+    this.dmaList.insertAt(this.dmaList.lowerBound(dmaStartsAtOrAbove, dma.iova), dma);
   }
 
   private vfioUnlinkDma(dma: VfioDma): void {
-    const i = this.dmaList.lowerBound((d) => d.iova >= dma.iova);
+    const i = this.dmaList.lowerBound(dmaStartsAtOrAbove, dma.iova);
     if (this.dmaList.at(i) === dma) this.dmaList.removeAt(i);
   }
 
@@ -323,7 +329,7 @@ export class VfioIommu implements DirtyBitmapHost {
         ret = m;
         break;
       }
-      dma.runs.push({ offset: dma.size, phys: r.phys, npages: r.npages, reserved: r.reserved });
+      dma.addRun({ offset: dma.size, phys: r.phys, npages: r.npages, reserved: r.reserved });
       const bytes = BigInt(r.npages) * PAGE;
       size -= bytes;
       dma.size += bytes;
@@ -1028,7 +1034,7 @@ export class VfioIommu implements DirtyBitmapHost {
           ret = p;
           break;
         }
-        dma.pfnList.set(iova, { iova, phys: p.phys, refCount: 1, reserved: p.reserved });
+        dma.vfioPfnList().set(iova, { iova, phys: p.phys, refCount: 1, reserved: p.reserved });
         phys.push(p.phys);
         if (this.dirtyPageTracking && dma.bitmap) {
           dma.bitmap.set(Number((iova - dma.iova) / pgsize), 1);
@@ -1062,7 +1068,7 @@ export class VfioIommu implements DirtyBitmapHost {
     if (!vpfn) return true;
     vpfn.refCount--;
     if (vpfn.refCount === 0) {
-      dma.pfnList.delete(iova);
+      dma.vfioPfnList().delete(iova);
       if (doAccounting && !vpfn.reserved) this.vfioLockAcct(dma, -1, true);
     }
     return true;
@@ -1129,7 +1135,7 @@ export class VfioIommu implements DirtyBitmapHost {
     try {
       while (this.dmaList.length) {
         const dma = this.dmaList.at(0)!;
-        dma.pfnList.clear();
+        if (dma.pfnList.size > 0) dma.vfioPfnList().clear();
         this.vfioRemoveDma(dma);
       }
     } finally {

@@ -8,6 +8,7 @@
  */
 
 const U64_LIMIT = 1n << 64n;
+const S64_MIN = -(1n << 63n);
 
 function show(v: unknown): string {
   if (typeof v === "bigint") return `${v}n`;
@@ -37,7 +38,7 @@ export function argU64(name: string, v: unknown): bigint {
  */
 export function argULong(name: string, v: unknown): bigint {
   const x = integer(name, v);
-  if (x < -(1n << 63n) || x >= U64_LIMIT) throw new RangeError(`${name} must be in -2^63 .. 2^64-1, got ${show(v)}`);
+  if (x < S64_MIN || x >= U64_LIMIT) throw new RangeError(`${name} must be in -2^63 .. 2^64-1, got ${show(v)}`);
   return BigInt.asUintN(64, x);
 }
 

@@ -1,0 +1,51 @@
+/**
+ * ChunkedList against a plain sorted array (the naive reference): random inserts at the
+ * lowerBound position, removals anywhere, lookups by index and by predicate, with enough
+ * items that chunks split (512+) and empty out, so the in-place repair of the chunk starts
+ * is exercised in every order.
+ */
+import { ChunkedList } from "../../src/util/sorted-list";
+import { Rng } from "../../src/util/random";
+
+const atOrAbove = (v: number, key: number): boolean => v >= key;
+
+function check(list: ChunkedList<number>, ref: number[], rng: Rng): void {
+  expect(list.length).toBe(ref.length);
+  for (let probe = 0; probe < 8; probe++) {
+    const i = rng.int(ref.length + 2) - 1;
+    expect(list.at(i)).toBe(ref[i]);
+    const key = rng.int(100_000);
+    const want = ref.findIndex((v) => v >= key);
+    expect(list.lowerBound(atOrAbove, key)).toBe(want < 0 ? ref.length : want);
+    expect(list.lowerBound((v) => v >= key)).toBe(want < 0 ? ref.length : want);
+  }
+}
+
+describe("ChunkedList", () => {
+  test.each([1, 2, 3])("matches a sorted array (seed %i)", (seed) => {
+    const rng = new Rng(seed);
+    const list = new ChunkedList<number>();
+    const ref: number[] = [];
+    for (let step = 0; step < 6000; step++) {
+      // Grow for the first half, shrink for the second: chunks split, then empty out.
+      const grow = step < 3000 ? rng.int(4) !== 0 : rng.int(4) === 0;
+      if (grow || ref.length === 0) {
+        const v = rng.int(3) === 0 ? 100_000 + step : rng.int(100_000);
+        const i = list.lowerBound(atOrAbove, v);
+        list.insertAt(i, v);
+        ref.splice(i, 0, v);
+      } else {
+        const i = rng.int(3) === 0 ? ref.length - 1 : rng.int(ref.length);
+        expect(list.removeAt(i)).toBe(ref[i]);
+        ref.splice(i, 1);
+      }
+      if (step % 7 === 0) check(list, ref, rng);
+    }
+    check(list, ref, rng);
+    expect(list.toArray()).toEqual(ref);
+    expect([...list]).toEqual(ref);
+    const from = rng.int(ref.length);
+    expect([...list.from(from)]).toEqual(ref.slice(from));
+    expect(list.removeAt(ref.length)).toBeUndefined();
+  });
+});
