@@ -65,8 +65,10 @@ const toResult = (r: number): SyscallResult => (r < 0 ? fail(r) : ok(r));
 /** Converts a user address/length given as bigint into a number, or -1 when out of range. */
 function num(x: bigint | number): number {
   if (typeof x === "number") return Number.isSafeInteger(x) && x >= 0 ? x : -1;
-  return x >= 0n && x <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : -1;
+  return x >= 0n && x <= MAX_SAFE ? Number(x) : -1;
 }
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** One simulated process. */
 export class Process implements Task {

@@ -47,6 +47,13 @@ const {
 const PAGE = BigInt(PAGE_SIZE);
 const PSHIFT = BigInt(PAGE_SHIFT);
 const u64 = (x: bigint): bigint => x & U64_MASK;
+/** Addresses a Number holds exactly (pinRun takes numbers). */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+/** 2^53: below it, `a + size - 1` cannot wrap a u64, so no sum needs computing. */
+const NO_WRAP_LIMIT = 1n << 53n;
+
+/** Whether `a + size - 1` wraps past U64_MAX, for size >= 1 (the u64(a + size - 1) < a test). */
+const wrapsU64 = (a: bigint, size: bigint): boolean => (a >= NO_WRAP_LIMIT || size >= NO_WRAP_LIMIT) && u64(a + size - 1n) < a;
 /** VFIO_BATCH_MAX_CAPACITY: a vfio_batch holds one page of struct page pointers. */
 const VFIO_BATCH_MAX_CAPACITY = BigInt(PAGE_SIZE / 8);
 
@@ -157,13 +164,21 @@ export class VfioIommu implements DirtyBitmapHost {
     if (this.pgsizeFor !== this.pgsizeBitmap) {
       this.pgsizeFor = this.pgsizeBitmap;
       this.pgsizeLow = this.pgsizeBitmap & -this.pgsizeBitmap;
+      this.pgsizeMask = this.pgsizeLow - 1n;
     }
     return this.pgsizeLow;
+  }
+
+  /** pgsize() - 1, from the same cache. */
+  private pgmask(): bigint {
+    this.pgsize();
+    return this.pgsizeMask;
   }
 
   /** pgsize() for the bitmap it was computed from (MAP_DMA asks on every call). */
   private pgsizeFor = -1n;
   private pgsizeLow = 0n;
+  private pgsizeMask = 0n;
 
   private pgshift(): number {
     let s = 0;
@@ -183,11 +198,13 @@ export class VfioIommu implements DirtyBitmapHost {
    * end computed in u64 (a sum that wraps to 0 finds nothing); 6.18+ uses inclusive ends.
    */
   vfioFindDma(start: bigint, size: bigint): VfioDma | null {
-    const end = this.kernel.overflowChecks ? start + (size === 0n ? 0n : size - 1n) + 1n : u64(start + size);
     const i = this.lowerBound(start);
     const d = this.dmaList.at(i)!;
     if (!d) return null;
-    if (size === 0n) return d.iova < start && start < d.iova + d.size ? d : null;
+    if (size === 0n) return d.iova < start && start < d.end ? d : null;
+    // Below 2^53 neither form can wrap: one sum.
+    const end =
+      start < NO_WRAP_LIMIT && size < NO_WRAP_LIMIT ? start + size : this.kernel.overflowChecks ? start + (size - 1n) + 1n : u64(start + size);
     return d.iova < end ? d : null;
   }
 
@@ -217,8 +234,10 @@ export class VfioIommu implements DirtyBitmapHost {
 
   /** vfio_iommu_iova_dma_valid(): [start, end] inside one window (an empty list accepts all). */
   vfioIommuIovaDmaValid(start: bigint, end: bigint): boolean {
-    if (this.iovaList.length === 0) return true;
-    return this.iovaList.some((n) => n.start <= start && end <= n.end);
+    const list = this.iovaList;
+    if (list.length === 0) return true;
+    for (let i = 0; i < list.length; i++) if (list[i].start <= start && end <= list[i].end) return true;
+    return false;
   }
 
   // ------------------------------------------------------------------ accounting and pinning
@@ -254,13 +273,14 @@ export class VfioIommu implements DirtyBitmapHost {
   /**
    * vfio_pin_pages_remote(): pins the physically contiguous run at `vaddr` (at most `npage`
    * pages) in the caller's mm and charges the pages no vfio_pfn already accounts for.
-   * Returns the run, or -errno with nothing left pinned or charged.
+   * Returns the pages pinned (the run starts at `pfnBase`), or -errno with nothing left
+   * pinned or charged.
    */
-  vfioPinPagesRemote(current: Task, dma: VfioDma, vaddr: bigint, npage: number, limit: bigint): { npages: number; phys: bigint; reserved: boolean } | number {
+  vfioPinPagesRemote(current: Task, dma: VfioDma, vaddr: bigint, npage: number, limit: bigint): number {
     const mm = current.mm;
     if (!mm) return -Errno.ENODEV;
     let max = this.opts.disableHugepages ? 1 : npage;
-    if (vaddr > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT;
+    if (vaddr > MAX_SAFE) return -Errno.EFAULT;
     // GUP pins (so faults in) a vfio_batch at a time: VFIO_BATCH_MAX_CAPACITY pages from the
     // dma's vaddr on, the limit being checked page by page as the batch is consumed. A map
     // that fails on the limit has faulted exactly the batches it started, which shows later
@@ -274,9 +294,8 @@ export class VfioIommu implements DirtyBitmapHost {
     const run = mm.memory.pinRun(Number(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0, true);
     mm.mmapReadUnlock();
     if (typeof run === "number") return run;
-    const iova = vaddr - dma.vaddr + dma.iova;
     // Reserved pfns (the zero page) are never charged; externally pinned pages already are.
-    const acct = run.reserved ? 0 : run.npages - this.vpfnPages(dma, iova, run.npages);
+    const acct = run.reserved ? 0 : dma.pfnList.size === 0 ? run.npages : run.npages - this.vpfnPages(dma, vaddr - dma.vaddr + dma.iova, run.npages);
     // The kernel checks each page it would charge (locked_vm + lock_acct + 1 > limit); the
     // first one over the limit fails the whole run. Pages it does not charge (reserved,
     // already pinned by a vfio_pfn) are not checked at all, even when locked_vm is already
@@ -286,8 +305,30 @@ export class VfioIommu implements DirtyBitmapHost {
     if (acct > 0 && !dma.lockCap && mm.lockedVmExceeds(acct, limit)) return -Errno.ENOMEM;
     const r = this.vfioLockAcct(dma, acct, false);
     if (r < 0) return r;
-    return { npages: run.npages, phys: BigInt(run.phys), reserved: run.reserved };
+    this.pfnBase = BigInt(run.phys);
+    this.pfnBaseReserved = run.reserved;
+    return run.npages;
   }
+
+  /**
+   * vfio_pin_pages_remote()'s out parameter *pfn_base (as the synthetic physical address of
+   * the run's first page) and whether that pfn is reserved, from its last successful call.
+   */
+  private pfnBase = 0n;
+  private pfnBaseReserved = false;
+
+  /** RLIMIT_MEMLOCK in pages for `task` (the shift is made once per limit value, not per MAP_DMA). */
+  private memlockPages(task: Task): bigint {
+    const rlim = task.rlimitMemlock();
+    if (rlim !== this.memlockFor) {
+      this.memlockFor = rlim;
+      this.memlockLimit = rlim >> PSHIFT;
+    }
+    return this.memlockLimit;
+  }
+
+  private memlockFor = -1n;
+  private memlockLimit = 0n;
 
   /** vfio_unpin_pages_remote(): unpins a run; with accounting, uncharges what no vfio_pfn holds. */
   vfioUnpinPagesRemote(dma: VfioDma, iova: bigint, npage: number, reserved: boolean, doAccounting: boolean): number {
@@ -299,8 +340,7 @@ export class VfioIommu implements DirtyBitmapHost {
   }
 
   /** vfio_iommu_map(): maps a run into every domain, unwinding the ones done on failure. */
-  private vfioIommuMap(iova: bigint, phys: bigint, npage: number, prot: number): number {
-    const size = BigInt(npage) * PAGE;
+  private vfioIommuMap(iova: bigint, phys: bigint, size: bigint, prot: number): number {
     for (let i = 0; i < this.domainList.length; i++) {
       const r = this.domainList[i].domain.map(iova, phys, size, prot | IOMMU_CACHE);
       if (r < 0) {
@@ -314,25 +354,30 @@ export class VfioIommu implements DirtyBitmapHost {
   /** vfio_pin_map_dma(): pin and map [dma.iova, +mapSize) run by run; all or nothing. */
   private vfioPinMapDma(current: Task, dma: VfioDma, mapSize: bigint): number {
     this.lock.assertHeld();
-    const limit = current.rlimitMemlock() >> PSHIFT;
+    const limit = this.memlockPages(current);
     let size = mapSize;
     let ret = 0;
     while (size > 0n) {
-      const r = this.vfioPinPagesRemote(current, dma, dma.vaddr + dma.size, Number(size >> PSHIFT), limit);
-      if (typeof r === "number") {
+      const npage = Number(size >> PSHIFT);
+      const r = this.vfioPinPagesRemote(current, dma, dma.size === 0n ? dma.vaddr : dma.vaddr + dma.size, npage, limit);
+      if (r < 0) {
         ret = r;
         break;
       }
-      const m = this.vfioIommuMap(dma.iova + dma.size, r.phys, r.npages, dma.prot);
+      const phys = this.pfnBase;
+      const reserved = this.pfnBaseReserved;
+      // Most maps pin in one run: then the run is the whole rest (no product, no difference).
+      const bytes = r === npage ? size : BigInt(r) * PAGE;
+      const iova = dma.end;
+      const m = this.vfioIommuMap(iova, phys, bytes, dma.prot);
       if (m < 0) {
-        this.vfioUnpinPagesRemote(dma, dma.iova + dma.size, r.npages, r.reserved, true);
+        this.vfioUnpinPagesRemote(dma, iova, r, reserved, true);
         ret = m;
         break;
       }
-      dma.addRun({ offset: dma.size, phys: r.phys, npages: r.npages, reserved: r.reserved });
-      const bytes = BigInt(r.npages) * PAGE;
-      size -= bytes;
-      dma.size += bytes;
+      dma.addRun({ offset: dma.size, phys, npages: r, reserved });
+      size = bytes === size ? 0n : size - bytes;
+      dma.size = dma.size === 0n ? bytes : dma.size + bytes;
     }
     dma.iommuMapped = true;
     if (ret) this.vfioRemoveDma(dma);
@@ -343,9 +388,14 @@ export class VfioIommu implements DirtyBitmapHost {
   private vfioUnmapUnpin(dma: VfioDma, doAccounting: boolean): number {
     if (dma.size === 0n || this.domainList.length === 0) return 0;
     let unlocked = 0;
-    for (const run of dma.runs) {
-      const iova = dma.iova + run.offset;
-      for (const d of this.domainList) d.domain.unmap(iova, BigInt(run.npages) * PAGE);
+    const runs = dma.runs;
+    for (let i = 0; i < runs.length; i++) {
+      const run = runs[i];
+      // One run covering the dma (the usual case): its iova and size need no arithmetic.
+      const whole = runs.length === 1 && run.offset === 0n;
+      const iova = whole ? dma.iova : dma.iova + run.offset;
+      const size = whole ? dma.size : BigInt(run.npages) * PAGE;
+      for (const d of this.domainList) d.domain.unmap(iova, size);
       unlocked += this.vfioUnpinPagesRemote(dma, iova, run.npages, run.reserved, false);
     }
     dma.runs = [];
@@ -381,15 +431,15 @@ export class VfioIommu implements DirtyBitmapHost {
     const overflowChecks = this.kernel.overflowChecks;
     if (overflowChecks) {
       if (size === 0n) return -Errno.EINVAL;
-      if (u64(iova + size - 1n) < iova || u64(vaddr + size - 1n) < vaddr) return -Errno.EOVERFLOW;
+      if (wrapsU64(iova, size) || wrapsU64(vaddr, size)) return -Errno.EOVERFLOW;
     }
     if ((prot && setVaddr) || (!prot && !setVaddr)) return -Errno.EINVAL;
 
     this.lock.lock();
     try {
       const pgsize = this.pgsize();
-      if (size === 0n || ((size | iova | vaddr) & (pgsize - 1n)) !== 0n) return -Errno.EINVAL;
-      if (!overflowChecks && (u64(iova + size - 1n) < iova || u64(vaddr + size - 1n) < vaddr)) return this.wrapErrno;
+      if (size === 0n || ((size | iova | vaddr) & this.pgmask()) !== 0n) return -Errno.EINVAL;
+      if (!overflowChecks && (wrapsU64(iova, size) || wrapsU64(vaddr, size))) return this.wrapErrno;
 
       const found = this.vfioFindDma(iova, size);
       if (setVaddr) {
@@ -868,15 +918,17 @@ export class VfioIommu implements DirtyBitmapHost {
       const limit = dma.task.rlimitMemlock() >> PSHIFT;
       while (off < dma.size) {
         const r = this.vfioPinPagesRemote(dma.task, dma, dma.vaddr + off, Number((dma.size - off) >> PSHIFT), limit);
-        if (typeof r === "number") return unwind(r);
-        const size = BigInt(r.npages) * PAGE;
-        const m = vd.domain.map(dma.iova + off, r.phys, size, dma.prot | IOMMU_CACHE);
+        if (r < 0) return unwind(r);
+        const phys = this.pfnBase;
+        const reserved = this.pfnBaseReserved;
+        const size = BigInt(r) * PAGE;
+        const m = vd.domain.map(dma.iova + off, phys, size, dma.prot | IOMMU_CACHE);
         if (m < 0) {
-          this.vfioUnpinPagesRemote(dma, dma.iova + off, r.npages, r.reserved, true);
+          this.vfioUnpinPagesRemote(dma, dma.iova + off, r, reserved, true);
           return unwind(m);
         }
         done.push([dma.iova + off, size]);
-        runs.push({ offset: off, phys: r.phys, npages: r.npages, reserved: r.reserved });
+        runs.push({ offset: off, phys, npages: r, reserved });
         off += size;
       }
     }
