@@ -9,6 +9,7 @@
 import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
 import { IntervalSet } from "./intervals";
+import { u64ToNumber } from "../util/u64";
 import { PageBacking } from "./pages";
 import { GUP_LINUX_6_1, type GupBehaviour } from "./gup";
 import * as vmaConsts from "./vma";
@@ -57,7 +58,7 @@ export const ZERO_PAGE_PHYS = 0x1000;
 const pageUp = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 
 const TASK_SIZE_N = BigInt(TASK_SIZE);
-const toNum = (a: bigint): number => (a >= 0n && a < TASK_SIZE_N ? Number(a) : -1);
+const toNum = (a: bigint): number => (a >= 0n && a < TASK_SIZE_N ? u64ToNumber(a) : -1);
 
 /** The memory of one simulated address space. */
 export class UserMemory {

@@ -24,6 +24,7 @@ import { CAP_IPC_LOCK } from "../process/mm";
 import { PAGE_SHIFT, PAGE_SIZE } from "../process/vma";
 import { Mutex } from "./lock";
 import { ChunkedList } from "../util/sorted-list";
+import { numberToU64, u64ToNumber } from "../util/u64";
 import { VfioDma, type PinnedRun, type VfioPfn } from "./dma";
 import { DEFAULT_TYPE1_OPTIONS, Type1Kernel, Type1Options, type1Kernel } from "./options";
 import { mmLockAcct, vfioLockAcctWorkqueue } from "./lock-acct";
@@ -291,7 +292,7 @@ export class VfioIommu implements DirtyBitmapHost {
     }
     // vaddr_get_pfns() pins under mmap_read_lock (it waits while another thread writes).
     mm.mmapReadLock();
-    const run = mm.memory.pinRun(Number(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0, true);
+    const run = mm.memory.pinRun(u64ToNumber(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0, true);
     mm.mmapReadUnlock();
     if (typeof run === "number") return run;
     // Reserved pfns (the zero page) are never charged; externally pinned pages already are.
@@ -305,7 +306,7 @@ export class VfioIommu implements DirtyBitmapHost {
     if (acct > 0 && !dma.lockCap && mm.lockedVmExceeds(acct, limit)) return -Errno.ENOMEM;
     const r = this.vfioLockAcct(dma, acct, false);
     if (r < 0) return r;
-    this.pfnBase = BigInt(run.phys);
+    this.pfnBase = numberToU64(run.phys);
     this.pfnBaseReserved = run.reserved;
     return run.npages;
   }
@@ -358,7 +359,7 @@ export class VfioIommu implements DirtyBitmapHost {
     let size = mapSize;
     let ret = 0;
     while (size > 0n) {
-      const npage = Number(size >> PSHIFT);
+      const npage = u64ToNumber(size >> PSHIFT);
       const r = this.vfioPinPagesRemote(current, dma, dma.size === 0n ? dma.vaddr : dma.vaddr + dma.size, npage, limit);
       if (r < 0) {
         ret = r;
