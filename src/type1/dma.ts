@@ -28,14 +28,13 @@ export interface VfioPfn {
   reserved: boolean;
 }
 
-/** No pinned runs: shared by every dma until its first run (frozen: adding goes through addRun). */
-const NO_RUNS: readonly PinnedRun[] = Object.freeze([]);
 /** No vfio_pfn entries: shared by every dma until an emulated device pins a page in it. */
 const NO_PFNS: ReadonlyMap<bigint, VfioPfn> = new Map();
 
 /**
- * struct vfio_dma. A VMM makes tens of thousands of these, so a dma allocates nothing it
- * does not use yet: the runs array is made by the first run, the pfn map by the first
+ * struct vfio_dma. A VMM makes tens of thousands of these and each lives long (so the GC
+ * copies it), so a dma holds its first run in its own fields (most dmas have one), and
+ * makes the array of further runs with the second run and the pfn map with the first
  * vfio_pin_pages() (most dmas never get one).
  */
 export class VfioDma {
@@ -50,7 +49,12 @@ export class VfioDma {
   bitmap: Bitmap | null = null;
   /** Whether bits [0, npages) of `bitmap` are known to be zero (lets GET_BITMAP skip a clear pass). */
   bitmapLowClean = false;
-  private runList: PinnedRun[] | null = null;
+  /** The first run (offset 0): its pages (0 = no run), first pfn and whether it is reserved. */
+  private run0Npages = 0;
+  private run0Phys = 0n;
+  private run0Reserved = false;
+  /** Runs after the first. */
+  private moreRuns: PinnedRun[] | null = null;
   private pfns: Map<bigint, VfioPfn> | null = null;
   /** Set for a 2016-RFC MSI window (no memory behind it). */
   msiReserved = false;
@@ -76,20 +80,57 @@ export class VfioDma {
     this.end = this.iova + v;
   }
 
-  /** Runs pinned and mapped for this dma, ascending. */
+  /** Runs pinned and mapped for this dma, ascending (a new array of new objects: for inspection). */
   get runs(): readonly PinnedRun[] {
-    return this.runList ?? NO_RUNS;
+    const out: PinnedRun[] = [];
+    for (let i = 0; i < this.runCount; i++) out.push({ offset: this.runOffset(i), phys: this.runPhys(i), npages: this.runNpages(i), reserved: this.runReserved(i) });
+    return out;
   }
 
   /** Replaces the runs (all at once: replay, unmap_unpin). */
   set runs(runs: readonly PinnedRun[]) {
-    this.runList = runs.length ? [...runs] : null;
+    this.run0Npages = 0;
+    this.run0Phys = 0n;
+    this.run0Reserved = false;
+    this.moreRuns = null;
+    for (const r of runs) this.addRun(r.offset, r.phys, r.npages, r.reserved);
   }
 
-  /** Appends a run (above every run so far). */
-  addRun(run: PinnedRun): void {
-    if (this.runList) this.runList.push(run);
-    else this.runList = [run];
+  /** Appends a run (above every run so far; the first one is at offset 0). */
+  addRun(offset: bigint, phys: bigint, npages: number, reserved: boolean): void {
+    if (this.run0Npages === 0) {
+      if (offset !== 0n) throw new Error(`BUG: vfio_dma's first run at offset ${offset}`);
+      this.run0Npages = npages;
+      this.run0Phys = phys;
+      this.run0Reserved = reserved;
+    } else {
+      (this.moreRuns ??= []).push({ offset, phys, npages, reserved });
+    }
+  }
+
+  /** Number of runs. */
+  get runCount(): number {
+    return this.run0Npages === 0 ? 0 : 1 + (this.moreRuns ? this.moreRuns.length : 0);
+  }
+
+  /** Byte offset from iova of run `i` (< runCount). */
+  runOffset(i: number): bigint {
+    return i === 0 ? 0n : this.moreRuns![i - 1].offset;
+  }
+
+  /** First pfn (synthetic physical address) of run `i`. */
+  runPhys(i: number): bigint {
+    return i === 0 ? this.run0Phys : this.moreRuns![i - 1].phys;
+  }
+
+  /** Pages of run `i`. */
+  runNpages(i: number): number {
+    return i === 0 ? this.run0Npages : this.moreRuns![i - 1].npages;
+  }
+
+  /** Whether run `i` is a reserved pfn run. */
+  runReserved(i: number): boolean {
+    return i === 0 ? this.run0Reserved : this.moreRuns![i - 1].reserved;
   }
 
   /** Pages pinned by emulated devices, by iova (read-only: vfioPfnList() to change it). */

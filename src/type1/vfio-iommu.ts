@@ -376,7 +376,7 @@ export class VfioIommu implements DirtyBitmapHost {
         ret = m;
         break;
       }
-      dma.addRun({ offset: dma.size, phys, npages: r, reserved });
+      dma.addRun(dma.size, phys, r, reserved);
       size = bytes === size ? 0n : size - bytes;
       dma.size = dma.size === 0n ? bytes : dma.size + bytes;
     }
@@ -389,15 +389,14 @@ export class VfioIommu implements DirtyBitmapHost {
   private vfioUnmapUnpin(dma: VfioDma, doAccounting: boolean): number {
     if (dma.size === 0n || this.domainList.length === 0) return 0;
     let unlocked = 0;
-    const runs = dma.runs;
-    for (let i = 0; i < runs.length; i++) {
-      const run = runs[i];
+    const n = dma.runCount;
+    for (let i = 0; i < n; i++) {
+      const npages = dma.runNpages(i);
       // One run covering the dma (the usual case): its iova and size need no arithmetic.
-      const whole = runs.length === 1 && run.offset === 0n;
-      const iova = whole ? dma.iova : dma.iova + run.offset;
-      const size = whole ? dma.size : BigInt(run.npages) * PAGE;
+      const iova = i === 0 ? dma.iova : dma.iova + dma.runOffset(i);
+      const size = n === 1 ? dma.size : BigInt(npages) * PAGE;
       for (const d of this.domainList) d.domain.unmap(iova, size);
-      unlocked += this.vfioUnpinPagesRemote(dma, iova, run.npages, run.reserved, false);
+      unlocked += this.vfioUnpinPagesRemote(dma, iova, npages, dma.runReserved(i), false);
     }
     dma.runs = [];
     dma.iommuMapped = false;
