@@ -15,9 +15,6 @@ interface Extent {
   prot: IommuProt;
 }
 
-/** The lowerBound predicate: the extent ends above `iova`. */
-const endsAbove = (e: Extent, iova: bigint): boolean => e.end > iova;
-
 /** Parameters of a RangeDomain. */
 export interface RangeDomainParams {
   pgsizeBitmap: bigint;
@@ -46,7 +43,7 @@ export class RangeDomain implements IommuDomain {
 
   /** Index of the first extent whose end is above `iova`. */
   private lowerBound(iova: bigint): number {
-    return this.extents.lowerBound(endsAbove, iova);
+    return this.extents.firstEndAbove(iova);
   }
 
   map(iova: bigint, paddr: bigint, size: bigint, prot: IommuProt): number {

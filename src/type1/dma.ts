@@ -87,13 +87,18 @@ export class VfioDma {
     return out;
   }
 
-  /** Replaces the runs (all at once: replay, unmap_unpin). */
+  /** Replaces the runs (all at once: replay). */
   set runs(runs: readonly PinnedRun[]) {
+    this.clearRuns();
+    for (const r of runs) this.addRun(r.offset, r.phys, r.npages, r.reserved);
+  }
+
+  /** Forgets every run (unmap_unpin). */
+  clearRuns(): void {
     this.run0Npages = 0;
     this.run0Phys = 0n;
     this.run0Reserved = false;
     this.moreRuns = null;
-    for (const r of runs) this.addRun(r.offset, r.phys, r.npages, r.reserved);
   }
 
   /** Appends a run (above every run so far; the first one is at offset 0). */

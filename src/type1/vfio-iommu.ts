@@ -58,10 +58,6 @@ const wrapsU64 = (a: bigint, size: bigint): boolean => (a >= NO_WRAP_LIMIT || si
 /** VFIO_BATCH_MAX_CAPACITY: a vfio_batch holds one page of struct page pointers. */
 const VFIO_BATCH_MAX_CAPACITY = BigInt(PAGE_SIZE / 8);
 
-/** dma tree search predicates (module functions: a closure per search would be garbage). */
-const dmaEndsAbove = (d: VfioDma, start: bigint): boolean => d.end > start;
-const dmaStartsAtOrAbove = (d: VfioDma, iova: bigint): boolean => d.iova >= iova;
-
 /** struct vfio_domain. */
 export interface VfioDomain {
   domain: IommuDomain;
@@ -191,7 +187,7 @@ export class VfioIommu implements DirtyBitmapHost {
 
   /** Index of the first dma whose end is above `start` (the lowest dma that may overlap [start, ...)). */
   private lowerBound(start: bigint): number {
-    return this.dmaList.lowerBound(dmaEndsAbove, start);
+    return this.dmaList.firstEndAbove(start);
   }
 
   /**
@@ -219,11 +215,11 @@ export class VfioIommu implements DirtyBitmapHost {
   }
 
   private vfioLinkDma(dma: VfioDma): void {
-    this.dmaList.insertAt(this.dmaList.lowerBound(dmaStartsAtOrAbove, dma.iova), dma);
+    this.dmaList.insertAt(this.dmaList.firstIovaAtOrAbove(dma.iova), dma);
   }
 
   private vfioUnlinkDma(dma: VfioDma): void {
-    const i = this.dmaList.lowerBound(dmaStartsAtOrAbove, dma.iova);
+    const i = this.dmaList.firstIovaAtOrAbove(dma.iova);
     if (this.dmaList.at(i) === dma) this.dmaList.removeAt(i);
   }
 
@@ -398,7 +394,7 @@ export class VfioIommu implements DirtyBitmapHost {
       for (const d of this.domainList) d.domain.unmap(iova, size);
       unlocked += this.vfioUnpinPagesRemote(dma, iova, npages, dma.runReserved(i), false);
     }
-    dma.runs = [];
+    dma.clearRuns();
     dma.iommuMapped = false;
     if (doAccounting) {
       this.vfioLockAcct(dma, -unlocked, true);

@@ -10,6 +10,12 @@
  */
 const CHUNK = 256;
 
+/** An item with an iova range [iova, end), for the written-out searches. */
+export interface IovaExtent {
+  readonly iova: bigint;
+  readonly end: bigint;
+}
+
 /** A list of T ordered by the caller. */
 export class ChunkedList<T> {
   private readonly chunks: T[][] = [];
@@ -97,6 +103,56 @@ export class ChunkedList<T> {
     while (a < b) {
       const mid = (a + b) >> 1;
       if (pred(ch[mid], key)) b = mid;
+      else a = mid + 1;
+    }
+    return this.chunkStarts()[lo] + a;
+  }
+
+  /**
+   * lowerBound((v) => v.end > x) over items ordered by iova with disjoint [iova, end): the
+   * first item ending above x. Written out rather than through a predicate: MAP_DMA and the
+   * range domain search on every call, and a shared predicate call site does not inline.
+   */
+  firstEndAbove(this: ChunkedList<IovaExtent>, x: bigint): number {
+    const chunks = this.chunks;
+    let lo = 0;
+    let hi = chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const ch = chunks[mid];
+      if (ch[ch.length - 1].end > x) hi = mid;
+      else lo = mid + 1;
+    }
+    if (lo === chunks.length) return this.count;
+    const ch = chunks[lo];
+    let a = 0;
+    let b = ch.length - 1;
+    while (a < b) {
+      const mid = (a + b) >> 1;
+      if (ch[mid].end > x) b = mid;
+      else a = mid + 1;
+    }
+    return this.chunkStarts()[lo] + a;
+  }
+
+  /** lowerBound((v) => v.iova >= x) over items ordered by iova, written out like firstEndAbove. */
+  firstIovaAtOrAbove(this: ChunkedList<IovaExtent>, x: bigint): number {
+    const chunks = this.chunks;
+    let lo = 0;
+    let hi = chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const ch = chunks[mid];
+      if (ch[ch.length - 1].iova >= x) hi = mid;
+      else lo = mid + 1;
+    }
+    if (lo === chunks.length) return this.count;
+    const ch = chunks[lo];
+    let a = 0;
+    let b = ch.length - 1;
+    while (a < b) {
+      const mid = (a + b) >> 1;
+      if (ch[mid].iova >= x) b = mid;
       else a = mid + 1;
     }
     return this.chunkStarts()[lo] + a;

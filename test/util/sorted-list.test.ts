@@ -48,4 +48,25 @@ describe("ChunkedList", () => {
     expect([...list.from(from)]).toEqual(ref.slice(from));
     expect(list.removeAt(ref.length)).toBeUndefined();
   });
+
+  test("firstEndAbove and firstIovaAtOrAbove match lowerBound on disjoint iova ranges", () => {
+    const rng = new Rng(9);
+    const list = new ChunkedList<{ iova: bigint; end: bigint }>();
+    const ref: Array<{ iova: bigint; end: bigint }> = [];
+    // Disjoint ranges inserted in random order (slot k holds [k*16, k*16 + len)).
+    const slots = Array.from({ length: 1500 }, (_, k) => k).sort(() => rng.float() - 0.5);
+    for (const k of slots) {
+      const item = { iova: BigInt(k * 16), end: BigInt(k * 16 + 1 + rng.int(15)) };
+      const i = list.firstIovaAtOrAbove(item.iova);
+      expect(i).toBe(list.lowerBound((v) => v.iova >= item.iova));
+      list.insertAt(i, item);
+      ref.splice(i, 0, item);
+      const x = BigInt(rng.int(1500 * 16 + 20));
+      const want = ref.findIndex((v) => v.end > x);
+      expect(list.firstEndAbove(x)).toBe(want < 0 ? ref.length : want);
+      const want2 = ref.findIndex((v) => v.iova >= x);
+      expect(list.firstIovaAtOrAbove(x)).toBe(want2 < 0 ? ref.length : want2);
+    }
+    expect(ref.every((v, i) => i === 0 || ref[i - 1].iova < v.iova)).toBe(true);
+  });
 });
