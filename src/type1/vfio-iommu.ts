@@ -20,7 +20,7 @@ import {
 } from "../iommu/platform";
 import { Bitmap } from "../bitmap";
 import type { Task } from "../process/task";
-import { CAP_IPC_LOCK } from "../process/mm";
+import * as mmConsts from "../process/mm";
 import { PAGE_SHIFT, PAGE_SIZE } from "../process/vma";
 import { Mutex } from "./lock";
 import { ChunkedList } from "../util/sorted-list";
@@ -44,6 +44,7 @@ const {
   VFIO_DMA_UNMAP_FLAG_VADDR,
   DIRTY_BITMAP_PAGES_MAX,
 } = uapi;
+const { CAP_IPC_LOCK } = mmConsts;
 
 const PAGE = BigInt(PAGE_SIZE);
 const PSHIFT = BigInt(PAGE_SHIFT);
