@@ -9,6 +9,8 @@ import type { IommuDomain, IommuProt, IovaRange } from "./domain";
 interface Extent {
   iova: bigint;
   size: bigint;
+  /** iova + size, kept so searches compare without computing a sum (a new BigInt) per probe. */
+  end: bigint;
   paddr: bigint;
   prot: IommuProt;
 }
@@ -29,31 +31,29 @@ export class RangeDomain implements IommuDomain {
 
   constructor(p: RangeDomainParams) {
     this.pgsizeBitmap = p.pgsizeBitmap;
-    this.minPageSize = p.pgsizeBitmap & -p.pgsizeBitmap;
+    this.minPageMask = (p.pgsizeBitmap & -p.pgsizeBitmap) - 1n;
     this.aperture = { ...p.aperture };
+    this.apertureEnd = this.aperture.end + 1n;
     this.enforceCacheCoherency = p.enforceCacheCoherency ?? false;
   }
 
-  private get minPage(): bigint {
-    return this.minPageSize;
-  }
-
-  private readonly minPageSize: bigint;
+  /** Smallest page size - 1 and aperture.end + 1 (map() checks them on every call). */
+  private readonly minPageMask: bigint;
+  private readonly apertureEnd: bigint;
 
   /** Index of the first extent whose end is above `iova`. */
   private lowerBound(iova: bigint): number {
-    // e.iova > iova first: the sum (a new BigInt) is needed only for extents below iova.
-    return this.extents.lowerBound((e) => e.iova > iova || e.iova + e.size > iova);
+    return this.extents.firstEndAbove(iova);
   }
 
   map(iova: bigint, paddr: bigint, size: bigint, prot: IommuProt): number {
-    const m = this.minPage - 1n;
-    if (size <= 0n || ((iova | paddr | size) & m) !== 0n) return -Errno.EINVAL;
-    if (iova < this.aperture.start || iova + size - 1n > this.aperture.end) return -Errno.EINVAL;
+    if (size <= 0n || ((iova | paddr | size) & this.minPageMask) !== 0n) return -Errno.EINVAL;
+    const end = iova + size;
+    if (iova < this.aperture.start || end > this.apertureEnd) return -Errno.EINVAL;
     const i = this.lowerBound(iova);
     const next = this.extents.at(i);
-    if (next && next.iova < iova + size) return -Errno.EEXIST;
-    this.extents.insertAt(i, { iova, size, paddr, prot });
+    if (next && next.iova < end) return -Errno.EEXIST;
+    this.extents.insertAt(i, { iova, size, end, paddr, prot });
     return 0;
   }
 
@@ -65,15 +65,13 @@ export class RangeDomain implements IommuDomain {
       const i = this.lowerBound(pos);
       const e = this.extents.at(i);
       if (!e || e.iova > pos) break;
-      const cut = (e.iova + e.size < end ? e.iova + e.size : end) - pos;
-      // Split the extent into the parts before and after [pos, pos + cut).
-      const pieces: Extent[] = [];
-      if (e.iova < pos) pieces.push({ iova: e.iova, size: pos - e.iova, paddr: e.paddr, prot: e.prot });
-      if (pos + cut < e.iova + e.size)
-        pieces.push({ iova: pos + cut, size: e.iova + e.size - pos - cut, paddr: e.paddr + (pos + cut - e.iova), prot: e.prot });
+      const stop = e.end < end ? e.end : end;
+      const cut = stop - pos;
+      // Split the extent into the parts before and after [pos, stop).
       this.extents.removeAt(i);
-      for (let k = pieces.length - 1; k >= 0; k--) this.extents.insertAt(i, pieces[k]);
-      pos += cut;
+      if (stop < e.end) this.extents.insertAt(i, { iova: stop, size: e.end - stop, end: e.end, paddr: e.paddr + (stop - e.iova), prot: e.prot });
+      if (e.iova < pos) this.extents.insertAt(i, { iova: e.iova, size: pos - e.iova, end: pos, paddr: e.paddr, prot: e.prot });
+      pos = stop;
       done += cut;
     }
     return done;

@@ -17,6 +17,12 @@ export interface UserAccess {
    */
   copyFromUser(addr: bigint, len: number): Uint8Array | null;
   /**
+   * copy_from_user into `dst[0, len)` (no new array: ioctls copy a small struct per call);
+   * false, `dst` unchanged, when any byte cannot be read. Optional: callers fall back to
+   * copyFromUser.
+   */
+  copyFromUserInto?(addr: bigint, dst: Uint8Array, len: number): boolean;
+  /**
    * copy_to_user: writes `data` at `addr` and returns how many bytes were NOT written
    * (0 on success). Like Linux, the bytes before the first unwritable one are written.
    */

@@ -9,10 +9,20 @@
 import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
 import { IntervalSet } from "./intervals";
+import { u64ToNumber } from "../util/u64";
 import { PageBacking } from "./pages";
 import { GUP_LINUX_6_1, type GupBehaviour } from "./gup";
-import { PAGE_SIZE, TASK_SIZE, VmaList, protReadable, protWritable } from "./vma";
+import * as vmaConsts from "./vma";
 import type { MappedFile } from "./file";
+// Copied once: under a loader that wraps modules (tsx, esbuild) every read of an imported
+// binding is a getter call, and these are read on every MAP_DMA / UNMAP_DMA.
+const {
+  PAGE_SIZE,
+  TASK_SIZE,
+  VmaList,
+  protReadable,
+  protWritable,
+} = vmaConsts;
 
 /** Bytes per backing frame. */
 export const FRAME_SIZE = 0x10000;
@@ -47,7 +57,8 @@ export const ZERO_PAGE_PHYS = 0x1000;
 
 const pageUp = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 
-const toNum = (a: bigint): number => (a >= 0n && a < BigInt(TASK_SIZE) ? Number(a) : -1);
+const TASK_SIZE_N = BigInt(TASK_SIZE);
+const toNum = (a: bigint): number => (a >= 0n && a < TASK_SIZE_N ? u64ToNumber(a) : -1);
 
 /** The memory of one simulated address space. */
 export class UserMemory {
@@ -168,6 +179,23 @@ export class UserMemory {
     return out;
   }
 
+  /** readRaw() into `dst[0, len)` (len <= dst.length), without a new array. */
+  private readRawInto(addr: number, len: number, dst: Uint8Array): void {
+    const index = Math.floor(addr / FRAME_SIZE);
+    if (!this.fileMapped && Math.floor((addr + len - 1) / FRAME_SIZE) === index) {
+      const f = this.frame(index, false);
+      if (f === 0) {
+        dst.fill(0, 0, len);
+        return;
+      }
+      const u8 = this.core.u8;
+      const p = f + (addr - index * FRAME_SIZE);
+      for (let k = 0; k < len; k++) dst[k] = u8[p + k];
+      return;
+    }
+    dst.set(this.readRaw(addr, len));
+  }
+
   /** Write faults on [addr, addr+len): those pages now hold real pages. */
   private touch(addr: number, len: number): void {
     this.backing.fault(addr, len, true);
@@ -215,12 +243,23 @@ export class UserMemory {
     return this.readRaw(a, len);
   }
 
+  /** copy_from_user into `dst[0, len)`: false, nothing copied, when any byte is not readable. */
+  copyFromUserInto(addr: bigint, dst: Uint8Array, len: number): boolean {
+    const a = toNum(addr);
+    if (a < 0 || !Number.isSafeInteger(len) || len < 0 || len > dst.length) return false;
+    if (len === 0) return true;
+    if (this.accessibleLength(a, len, false) < len) return false;
+    this.backing.fault(a, len, false);
+    this.readRawInto(a, len, dst);
+    return true;
+  }
+
   /** copy_to_user: writes up to the first unwritable byte; returns the bytes not written. */
   copyToUser(addr: bigint, data: Uint8Array): number {
     const a = toNum(addr);
     if (a < 0) return data.length;
     const n = this.accessibleLength(a, data.length, true);
-    if (n > 0 && !this.writeRaw(a, data.subarray(0, n))) return data.length;
+    if (n > 0 && !this.writeRaw(a, n === data.length ? data : data.subarray(0, n))) return data.length;
     return data.length - n;
   }
 

@@ -12,7 +12,10 @@
  * State is per interval of real pages and per touched 2 MiB block, never per page.
  */
 import { IntervalSet } from "./intervals";
-import { PAGE_SIZE } from "./vma";
+import * as vmaConsts from "./vma";
+// Copied once: under a loader that wraps modules (tsx, esbuild) every read of an imported
+// binding is a getter call, and these are read on every MAP_DMA / UNMAP_DMA.
+const { PAGE_SIZE } = vmaConsts;
 
 /** Pages per PMD (2 MiB / 4 KiB). */
 export const HPAGE_PMD_NR = 512;

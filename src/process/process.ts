@@ -13,6 +13,7 @@ import type { Scheduler } from "./sched";
 import { fget, fput } from "./fref";
 import { MemfdFile } from "./shmem";
 import { PAGE_SIZE, PROT_READ, PROT_WRITE, TASK_SIZE } from "./vma";
+import { u64ToNumber } from "../util/u64";
 import { argBool, argBytes, argInt, argString, argU64, argULong, argWhole } from "../util/args";
 
 /** A syscall's result as user space sees it. */
@@ -65,8 +66,10 @@ const toResult = (r: number): SyscallResult => (r < 0 ? fail(r) : ok(r));
 /** Converts a user address/length given as bigint into a number, or -1 when out of range. */
 function num(x: bigint | number): number {
   if (typeof x === "number") return Number.isSafeInteger(x) && x >= 0 ? x : -1;
-  return x >= 0n && x <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : -1;
+  return x >= 0n && x <= MAX_SAFE ? u64ToNumber(x) : -1;
 }
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** One simulated process. */
 export class Process implements Task {
@@ -110,6 +113,10 @@ export class Process implements Task {
 
   copyFromUser(addr: bigint, len: number): Uint8Array | null {
     return this.mmRef ? this.mmRef.memory.copyFromUser(addr, len) : null;
+  }
+
+  copyFromUserInto(addr: bigint, dst: Uint8Array, len: number): boolean {
+    return this.mmRef ? this.mmRef.memory.copyFromUserInto(addr, dst, len) : false;
   }
 
   copyToUser(addr: bigint, data: Uint8Array): number {

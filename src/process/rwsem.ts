@@ -79,9 +79,15 @@ export class RwSemaphore {
 
   /** up_read(). */
   upRead(t: SimThread): void {
-    const i = this.readers.indexOf(t);
+    const r = this.readers;
+    // The last reader in is usually the one leaving (GUP's lock/unlock pair): no search, no splice.
+    if (r.length > 0 && r[r.length - 1] === t) {
+      r.pop();
+      return;
+    }
+    const i = r.indexOf(t);
     if (i < 0) throw new RwsemError(`${this.name}: up_read by ${t.name}, which holds no read lock`);
-    this.readers.splice(i, 1);
+    r.splice(i, 1);
   }
 
   /** up_write(). */

@@ -5,7 +5,21 @@
  * come back as values (`{ ok: false, errno }`), never as exceptions.
  */
 import { errnoName, Errno, kernelFailure, type KernelResult } from "../uapi/errno";
-import {
+import * as uapi from "../uapi/vfio";
+import { Process, SyscallResult, type ProcessOptions } from "../process/process";
+import { PROT_READ, PROT_WRITE } from "../process/vma";
+import type { IovaRange } from "../iommu/domain";
+import { Platform, vtdPlatform } from "../iommu/platform";
+import { VfioContainer, installVfio } from "./container";
+import { DEFAULT_TYPE1_OPTIONS, type Type1Options, type1Kernel } from "./options";
+import { LOCK_ACCOUNTING_NAMES } from "./lock-acct";
+import type { VfioIommu } from "./vfio-iommu";
+import { argBool, argInt, argObject, argULong } from "../util/args";
+import { WasmCore, isWasmCore, type CoreInput } from "../wasm/core";
+import { isWasmModule } from "../wasm/webassembly-types";
+// Copied once: under a loader that wraps modules (tsx, esbuild) every read of an imported
+// binding is a getter call, and these are read on every MAP_DMA / UNMAP_DMA.
+const {
   CapHeader,
   CapIovaRange,
   CapMigration,
@@ -36,22 +50,14 @@ import {
   VFIO_IOMMU_UNMAP_DMA,
   VFIO_SET_IOMMU,
   VFIO_TYPE1v2_IOMMU,
+  U64_MASK,
   VFIO_TYPE1_IOMMU,
-} from "../uapi/vfio";
-import { Process, SyscallResult, type ProcessOptions } from "../process/process";
-import { PROT_READ, PROT_WRITE } from "../process/vma";
-import type { IovaRange } from "../iommu/domain";
-import { Platform, vtdPlatform } from "../iommu/platform";
-import { VfioContainer, installVfio } from "./container";
-import { DEFAULT_TYPE1_OPTIONS, type Type1Options, type1Kernel } from "./options";
-import { LOCK_ACCOUNTING_NAMES } from "./lock-acct";
-import type { VfioIommu } from "./vfio-iommu";
-import { argBool, argInt, argObject, argULong } from "../util/args";
-import { WasmCore, isWasmCore, type CoreInput } from "../wasm/core";
-import { isWasmModule } from "../wasm/webassembly-types";
+} = uapi;
 
 /** A request's u64 field, checked (TypeError/RangeError naming it). */
-const field = (req: string, name: string, v: unknown): bigint => argULong(`${req}.${name}`, v);
+const field = (req: string, name: string, v: unknown): bigint =>
+  // A u64 bigint (every well-formed call) passes as is, before the name string is built.
+  typeof v === "bigint" && v >= 0n && v <= U64_MASK ? v : argULong(`${req}.${name}`, v);
 
 /** A UserBitmap argument, checked. */
 function checkBitmap(name: string, b: UserBitmap): UserBitmap {
@@ -71,6 +77,9 @@ function result<T>(r: SyscallResult, value: () => T): KernelResult<T> {
 }
 
 const failure = <T>(errno: number): KernelResult<T> => kernelFailure<T>(errno);
+
+/** result()'s value for calls that return nothing (one function, not a closure per call). */
+const noValue = (): undefined => undefined;
 
 /** MAP_DMA arguments. `read`/`write` are from the device's point of view. */
 export interface MapDmaRequest {
@@ -223,7 +232,7 @@ export class Type1Handle {
     s.setBigUint64(DmaMap.vaddr, vaddr, true);
     s.setBigUint64(DmaMap.iova, iova, true);
     s.setBigUint64(DmaMap.size, size, true);
-    return result(this.call(VFIO_IOMMU_MAP_DMA, this.mapBytes), () => undefined);
+    return result(this.call(VFIO_IOMMU_MAP_DMA, this.mapBytes), noValue);
   }
 
   /** MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR: give an invalidated mapping its new vaddr. */

@@ -5,15 +5,7 @@
  */
 import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
-import {
-  VFIO_API_VERSION,
-  VFIO_CHECK_EXTENSION,
-  VFIO_GET_API_VERSION,
-  VFIO_GROUP_GET_STATUS,
-  VFIO_GROUP_SET_CONTAINER,
-  VFIO_GROUP_UNSET_CONTAINER,
-  VFIO_SET_IOMMU,
-} from "../uapi/vfio";
+import * as uapi from "../uapi/vfio";
 import type { FileOps, UserAccess } from "../process/file";
 import { isTask } from "../process/task";
 import type { Process } from "../process/process";
@@ -23,6 +15,17 @@ import { vfioIommuType1CheckExtension, vfioIommuType1Ioctl } from "./ioctl";
 import { DEFAULT_TYPE1_OPTIONS, Type1Options, type1Kernel } from "./options";
 import type { VfioCoreDevice, VfioGroupState } from "../vfio/vfio-main";
 import { VFIO_GROUP_GET_DEVICE_FD } from "../uapi/vfio";
+// Copied once: under a loader that wraps modules (tsx, esbuild) every read of an imported
+// binding is a getter call, and the container ioctl switch reads these on every call.
+const {
+  VFIO_API_VERSION,
+  VFIO_CHECK_EXTENSION,
+  VFIO_GET_API_VERSION,
+  VFIO_GROUP_GET_STATUS,
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_GROUP_UNSET_CONTAINER,
+  VFIO_SET_IOMMU,
+} = uapi;
 
 /** The VFIO devices registered in each group, by name (vfio_register_group_dev). */
 const groupDevices = new WeakMap<PlatformGroup, Map<string, VfioCoreDevice>>();

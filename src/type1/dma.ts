@@ -28,10 +28,19 @@ export interface VfioPfn {
   reserved: boolean;
 }
 
-/** struct vfio_dma. */
+/** No vfio_pfn entries: shared by every dma until an emulated device pins a page in it. */
+const NO_PFNS: ReadonlyMap<bigint, VfioPfn> = new Map();
+
+/**
+ * struct vfio_dma. A VMM makes tens of thousands of these and each lives long (so the GC
+ * copies it), so a dma holds its first run in its own fields (most dmas have one), and
+ * makes the array of further runs with the second run and the pfn map with the first
+ * vfio_pin_pages() (most dmas never get one).
+ */
 export class VfioDma {
-  /** Bytes mapped so far (grows while pinning, like the kernel's zero-sized insert). */
-  size = 0n;
+  private bytes = 0n;
+  /** iova + size (exclusive, not wrapped): kept so the dma tree compares without a sum per probe. */
+  end: bigint;
   iommuMapped = false;
   vaddrInvalid = false;
   /** Pages this dma has charged to its mm (6.3+'s dma->locked_vm; kept in every profile). */
@@ -40,10 +49,13 @@ export class VfioDma {
   bitmap: Bitmap | null = null;
   /** Whether bits [0, npages) of `bitmap` are known to be zero (lets GET_BITMAP skip a clear pass). */
   bitmapLowClean = false;
-  /** Runs pinned and mapped for this dma, ascending. */
-  runs: PinnedRun[] = [];
-  /** Pages pinned by emulated devices, by iova. */
-  readonly pfnList = new Map<bigint, VfioPfn>();
+  /** The first run (offset 0): its pages (0 = no run), first pfn and whether it is reserved. */
+  private run0Npages = 0;
+  private run0Phys = 0n;
+  private run0Reserved = false;
+  /** Runs after the first. */
+  private moreRuns: PinnedRun[] | null = null;
+  private pfns: Map<bigint, VfioPfn> | null = null;
   /** Set for a 2016-RFC MSI window (no memory behind it). */
   msiReserved = false;
 
@@ -54,10 +66,90 @@ export class VfioDma {
     public task: Task,
     public mm: MmStruct,
     public lockCap: boolean,
-  ) {}
+  ) {
+    this.end = iova;
+  }
+
+  /** Bytes mapped so far (grows while pinning, like the kernel's zero-sized insert). */
+  get size(): bigint {
+    return this.bytes;
+  }
+
+  set size(v: bigint) {
+    this.bytes = v;
+    this.end = this.iova + v;
+  }
+
+  /** Runs pinned and mapped for this dma, ascending (a new array of new objects: for inspection). */
+  get runs(): readonly PinnedRun[] {
+    const out: PinnedRun[] = [];
+    for (let i = 0; i < this.runCount; i++) out.push({ offset: this.runOffset(i), phys: this.runPhys(i), npages: this.runNpages(i), reserved: this.runReserved(i) });
+    return out;
+  }
+
+  /** Replaces the runs (all at once: replay). */
+  set runs(runs: readonly PinnedRun[]) {
+    this.clearRuns();
+    for (const r of runs) this.addRun(r.offset, r.phys, r.npages, r.reserved);
+  }
+
+  /** Forgets every run (unmap_unpin). */
+  clearRuns(): void {
+    this.run0Npages = 0;
+    this.run0Phys = 0n;
+    this.run0Reserved = false;
+    this.moreRuns = null;
+  }
+
+  /** Appends a run (above every run so far; the first one is at offset 0). */
+  addRun(offset: bigint, phys: bigint, npages: number, reserved: boolean): void {
+    if (this.run0Npages === 0) {
+      if (offset !== 0n) throw new Error(`BUG: vfio_dma's first run at offset ${offset}`);
+      this.run0Npages = npages;
+      this.run0Phys = phys;
+      this.run0Reserved = reserved;
+    } else {
+      (this.moreRuns ??= []).push({ offset, phys, npages, reserved });
+    }
+  }
+
+  /** Number of runs. */
+  get runCount(): number {
+    return this.run0Npages === 0 ? 0 : 1 + (this.moreRuns ? this.moreRuns.length : 0);
+  }
+
+  /** Byte offset from iova of run `i` (< runCount). */
+  runOffset(i: number): bigint {
+    return i === 0 ? 0n : this.moreRuns![i - 1].offset;
+  }
+
+  /** First pfn (synthetic physical address) of run `i`. */
+  runPhys(i: number): bigint {
+    return i === 0 ? this.run0Phys : this.moreRuns![i - 1].phys;
+  }
+
+  /** Pages of run `i`. */
+  runNpages(i: number): number {
+    return i === 0 ? this.run0Npages : this.moreRuns![i - 1].npages;
+  }
+
+  /** Whether run `i` is a reserved pfn run. */
+  runReserved(i: number): boolean {
+    return i === 0 ? this.run0Reserved : this.moreRuns![i - 1].reserved;
+  }
+
+  /** Pages pinned by emulated devices, by iova (read-only: vfioPfnList() to change it). */
+  get pfnList(): ReadonlyMap<bigint, VfioPfn> {
+    return this.pfns ?? NO_PFNS;
+  }
+
+  /** The pfn map for changes, made on first use. */
+  vfioPfnList(): Map<bigint, VfioPfn> {
+    return (this.pfns ??= new Map());
+  }
 
   /** Inclusive last iova (valid when size > 0). */
   get last(): bigint {
-    return this.iova + this.size - 1n;
+    return this.iova + this.bytes - 1n;
   }
 }

@@ -4,7 +4,13 @@
  * VfioIommu operation and copies results back (only on success, like Linux).
  */
 import { Errno } from "../uapi/errno";
-import {
+import * as uapi from "../uapi/vfio";
+import type { Task } from "../process/task";
+import type { DmaUnmapArgs, VfioBitmapArgs, VfioIommu } from "./vfio-iommu";
+import type { Type1Kernel } from "./options";
+// Copied once: under a loader that wraps modules (tsx, esbuild) every read of an imported
+// binding is a getter call, and these are read on every MAP_DMA / UNMAP_DMA.
+const {
   CapDmaAvail,
   CapHeader,
   CapIovaRange,
@@ -46,10 +52,7 @@ import {
   dirtyBitmapBytes,
   ffs64,
   fls64,
-} from "../uapi/vfio";
-import type { Task } from "../process/task";
-import type { DmaUnmapArgs, VfioBitmapArgs, VfioIommu } from "./vfio-iommu";
-import type { Type1Kernel } from "./options";
+} = uapi;
 
 const u64 = (x: bigint): bigint => x & U64_MASK;
 
@@ -80,6 +83,26 @@ function copyStruct(task: Task, addr: bigint, len: number): Struct | null {
   const b = task.copyFromUser(u64(addr), len);
   return b ? new Struct(b) : null;
 }
+
+/**
+ * One struct buffer for MAP_DMA and UNMAP_DMA, the calls a VMM makes by the thousand: the
+ * copy lands here instead of in a new array, and the handler reads every field into locals
+ * before calling into the backend (which may call out, e.g. to dma_unmap notifiers that
+ * issue ioctls of their own), so nothing is read from it after that.
+ */
+const argStruct = new Struct(new Uint8Array(DmaMap.SIZE));
+
+/** copy_from_user() of `len` (<= DmaMap.SIZE) bytes into argStruct; false for -EFAULT. */
+function copyArgStruct(task: Task, addr: bigint, len: number): boolean {
+  if (task.copyFromUserInto) return task.copyFromUserInto(u64(addr), argStruct.bytes, len);
+  const b = task.copyFromUser(u64(addr), len);
+  if (!b) return false;
+  argStruct.bytes.set(b);
+  return true;
+}
+
+/** The UNMAP_DMA struct copied back to user space (filled just before each copy). */
+const unmapOut = new Struct(new Uint8Array(DmaUnmap.SIZE));
 
 /** verify_bitmap_size(). */
 function verifyBitmapSize(npages: bigint, bitmapSize: bigint): number {
@@ -193,8 +216,8 @@ function getInfo(iommu: VfioIommu, task: Task, arg: bigint): number {
 
 /** vfio_iommu_type1_map_dma(). */
 function mapDma(iommu: VfioIommu, task: Task, arg: bigint): number {
-  const s = copyStruct(task, arg, DmaMap.SIZE);
-  if (!s) return -Errno.EFAULT;
+  if (!copyArgStruct(task, arg, DmaMap.SIZE)) return -Errno.EFAULT;
+  const s = argStruct;
   let mask = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE | VFIO_DMA_MAP_FLAG_VADDR;
   if (iommu.opts.msiReservedIovaFlag !== null) mask |= iommu.opts.msiReservedIovaFlag;
   const argsz = s.u32(DmaMap.argsz);
@@ -205,8 +228,8 @@ function mapDma(iommu: VfioIommu, task: Task, arg: bigint): number {
 
 /** vfio_iommu_type1_unmap_dma(). */
 function unmapDma(iommu: VfioIommu, task: Task, arg: bigint): number {
-  const s = copyStruct(task, arg, DmaUnmap.SIZE);
-  if (!s) return -Errno.EFAULT;
+  if (!copyArgStruct(task, arg, DmaUnmap.SIZE)) return -Errno.EFAULT;
+  const s = argStruct;
   const mask = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR;
   const argsz = s.u32(DmaUnmap.argsz);
   const flags = s.u32(DmaUnmap.flags);
@@ -226,8 +249,13 @@ function unmapDma(iommu: VfioIommu, task: Task, arg: bigint): number {
   }
   const ret = iommu.vfioDmaDoUnmap(task, unmap, bitmap);
   if (ret) return ret;
-  s.setU64(DmaUnmap.size, unmap.size);
-  return task.copyToUser(arg, s.bytes) ? -Errno.EFAULT : 0;
+  // The struct as copied in, with size updated (argStruct may have been reused meanwhile).
+  const out = unmapOut;
+  out.setU32(DmaUnmap.argsz, argsz);
+  out.setU32(DmaUnmap.flags, flags);
+  out.setU64(DmaUnmap.iova, unmap.iova);
+  out.setU64(DmaUnmap.size, unmap.size);
+  return task.copyToUser(arg, out.bytes) ? -Errno.EFAULT : 0;
 }
 
 /** vfio_iommu_type1_dirty_pages(). */

@@ -5,19 +5,7 @@
  */
 import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
-import {
-  IOMMU_CACHE,
-  IOMMU_READ,
-  IOMMU_WRITE,
-  U64_MASK,
-  VFIO_DMA_MAP_FLAG_READ,
-  VFIO_DMA_MAP_FLAG_VADDR,
-  VFIO_DMA_MAP_FLAG_WRITE,
-  VFIO_DMA_UNMAP_FLAG_ALL,
-  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
-  VFIO_DMA_UNMAP_FLAG_VADDR,
-  DIRTY_BITMAP_PAGES_MAX,
-} from "../uapi/vfio";
+import * as uapi from "../uapi/vfio";
 import type { IommuDomain, IovaRange } from "../iommu/domain";
 import {
   Platform,
@@ -32,18 +20,42 @@ import {
 } from "../iommu/platform";
 import { Bitmap } from "../bitmap";
 import type { Task } from "../process/task";
-import { CAP_IPC_LOCK } from "../process/mm";
+import * as mmConsts from "../process/mm";
 import { PAGE_SHIFT, PAGE_SIZE } from "../process/vma";
 import { Mutex } from "./lock";
 import { ChunkedList } from "../util/sorted-list";
+import { numberToU64, u64ToNumber } from "../util/u64";
 import { VfioDma, type PinnedRun, type VfioPfn } from "./dma";
 import { DEFAULT_TYPE1_OPTIONS, Type1Kernel, Type1Options, type1Kernel } from "./options";
 import { mmLockAcct, vfioLockAcctWorkqueue } from "./lock-acct";
 import { COPY_CHUNK_WORDS, reportAndClearAll, reportAndClearCached, updateUserBitmap, type DirtyBitmapHost, type ReportCache } from "./dirty";
+// Copied once: under a loader that wraps modules (tsx, esbuild) every read of an imported
+// binding is a getter call, and these are read on every MAP_DMA / UNMAP_DMA.
+const {
+  IOMMU_CACHE,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  U64_MASK,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_VADDR,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+  VFIO_DMA_UNMAP_FLAG_VADDR,
+  DIRTY_BITMAP_PAGES_MAX,
+} = uapi;
+const { CAP_IPC_LOCK } = mmConsts;
 
 const PAGE = BigInt(PAGE_SIZE);
 const PSHIFT = BigInt(PAGE_SHIFT);
 const u64 = (x: bigint): bigint => x & U64_MASK;
+/** Addresses a Number holds exactly (pinRun takes numbers). */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+/** 2^53: below it, `a + size - 1` cannot wrap a u64, so no sum needs computing. */
+const NO_WRAP_LIMIT = 1n << 53n;
+
+/** Whether `a + size - 1` wraps past U64_MAX, for size >= 1 (the u64(a + size - 1) < a test). */
+const wrapsU64 = (a: bigint, size: bigint): boolean => (a >= NO_WRAP_LIMIT || size >= NO_WRAP_LIMIT) && u64(a + size - 1n) < a;
 /** VFIO_BATCH_MAX_CAPACITY: a vfio_batch holds one page of struct page pointers. */
 const VFIO_BATCH_MAX_CAPACITY = BigInt(PAGE_SIZE / 8);
 
@@ -153,13 +165,21 @@ export class VfioIommu implements DirtyBitmapHost {
     if (this.pgsizeFor !== this.pgsizeBitmap) {
       this.pgsizeFor = this.pgsizeBitmap;
       this.pgsizeLow = this.pgsizeBitmap & -this.pgsizeBitmap;
+      this.pgsizeMask = this.pgsizeLow - 1n;
     }
     return this.pgsizeLow;
+  }
+
+  /** pgsize() - 1, from the same cache. */
+  private pgmask(): bigint {
+    this.pgsize();
+    return this.pgsizeMask;
   }
 
   /** pgsize() for the bitmap it was computed from (MAP_DMA asks on every call). */
   private pgsizeFor = -1n;
   private pgsizeLow = 0n;
+  private pgsizeMask = 0n;
 
   private pgshift(): number {
     let s = 0;
@@ -171,8 +191,7 @@ export class VfioIommu implements DirtyBitmapHost {
 
   /** Index of the first dma whose end is above `start` (the lowest dma that may overlap [start, ...)). */
   private lowerBound(start: bigint): number {
-    // d.iova > start first: the sum (a new BigInt) is needed only for dmas below start.
-    return this.dmaList.lowerBound((d) => d.iova > start || d.iova + d.size > start);
+    return this.dmaList.firstEndAbove(start);
   }
 
   /**
@@ -180,11 +199,13 @@ export class VfioIommu implements DirtyBitmapHost {
    * end computed in u64 (a sum that wraps to 0 finds nothing); 6.18+ uses inclusive ends.
    */
   vfioFindDma(start: bigint, size: bigint): VfioDma | null {
-    const end = this.kernel.overflowChecks ? start + (size === 0n ? 0n : size - 1n) + 1n : u64(start + size);
     const i = this.lowerBound(start);
     const d = this.dmaList.at(i)!;
     if (!d) return null;
-    if (size === 0n) return d.iova < start && start < d.iova + d.size ? d : null;
+    if (size === 0n) return d.iova < start && start < d.end ? d : null;
+    // Below 2^53 neither form can wrap: one sum.
+    const end =
+      start < NO_WRAP_LIMIT && size < NO_WRAP_LIMIT ? start + size : this.kernel.overflowChecks ? start + (size - 1n) + 1n : u64(start + size);
     return d.iova < end ? d : null;
   }
 
@@ -199,12 +220,12 @@ export class VfioIommu implements DirtyBitmapHost {
 
   private vfioLinkDma(dma: VfioDma): void {
     this.dirtyGen++;
-    this.dmaList.insertAt(this.dmaList.lowerBound((d) => d.iova >= dma.iova), dma);
+    this.dmaList.insertAt(this.dmaList.firstIovaAtOrAbove(dma.iova), dma);
   }
 
   private vfioUnlinkDma(dma: VfioDma): void {
     this.dirtyGen++;
-    const i = this.dmaList.lowerBound((d) => d.iova >= dma.iova);
+    const i = this.dmaList.firstIovaAtOrAbove(dma.iova);
     if (this.dmaList.at(i) === dma) this.dmaList.removeAt(i);
   }
 
@@ -216,8 +237,10 @@ export class VfioIommu implements DirtyBitmapHost {
 
   /** vfio_iommu_iova_dma_valid(): [start, end] inside one window (an empty list accepts all). */
   vfioIommuIovaDmaValid(start: bigint, end: bigint): boolean {
-    if (this.iovaList.length === 0) return true;
-    return this.iovaList.some((n) => n.start <= start && end <= n.end);
+    const list = this.iovaList;
+    if (list.length === 0) return true;
+    for (let i = 0; i < list.length; i++) if (list[i].start <= start && end <= list[i].end) return true;
+    return false;
   }
 
   // ------------------------------------------------------------------ accounting and pinning
@@ -253,13 +276,14 @@ export class VfioIommu implements DirtyBitmapHost {
   /**
    * vfio_pin_pages_remote(): pins the physically contiguous run at `vaddr` (at most `npage`
    * pages) in the caller's mm and charges the pages no vfio_pfn already accounts for.
-   * Returns the run, or -errno with nothing left pinned or charged.
+   * Returns the pages pinned (the run starts at `pfnBase`), or -errno with nothing left
+   * pinned or charged.
    */
-  vfioPinPagesRemote(current: Task, dma: VfioDma, vaddr: bigint, npage: number, limit: bigint): { npages: number; phys: bigint; reserved: boolean } | number {
+  vfioPinPagesRemote(current: Task, dma: VfioDma, vaddr: bigint, npage: number, limit: bigint): number {
     const mm = current.mm;
     if (!mm) return -Errno.ENODEV;
     let max = this.opts.disableHugepages ? 1 : npage;
-    if (vaddr > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT;
+    if (vaddr > MAX_SAFE) return -Errno.EFAULT;
     // GUP pins (so faults in) a vfio_batch at a time: VFIO_BATCH_MAX_CAPACITY pages from the
     // dma's vaddr on, the limit being checked page by page as the batch is consumed. A map
     // that fails on the limit has faulted exactly the batches it started, which shows later
@@ -270,12 +294,11 @@ export class VfioIommu implements DirtyBitmapHost {
     }
     // vaddr_get_pfns() pins under mmap_read_lock (it waits while another thread writes).
     mm.mmapReadLock();
-    const run = mm.memory.pinRun(Number(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0, true);
+    const run = mm.memory.pinRun(u64ToNumber(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0, true);
     mm.mmapReadUnlock();
     if (typeof run === "number") return run;
-    const iova = vaddr - dma.vaddr + dma.iova;
     // Reserved pfns (the zero page) are never charged; externally pinned pages already are.
-    const acct = run.reserved ? 0 : run.npages - this.vpfnPages(dma, iova, run.npages);
+    const acct = run.reserved ? 0 : dma.pfnList.size === 0 ? run.npages : run.npages - this.vpfnPages(dma, vaddr - dma.vaddr + dma.iova, run.npages);
     // The kernel checks each page it would charge (locked_vm + lock_acct + 1 > limit); the
     // first one over the limit fails the whole run. Pages it does not charge (reserved,
     // already pinned by a vfio_pfn) are not checked at all, even when locked_vm is already
@@ -285,8 +308,30 @@ export class VfioIommu implements DirtyBitmapHost {
     if (acct > 0 && !dma.lockCap && mm.lockedVmExceeds(acct, limit)) return -Errno.ENOMEM;
     const r = this.vfioLockAcct(dma, acct, false);
     if (r < 0) return r;
-    return { npages: run.npages, phys: BigInt(run.phys), reserved: run.reserved };
+    this.pfnBase = numberToU64(run.phys);
+    this.pfnBaseReserved = run.reserved;
+    return run.npages;
   }
+
+  /**
+   * vfio_pin_pages_remote()'s out parameter *pfn_base (as the synthetic physical address of
+   * the run's first page) and whether that pfn is reserved, from its last successful call.
+   */
+  private pfnBase = 0n;
+  private pfnBaseReserved = false;
+
+  /** RLIMIT_MEMLOCK in pages for `task` (the shift is made once per limit value, not per MAP_DMA). */
+  private memlockPages(task: Task): bigint {
+    const rlim = task.rlimitMemlock();
+    if (rlim !== this.memlockFor) {
+      this.memlockFor = rlim;
+      this.memlockLimit = rlim >> PSHIFT;
+    }
+    return this.memlockLimit;
+  }
+
+  private memlockFor = -1n;
+  private memlockLimit = 0n;
 
   /** vfio_unpin_pages_remote(): unpins a run; with accounting, uncharges what no vfio_pfn holds. */
   vfioUnpinPagesRemote(dma: VfioDma, iova: bigint, npage: number, reserved: boolean, doAccounting: boolean): number {
@@ -298,8 +343,7 @@ export class VfioIommu implements DirtyBitmapHost {
   }
 
   /** vfio_iommu_map(): maps a run into every domain, unwinding the ones done on failure. */
-  private vfioIommuMap(iova: bigint, phys: bigint, npage: number, prot: number): number {
-    const size = BigInt(npage) * PAGE;
+  private vfioIommuMap(iova: bigint, phys: bigint, size: bigint, prot: number): number {
     for (let i = 0; i < this.domainList.length; i++) {
       const r = this.domainList[i].domain.map(iova, phys, size, prot | IOMMU_CACHE);
       if (r < 0) {
@@ -313,25 +357,30 @@ export class VfioIommu implements DirtyBitmapHost {
   /** vfio_pin_map_dma(): pin and map [dma.iova, +mapSize) run by run; all or nothing. */
   private vfioPinMapDma(current: Task, dma: VfioDma, mapSize: bigint): number {
     this.lock.assertHeld();
-    const limit = current.rlimitMemlock() >> PSHIFT;
+    const limit = this.memlockPages(current);
     let size = mapSize;
     let ret = 0;
     while (size > 0n) {
-      const r = this.vfioPinPagesRemote(current, dma, dma.vaddr + dma.size, Number(size >> PSHIFT), limit);
-      if (typeof r === "number") {
+      const npage = u64ToNumber(size >> PSHIFT);
+      const r = this.vfioPinPagesRemote(current, dma, dma.size === 0n ? dma.vaddr : dma.vaddr + dma.size, npage, limit);
+      if (r < 0) {
         ret = r;
         break;
       }
-      const m = this.vfioIommuMap(dma.iova + dma.size, r.phys, r.npages, dma.prot);
+      const phys = this.pfnBase;
+      const reserved = this.pfnBaseReserved;
+      // Most maps pin in one run: then the run is the whole rest (no product, no difference).
+      const bytes = r === npage ? size : BigInt(r) * PAGE;
+      const iova = dma.end;
+      const m = this.vfioIommuMap(iova, phys, bytes, dma.prot);
       if (m < 0) {
-        this.vfioUnpinPagesRemote(dma, dma.iova + dma.size, r.npages, r.reserved, true);
+        this.vfioUnpinPagesRemote(dma, iova, r, reserved, true);
         ret = m;
         break;
       }
-      dma.runs.push({ offset: dma.size, phys: r.phys, npages: r.npages, reserved: r.reserved });
-      const bytes = BigInt(r.npages) * PAGE;
-      size -= bytes;
-      dma.size += bytes;
+      dma.addRun(dma.size, phys, r, reserved);
+      size = bytes === size ? 0n : size - bytes;
+      dma.size = dma.size === 0n ? bytes : dma.size + bytes;
     }
     dma.iommuMapped = true;
     this.dirtyGen++;
@@ -343,12 +392,16 @@ export class VfioIommu implements DirtyBitmapHost {
   private vfioUnmapUnpin(dma: VfioDma, doAccounting: boolean): number {
     if (dma.size === 0n || this.domainList.length === 0) return 0;
     let unlocked = 0;
-    for (const run of dma.runs) {
-      const iova = dma.iova + run.offset;
-      for (const d of this.domainList) d.domain.unmap(iova, BigInt(run.npages) * PAGE);
-      unlocked += this.vfioUnpinPagesRemote(dma, iova, run.npages, run.reserved, false);
+    const n = dma.runCount;
+    for (let i = 0; i < n; i++) {
+      const npages = dma.runNpages(i);
+      // One run covering the dma (the usual case): its iova and size need no arithmetic.
+      const iova = i === 0 ? dma.iova : dma.iova + dma.runOffset(i);
+      const size = n === 1 ? dma.size : BigInt(npages) * PAGE;
+      for (const d of this.domainList) d.domain.unmap(iova, size);
+      unlocked += this.vfioUnpinPagesRemote(dma, iova, npages, dma.runReserved(i), false);
     }
-    dma.runs = [];
+    dma.clearRuns();
     dma.iommuMapped = false;
     this.dirtyGen++;
     if (doAccounting) {
@@ -382,15 +435,15 @@ export class VfioIommu implements DirtyBitmapHost {
     const overflowChecks = this.kernel.overflowChecks;
     if (overflowChecks) {
       if (size === 0n) return -Errno.EINVAL;
-      if (u64(iova + size - 1n) < iova || u64(vaddr + size - 1n) < vaddr) return -Errno.EOVERFLOW;
+      if (wrapsU64(iova, size) || wrapsU64(vaddr, size)) return -Errno.EOVERFLOW;
     }
     if ((prot && setVaddr) || (!prot && !setVaddr)) return -Errno.EINVAL;
 
     this.lock.lock();
     try {
       const pgsize = this.pgsize();
-      if (size === 0n || ((size | iova | vaddr) & (pgsize - 1n)) !== 0n) return -Errno.EINVAL;
-      if (!overflowChecks && (u64(iova + size - 1n) < iova || u64(vaddr + size - 1n) < vaddr)) return this.wrapErrno;
+      if (size === 0n || ((size | iova | vaddr) & this.pgmask()) !== 0n) return -Errno.EINVAL;
+      if (!overflowChecks && (wrapsU64(iova, size) || wrapsU64(vaddr, size))) return this.wrapErrno;
 
       const found = this.vfioFindDma(iova, size);
       if (setVaddr) {
@@ -767,7 +820,7 @@ export class VfioIommu implements DirtyBitmapHost {
     if (reportAndClearCached(this, current, ubuf, iova, last, pgsize)) return 0;
     // Every dma from the first that ends above iova to the last that starts at or below
     // `last`: none straddles either end (checked above), so each lies inside the range.
-    const dmas = this.dmaList.slice(this.lowerBound(iova), this.dmaList.lowerBound((d) => d.iova > last));
+    const dmas = this.dmaList.slice(this.lowerBound(iova), this.dmaList.firstIovaAtOrAbove(last + 1n));
     return reportAndClearAll(this, current, ubuf, dmas, iova, pgsize, last);
   }
 
@@ -873,15 +926,17 @@ export class VfioIommu implements DirtyBitmapHost {
       const limit = dma.task.rlimitMemlock() >> PSHIFT;
       while (off < dma.size) {
         const r = this.vfioPinPagesRemote(dma.task, dma, dma.vaddr + off, Number((dma.size - off) >> PSHIFT), limit);
-        if (typeof r === "number") return unwind(r);
-        const size = BigInt(r.npages) * PAGE;
-        const m = vd.domain.map(dma.iova + off, r.phys, size, dma.prot | IOMMU_CACHE);
+        if (r < 0) return unwind(r);
+        const phys = this.pfnBase;
+        const reserved = this.pfnBaseReserved;
+        const size = BigInt(r) * PAGE;
+        const m = vd.domain.map(dma.iova + off, phys, size, dma.prot | IOMMU_CACHE);
         if (m < 0) {
-          this.vfioUnpinPagesRemote(dma, dma.iova + off, r.npages, r.reserved, true);
+          this.vfioUnpinPagesRemote(dma, dma.iova + off, r, reserved, true);
           return unwind(m);
         }
         done.push([dma.iova + off, size]);
-        runs.push({ offset: off, phys: r.phys, npages: r.npages, reserved: r.reserved });
+        runs.push({ offset: off, phys, npages: r, reserved });
         off += size;
       }
     }
@@ -1040,7 +1095,7 @@ export class VfioIommu implements DirtyBitmapHost {
           ret = p;
           break;
         }
-        dma.pfnList.set(iova, { iova, phys: p.phys, refCount: 1, reserved: p.reserved });
+        dma.vfioPfnList().set(iova, { iova, phys: p.phys, refCount: 1, reserved: p.reserved });
         this.dirtyGen++;
         phys.push(p.phys);
         if (this.dirtyPageTracking && dma.bitmap) {
@@ -1075,7 +1130,7 @@ export class VfioIommu implements DirtyBitmapHost {
     if (!vpfn) return true;
     vpfn.refCount--;
     if (vpfn.refCount === 0) {
-      dma.pfnList.delete(iova);
+      dma.vfioPfnList().delete(iova);
       this.dirtyGen++;
       if (doAccounting && !vpfn.reserved) this.vfioLockAcct(dma, -1, true);
     }
@@ -1144,7 +1199,7 @@ export class VfioIommu implements DirtyBitmapHost {
     try {
       while (this.dmaList.length) {
         const dma = this.dmaList.at(0)!;
-        dma.pfnList.clear();
+        if (dma.pfnList.size > 0) dma.vfioPfnList().clear();
         this.dirtyGen++;
         this.vfioRemoveDma(dma);
       }

@@ -8,6 +8,7 @@
  */
 
 const U64_LIMIT = 1n << 64n;
+const S64_MIN = -(1n << 63n);
 
 function show(v: unknown): string {
   if (typeof v === "bigint") return `${v}n`;
@@ -36,8 +37,10 @@ export function argU64(name: string, v: unknown): bigint {
  * negative ones wrapped to their two's complement (ioctl(fd, cmd, -1) passes ~0UL).
  */
 export function argULong(name: string, v: unknown): bigint {
+  // A u64 bigint (every ioctl pointer argument) is already what C would pass.
+  if (typeof v === "bigint" && v >= 0n && v < U64_LIMIT) return v;
   const x = integer(name, v);
-  if (x < -(1n << 63n) || x >= U64_LIMIT) throw new RangeError(`${name} must be in -2^63 .. 2^64-1, got ${show(v)}`);
+  if (x < S64_MIN || x >= U64_LIMIT) throw new RangeError(`${name} must be in -2^63 .. 2^64-1, got ${show(v)}`);
   return BigInt.asUintN(64, x);
 }
 

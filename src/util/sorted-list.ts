@@ -1,39 +1,65 @@
 /**
- * An ordered list in chunks (at most CHUNK items each): insertion and removal anywhere cost
- * O(sqrt n) instead of an O(n) splice, so 65535-entry containers (dma_entry_limit) and their
- * UNMAP_ALL stay fast. Order is the caller's: it inserts at the index lowerBound() found.
+ * An ordered list in chunks (at most 2 * CHUNK items each): insertion and removal anywhere
+ * cost O(sqrt n) instead of an O(n) splice, so 65535-entry containers (dma_entry_limit) and
+ * their UNMAP_ALL stay fast. Order is the caller's: it inserts at the index lowerBound() found.
+ *
+ * MAP_DMA looks items up several times per call, so lookups allocate nothing: the search
+ * predicate takes its key as a second argument (a module-level function, no closure), and
+ * the chunk index of the first item of each chunk is repaired in place from the first
+ * chunk that changed, not rebuilt.
  */
 const CHUNK = 256;
 
+/** An item with an iova range [iova, end), for the written-out searches. */
+export interface IovaExtent {
+  readonly iova: bigint;
+  readonly end: bigint;
+}
+
 /** A list of T ordered by the caller. */
 export class ChunkedList<T> {
-  private chunks: T[][] = [];
+  private readonly chunks: T[][] = [];
   private count = 0;
+  /** Index of the first item of each chunk; entries from `startsDirty` on are stale. */
+  private readonly starts: number[] = [];
+  private startsDirty = 0;
+  /** locate()'s answer (two fields instead of a fresh pair per call). */
+  private locChunk = 0;
+  private locOffset = 0;
 
   /** Number of items. */
   get length(): number {
     return this.count;
   }
 
-  /** Index of the first item of each chunk; rebuilt after a change, when next needed. */
-  private starts: number[] | null = [];
-
-  private chunkStarts(): number[] {
-    if (this.starts === null) {
-      const st: number[] = new Array(this.chunks.length);
-      let n = 0;
-      for (let c = 0; c < this.chunks.length; c++) {
-        st[c] = n;
-        n += this.chunks[c].length;
-      }
-      this.starts = st;
-    }
-    return this.starts;
+  /** Marks the chunk starts after chunk `c` stale (its length or the chunks after it changed). */
+  private changed(c: number): void {
+    if (c + 1 < this.startsDirty) this.startsDirty = c + 1;
   }
 
-  /** [chunk, offset] of index `i` (i < count), or [chunks.length, 0] past the end. */
-  private locate(i: number): [number, number] {
-    if (i >= this.count) return [this.chunks.length, 0];
+  private chunkStarts(): number[] {
+    const st = this.starts;
+    const chunks = this.chunks;
+    if (this.startsDirty < chunks.length || st.length !== chunks.length) {
+      let c = this.startsDirty;
+      if (c < 1) {
+        c = 1;
+        st[0] = 0;
+      }
+      for (; c < chunks.length; c++) st[c] = st[c - 1] + chunks[c - 1].length;
+      st.length = chunks.length;
+    }
+    this.startsDirty = chunks.length;
+    return st;
+  }
+
+  /** Sets locChunk/locOffset to the chunk and offset of index `i` (i < count), or [chunks.length, 0] past the end. */
+  private locate(i: number): void {
+    if (i >= this.count) {
+      this.locChunk = this.chunks.length;
+      this.locOffset = 0;
+      return;
+    }
     const st = this.chunkStarts();
     let lo = 0;
     let hi = st.length - 1;
@@ -42,29 +68,32 @@ export class ChunkedList<T> {
       if (st[mid] <= i) lo = mid;
       else hi = mid - 1;
     }
-    return [lo, i - st[lo]];
+    this.locChunk = lo;
+    this.locOffset = i - st[lo];
   }
 
   /** The item at index `i`, or undefined. */
   at(i: number): T | undefined {
     if (i < 0 || i >= this.count) return undefined;
-    const [c, k] = this.locate(i);
-    return this.chunks[c][k];
+    this.locate(i);
+    return this.chunks[this.locChunk][this.locOffset];
   }
 
   /**
-   * The first index whose item satisfies the monotone predicate `pred` (false...false
-   * true...true), or length. Binary search over the chunks' last items, then inside one
-   * chunk: O(log n) calls of `pred`.
+   * The first index whose item satisfies the monotone predicate `pred(item, key)`
+   * (false...false true...true), or length. Binary search over the chunks' last items, then
+   * inside one chunk: O(log n) calls of `pred`.
    */
-  lowerBound(pred: (v: T) => boolean): number {
+  lowerBound<K>(pred: (v: T, key: K) => boolean, key: K): number;
+  lowerBound(pred: (v: T) => boolean): number;
+  lowerBound<K>(pred: (v: T, key: K | undefined) => boolean, key?: K): number {
     const chunks = this.chunks;
     let lo = 0;
     let hi = chunks.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       const ch = chunks[mid];
-      if (pred(ch[ch.length - 1])) hi = mid;
+      if (pred(ch[ch.length - 1], key)) hi = mid;
       else lo = mid + 1;
     }
     if (lo === chunks.length) return this.count;
@@ -73,7 +102,57 @@ export class ChunkedList<T> {
     let b = ch.length - 1;
     while (a < b) {
       const mid = (a + b) >> 1;
-      if (pred(ch[mid])) b = mid;
+      if (pred(ch[mid], key)) b = mid;
+      else a = mid + 1;
+    }
+    return this.chunkStarts()[lo] + a;
+  }
+
+  /**
+   * lowerBound((v) => v.end > x) over items ordered by iova with disjoint [iova, end): the
+   * first item ending above x. Written out rather than through a predicate: MAP_DMA and the
+   * range domain search on every call, and a shared predicate call site does not inline.
+   */
+  firstEndAbove(this: ChunkedList<IovaExtent>, x: bigint): number {
+    const chunks = this.chunks;
+    let lo = 0;
+    let hi = chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const ch = chunks[mid];
+      if (ch[ch.length - 1].end > x) hi = mid;
+      else lo = mid + 1;
+    }
+    if (lo === chunks.length) return this.count;
+    const ch = chunks[lo];
+    let a = 0;
+    let b = ch.length - 1;
+    while (a < b) {
+      const mid = (a + b) >> 1;
+      if (ch[mid].end > x) b = mid;
+      else a = mid + 1;
+    }
+    return this.chunkStarts()[lo] + a;
+  }
+
+  /** lowerBound((v) => v.iova >= x) over items ordered by iova, written out like firstEndAbove. */
+  firstIovaAtOrAbove(this: ChunkedList<IovaExtent>, x: bigint): number {
+    const chunks = this.chunks;
+    let lo = 0;
+    let hi = chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const ch = chunks[mid];
+      if (ch[ch.length - 1].iova >= x) hi = mid;
+      else lo = mid + 1;
+    }
+    if (lo === chunks.length) return this.count;
+    const ch = chunks[lo];
+    let a = 0;
+    let b = ch.length - 1;
+    while (a < b) {
+      const mid = (a + b) >> 1;
+      if (ch[mid].iova >= x) b = mid;
       else a = mid + 1;
     }
     return this.chunkStarts()[lo] + a;
@@ -81,33 +160,41 @@ export class ChunkedList<T> {
 
   /** Inserts `v` before index `i`. */
   insertAt(i: number, v: T): void {
-    if (this.chunks.length === 0) {
-      this.chunks.push([v]);
+    const chunks = this.chunks;
+    if (chunks.length === 0) {
+      chunks.push([v]);
       this.count = 1;
-      this.starts = null;
+      this.changed(-1);
       return;
     }
-    let [c, k] = this.locate(i);
-    if (c === this.chunks.length) {
+    this.locate(i);
+    let c = this.locChunk;
+    let k = this.locOffset;
+    if (c === chunks.length) {
       c--;
-      k = this.chunks[c].length;
+      k = chunks[c].length;
     }
-    const ch = this.chunks[c];
-    ch.splice(k, 0, v);
-    if (ch.length > 2 * CHUNK) this.chunks.splice(c + 1, 0, ch.splice(CHUNK));
+    const ch = chunks[c];
+    if (k === ch.length) ch.push(v);
+    else ch.splice(k, 0, v);
+    if (ch.length > 2 * CHUNK) chunks.splice(c + 1, 0, ch.splice(CHUNK));
     this.count++;
-    this.starts = null;
+    this.changed(c);
   }
 
   /** Removes and returns the item at index `i`. */
   removeAt(i: number): T | undefined {
     if (i < 0 || i >= this.count) return undefined;
-    const [c, k] = this.locate(i);
+    this.locate(i);
+    const c = this.locChunk;
+    const k = this.locOffset;
     const ch = this.chunks[c];
-    const [v] = ch.splice(k, 1);
+    const v = ch[k];
+    if (k === ch.length - 1) ch.pop();
+    else ch.splice(k, 1);
     if (ch.length === 0) this.chunks.splice(c, 1);
     this.count--;
-    this.starts = null;
+    this.changed(c - 1);
     return v;
   }
 
@@ -118,8 +205,9 @@ export class ChunkedList<T> {
 
   /** Items from index `i` on, in order (stable only while the list is not modified). */
   *from(i: number): IterableIterator<T> {
-    let [c, k] = this.locate(i);
-    for (; c < this.chunks.length; c++, k = 0) for (let j = k; j < this.chunks[c].length; j++) yield this.chunks[c][j];
+    this.locate(i);
+    let k = this.locOffset;
+    for (let c = this.locChunk; c < this.chunks.length; c++, k = 0) for (let j = k; j < this.chunks[c].length; j++) yield this.chunks[c][j];
   }
 
   /** The items at indices [i, j), in order (no generator: GET_BITMAP walks 64k dmas). */
@@ -127,8 +215,9 @@ export class ChunkedList<T> {
     j = Math.min(j, this.count);
     if (i >= j) return [];
     const out: T[] = new Array(j - i);
-    let [c, k] = this.locate(i);
-    for (let o = 0; o < out.length; c++, k = 0) {
+    this.locate(i);
+    let k = this.locOffset;
+    for (let c = this.locChunk, o = 0; o < out.length; c++, k = 0) {
       const ch = this.chunks[c];
       const end = Math.min(ch.length, k + out.length - o);
       for (let m = k; m < end; m++) out[o++] = ch[m];

@@ -1,12 +1,77 @@
 /**
- * ChunkedList against a plain sorted array: random inserts at lowerBound(), removals,
- * and every read (at, lowerBound, slice, from, toArray, length) after each step, across
- * chunk splits (more than 2 x 256 items) and emptied chunks.
+ * ChunkedList against a plain sorted array (the naive reference): random inserts at the
+ * lowerBound position, removals anywhere, lookups by index and by predicate, with enough
+ * items that chunks split (512+) and empty out, so the in-place repair of the chunk starts
+ * is exercised in every order; slice/from/toArray against Array.prototype.slice.
  */
 import { ChunkedList } from "../../src/util/sorted-list";
 import { Rng } from "../../src/util/random";
 
+const atOrAbove = (v: number, key: number): boolean => v >= key;
+
+function check(list: ChunkedList<number>, ref: number[], rng: Rng): void {
+  expect(list.length).toBe(ref.length);
+  for (let probe = 0; probe < 8; probe++) {
+    const i = rng.int(ref.length + 2) - 1;
+    expect(list.at(i)).toBe(ref[i]);
+    const key = rng.int(100_000);
+    const want = ref.findIndex((v) => v >= key);
+    expect(list.lowerBound(atOrAbove, key)).toBe(want < 0 ? ref.length : want);
+    expect(list.lowerBound((v) => v >= key)).toBe(want < 0 ? ref.length : want);
+  }
+}
+
 describe("ChunkedList", () => {
+  test.each([1, 2, 3])("matches a sorted array (seed %i)", (seed) => {
+    const rng = new Rng(seed);
+    const list = new ChunkedList<number>();
+    const ref: number[] = [];
+    for (let step = 0; step < 6000; step++) {
+      // Grow for the first half, shrink for the second: chunks split, then empty out.
+      const grow = step < 3000 ? rng.int(4) !== 0 : rng.int(4) === 0;
+      if (grow || ref.length === 0) {
+        const v = rng.int(3) === 0 ? 100_000 + step : rng.int(100_000);
+        const i = list.lowerBound(atOrAbove, v);
+        list.insertAt(i, v);
+        ref.splice(i, 0, v);
+      } else {
+        const i = rng.int(3) === 0 ? ref.length - 1 : rng.int(ref.length);
+        expect(list.removeAt(i)).toBe(ref[i]);
+        ref.splice(i, 1);
+      }
+      if (step % 7 === 0) check(list, ref, rng);
+    }
+    check(list, ref, rng);
+    expect(list.toArray()).toEqual(ref);
+    expect([...list]).toEqual(ref);
+    const from = rng.int(ref.length);
+    expect([...list.from(from)]).toEqual(ref.slice(from));
+    expect(list.removeAt(ref.length)).toBeUndefined();
+  });
+
+  test("firstEndAbove and firstIovaAtOrAbove match lowerBound on disjoint iova ranges", () => {
+    const rng = new Rng(9);
+    const list = new ChunkedList<{ iova: bigint; end: bigint }>();
+    const ref: Array<{ iova: bigint; end: bigint }> = [];
+    // Disjoint ranges inserted in random order (slot k holds [k*16, k*16 + len)).
+    const slots = Array.from({ length: 1500 }, (_, k) => k).sort(() => rng.float() - 0.5);
+    for (const k of slots) {
+      const item = { iova: BigInt(k * 16), end: BigInt(k * 16 + 1 + rng.int(15)) };
+      const i = list.firstIovaAtOrAbove(item.iova);
+      expect(i).toBe(list.lowerBound((v) => v.iova >= item.iova));
+      list.insertAt(i, item);
+      ref.splice(i, 0, item);
+      const x = BigInt(rng.int(1500 * 16 + 20));
+      const want = ref.findIndex((v) => v.end > x);
+      expect(list.firstEndAbove(x)).toBe(want < 0 ? ref.length : want);
+      const want2 = ref.findIndex((v) => v.iova >= x);
+      expect(list.firstIovaAtOrAbove(x)).toBe(want2 < 0 ? ref.length : want2);
+    }
+    expect(ref.every((v, i) => i === 0 || ref[i - 1].iova < v.iova)).toBe(true);
+  });
+});
+
+describe("ChunkedList reads (slice, from, toArray)", () => {
   for (const seed of [1, 2, 3]) {
     it(`seed ${seed}: agrees with a plain array`, () => {
       const rng = new Rng(seed);

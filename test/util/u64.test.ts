@@ -1,0 +1,15 @@
+/** u64ToNumber / numberToU64 against Number() and BigInt() on edge and random values. */
+import { numberToU64, u64ToNumber } from "../../src/util/u64";
+import { Rng } from "../../src/util/random";
+
+describe("u64 conversions", () => {
+  test("u64ToNumber is Number() for every u64, numberToU64 is BigInt() for safe integers", () => {
+    const rng = new Rng(7);
+    const big: bigint[] = [0n, 1n, 0xffffffffn, 0x100000000n, (1n << 53n) - 1n, 1n << 53n, (1n << 53n) + 1n, (1n << 53n) + 3n, (1n << 64n) - 1n, (1n << 63n) + 1025n];
+    for (let i = 0; i < 2000; i++) big.push((BigInt(rng.u32()) << 32n) | BigInt(rng.u32()), BigInt(rng.u32()) << BigInt(rng.int(33)));
+    for (const x of big) expect(u64ToNumber(x)).toBe(Number(x));
+    const nums = [0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, Number.MAX_SAFE_INTEGER];
+    for (let i = 0; i < 2000; i++) nums.push(rng.int(2 ** 53), rng.int(2 ** 33));
+    for (const n of nums) expect(numberToU64(n)).toBe(BigInt(n));
+  });
+});
