@@ -233,6 +233,50 @@ function mapOne(pt: usize, iova: u64, pa: u64, size: u64, prot: u32): i32 {
 /** Where mapOne() wrote its (first) leaf. */
 let gLeafPtr: usize = 0;
 
+// Below this, a leaf's output address and its attribute bits never overlap in any format
+// (ARM's address field ends at bit 47), so pa | bits == pa + bits and consecutive granule
+// leaves differ by exactly the granule.
+const LINEAR_PA_LIMIT: u64 = <u64>1 << 48;
+
+/** Whether the pgsize bitmap has a size above `granule` and below the span of its table. */
+// @ts-ignore: decorator
+@inline function hasSizeBelowTable(bitmap: u64, granule: u64): bool {
+  return (bitmap & ((granule << 9) - 1) & ~((granule << 1) - 1)) != 0;
+}
+
+/**
+ * Writes up to `n` granule leaves at `q`, `leaf` then `leaf` + 4 KiB each, stopping at the
+ * first occupied entry; returns how many it wrote. Two entries per v128 step while both
+ * are empty (the common case: a fresh table), one at a time around an occupied one.
+ */
+function fillGranuleLeaves(q: usize, n: usize, leaf: u64): usize {
+  let i: usize = 0;
+  if ((q & 15) != 0 && n != 0) {
+    if (load<u64>(q) != 0) return 0;
+    store<u64>(q, leaf);
+    leaf += 4096;
+    i = 1;
+  }
+  let v = i64x2.replace_lane(i64x2.splat(leaf), 1, leaf + 4096);
+  const two = i64x2.splat(8192);
+  while (i + 2 <= n) {
+    const p = q + (i << 3);
+    if (v128.any_true(v128.load(p))) break;
+    v128.store(p, v);
+    v = i64x2.add(v, two);
+    i += 2;
+  }
+  leaf = i64x2.extract_lane(v, 0);
+  while (i < n) {
+    const p = q + (i << 3);
+    if (load<u64>(p) != 0) break;
+    store<u64>(p, leaf);
+    leaf += 4096;
+    i++;
+  }
+  return i;
+}
+
 /** iommu_pgsize(): the largest supported size that fits `size` and the alignment of iova|pa. */
 function pickPgsize(bitmap: u64, addrMerge: u64, size: u64): u64 {
   const hi = 63 - clz<u64>(size);
@@ -374,6 +418,23 @@ export function ptMap(pt: usize, iovaF: f64, paF: f64, sizeF: f64, prot: u32, g:
       // PTEs as mapOne() writes); an occupied entry, a change of leaf size or the end of
       // the table goes back to mapOne(), which reports -EEXIST or walks on.
       let q = gLeafPtr + 8;
+      if (gs == 12 && !hasSizeBelowTable(bitmap, pgsize)) {
+        // No supported size between the granule and the table span: inside this table
+        // pickPgsize() keeps returning the granule, and a granule leaf is its output
+        // address ORed into constant bits, so the run is one linear fill.
+        const left: usize = (q & 4095) == 0 ? 0 : (4096 - (q & 4095)) >> 3;
+        const want = size >> 12;
+        const n: usize = want < <u64>left ? <usize>want : left;
+        if (n != 0 && pa + (<u64>n << 12) <= LINEAR_PA_LIMIT) {
+          const k = fillGranuleLeaves(q, n, pa | makeLeaf(fmt, 0, pgsize, 0, 1, prot, flags));
+          const step = <u64>k << 12;
+          iova += step;
+          pa += step;
+          size -= step;
+          mapped += step;
+        }
+        continue;
+      }
       while (size != 0 && (q & 4095) != 0 && load<u64>(q) == 0 && pickPgsize(bitmap, iova | pa, size) == pgsize) {
         store<u64>(q, makeLeaf(fmt, gs == 11 ? (pa >> 11) << 12 : pa, pgsize, 0, 1, prot, flags));
         q += 8;
