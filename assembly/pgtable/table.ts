@@ -10,7 +10,7 @@
 //  40 out phys u64 | 48 out leaf iova u64 | 56 out leaf size u64 | 64 out pte usize
 //  68 out "writes need no PTE update" u32 | 72 out level u32 | 76 out writable u32
 import {
-  FMT_AMD, FMT_INTEL, FMT_ARM, PROT_READ, PROT_WRITE, PT_TRACK, AMD_NL_MASK, AMD_NL_SHIFT,
+  FMT_AMD, FMT_INTEL, FMT_ARM, PROT_READ, PROT_WRITE, PT_TRACK, AMD_PR, AMD_NL_MASK, AMD_NL_SHIFT,
   isPresent, isLeaf, tableAddr, leafAddr, makeTable, makeLeaf, isReadable, isWritable,
   isDirty, makeClean, makeDirty, makeWriteProtected, hwOnWrite, hwOnRead, writeNeedsNoUpdate,
 } from "./format";
@@ -334,6 +334,31 @@ function pruneRange(pt: usize, start: u64, end: u64, g: usize): void {
 }
 
 /**
+ * How many of the `n` last-level entries from `q` are present plain leaves (AMD: not
+ * NextLevel-7 replicas), stopping at the first that is not: the run unmapRange() clears.
+ */
+function countPlainLeaves(fmt: u32, q: usize, n: usize): usize {
+  let i: usize = 0;
+  // Present and plain: Intel R|W != 0, ARM valid; AMD PR set with NextLevel 0.
+  const mask: u64 = fmt == FMT_AMD ? AMD_PR | AMD_NL_MASK : fmt == FMT_INTEL ? 3 : 1;
+  const want: u64 = fmt == FMT_AMD ? AMD_PR : 0;
+  if (fmt == FMT_AMD) {
+    const m = i64x2.splat(mask);
+    const w = i64x2.splat(want);
+    while (i + 2 <= n && i64x2.all_true(i64x2.eq(v128.and(v128.load(q + (i << 3)), m), w))) i += 2;
+  } else {
+    const m = i64x2.splat(mask);
+    while (i + 2 <= n && i64x2.all_true(v128.and(v128.load(q + (i << 3)), m))) i += 2;
+  }
+  while (i < n) {
+    const pte = load<u64>(q + (i << 3));
+    if (fmt == FMT_AMD ? (pte & mask) != want : (pte & mask) == 0) break;
+    i++;
+  }
+  return i;
+}
+
+/**
  * iommu_unmap() on this table (Gen A AMD semantics for every format): from `iova`, clear
  * whole leaves (a leaf larger than asked is cleared whole) until `size` bytes are
  * unmapped or a hole is reached; returns the bytes unmapped. With a target this is the
@@ -363,6 +388,15 @@ function unmapRange(pt: usize, iova: u64, size: u64, g: usize, t: usize): u64 {
       // the same size: clear them without walking from the root for each (the same
       // leaves, records and gather as the per-leaf loop; replicas and holes leave it).
       let q = p + 8;
+      if (t == 0) {
+        // Nothing to record: count the run of plain leaves, then clear it in one fill.
+        const left: usize = (q & 4095) == 0 ? 0 : (4096 - (q & 4095)) >> 3;
+        const want = (size - unmapped + s - 1) >> <u64>ctz<u64>(s);
+        const k = countPlainLeaves(fmt, q, want < <u64>left ? <usize>want : left);
+        memory.fill(q, 0, k << 3);
+        iova += <u64>k * s;
+        unmapped += <u64>k * s;
+      }
       while (unmapped < size && (q & 4095) != 0) {
         const pte = load<u64>(q);
         if (!isPresent(fmt, pte) || (fmt == FMT_AMD && (pte & AMD_NL_MASK) != 0)) break;
