@@ -297,8 +297,12 @@ function isTableEmpty(table: usize): bool {
   return !v128.any_true(acc);
 }
 
-/** Frees the now-empty tables under [start, end) (deferred through the gather). */
-function prune(pt: usize, table: usize, level: u32, start: u64, end: u64, g: usize): void {
+/**
+ * Frees the now-empty tables under [start, end) (deferred through the gather). `cleared`:
+ * the caller has just cleared every leaf in [start, end) (unmapRange), so a last-level
+ * table whose whole span lies inside it is empty without reading its 512 entries.
+ */
+function prune(pt: usize, table: usize, level: u32, start: u64, end: u64, g: usize, cleared: bool): void {
   if (level == 0) return;
   const fmt = fmtOf(pt);
   const shift = <u64>(gsOf(pt) + 9 * level);
@@ -312,8 +316,9 @@ function prune(pt: usize, table: usize, level: u32, start: u64, end: u64, g: usi
     const entryEnd = entryStart + span;
     if (isPresent(fmt, pte) && !isLeaf(fmt, pte, level)) {
       const child = tableAddr(fmt, pte);
-      prune(pt, child, level - 1, a, end < entryEnd ? end : entryEnd, g);
-      if (isTableEmpty(child)) {
+      prune(pt, child, level - 1, a, end < entryEnd ? end : entryEnd, g, cleared);
+      const inside = cleared && level == 1 && a == entryStart && entryEnd != 0 && entryEnd <= end;
+      if (inside || isTableEmpty(child)) {
         store<u64>(p, 0);
         gatherDeferFree(g, child);
         store<u32>(pt, load<u32>(pt, 32) - 1, 32);
@@ -325,19 +330,20 @@ function prune(pt: usize, table: usize, level: u32, start: u64, end: u64, g: usi
   }
 }
 
-function pruneRange(pt: usize, start: u64, end: u64, g: usize): void {
+function pruneRange(pt: usize, start: u64, end: u64, g: usize, cleared: bool): void {
   if (end <= start) return;
   const cov = coverageBits(pt);
   if (cov < 64 && (start >> <u64>cov) != 0) return;
   if (cov < 64 && end > (<u64>1 << <u64>cov)) end = <u64>1 << <u64>cov;
-  prune(pt, rootOf(pt), levelsOf(pt) - 1, start, end, g);
+  prune(pt, rootOf(pt), levelsOf(pt) - 1, start, end, g, cleared);
 }
 
 /**
- * How many of the `n` last-level entries from `q` are present plain leaves (AMD: not
- * NextLevel-7 replicas), stopping at the first that is not: the run unmapRange() clears.
+ * Clears the run of present plain leaves (AMD: not NextLevel-7 replicas) among the `n`
+ * last-level entries from `q`, stopping at the first entry that is not one; returns how
+ * many it cleared (the entries the per-leaf loop of unmapRange() would clear).
  */
-function countPlainLeaves(fmt: u32, q: usize, n: usize): usize {
+function clearPlainLeaves(fmt: u32, q: usize, n: usize): usize {
   let i: usize = 0;
   // Present and plain: Intel R|W != 0, ARM valid; AMD PR set with NextLevel 0.
   const mask: u64 = fmt == FMT_AMD ? AMD_PR | AMD_NL_MASK : fmt == FMT_INTEL ? 3 : 1;
@@ -345,14 +351,21 @@ function countPlainLeaves(fmt: u32, q: usize, n: usize): usize {
   if (fmt == FMT_AMD) {
     const m = i64x2.splat(mask);
     const w = i64x2.splat(want);
-    while (i + 2 <= n && i64x2.all_true(i64x2.eq(v128.and(v128.load(q + (i << 3)), m), w))) i += 2;
+    while (i + 2 <= n && i64x2.all_true(i64x2.eq(v128.and(v128.load(q + (i << 3)), m), w))) {
+      v128.store(q + (i << 3), i64x2.splat(0));
+      i += 2;
+    }
   } else {
     const m = i64x2.splat(mask);
-    while (i + 2 <= n && i64x2.all_true(v128.and(v128.load(q + (i << 3)), m))) i += 2;
+    while (i + 2 <= n && i64x2.all_true(v128.and(v128.load(q + (i << 3)), m))) {
+      v128.store(q + (i << 3), i64x2.splat(0));
+      i += 2;
+    }
   }
   while (i < n) {
     const pte = load<u64>(q + (i << 3));
     if (fmt == FMT_AMD ? (pte & mask) != want : (pte & mask) == 0) break;
+    store<u64>(q + (i << 3), 0);
     i++;
   }
   return i;
@@ -389,11 +402,10 @@ function unmapRange(pt: usize, iova: u64, size: u64, g: usize, t: usize): u64 {
       // leaves, records and gather as the per-leaf loop; replicas and holes leave it).
       let q = p + 8;
       if (t == 0) {
-        // Nothing to record: count the run of plain leaves, then clear it in one fill.
+        // Nothing to record: clear the run of plain leaves in one pass.
         const left: usize = (q & 4095) == 0 ? 0 : (4096 - (q & 4095)) >> 3;
         const want = (size - unmapped + s - 1) >> <u64>ctz<u64>(s);
-        const k = countPlainLeaves(fmt, q, want < <u64>left ? <usize>want : left);
-        memory.fill(q, 0, k << 3);
+        const k = clearPlainLeaves(fmt, q, want < <u64>left ? <usize>want : left);
         iova += <u64>k * s;
         unmapped += <u64>k * s;
       }
@@ -411,7 +423,7 @@ function unmapRange(pt: usize, iova: u64, size: u64, g: usize, t: usize): u64 {
     gatherSetPgsize(g, s);
     if (iova == 0) break;
   }
-  pruneRange(pt, start & ~(<u64>(1 << gsOf(pt)) - 1), iova == 0 ? <u64>-1 : iova, g);
+  pruneRange(pt, start & ~(<u64>(1 << gsOf(pt)) - 1), iova == 0 ? <u64>-1 : iova, g, true);
   return unmapped;
 }
 
@@ -439,7 +451,7 @@ export function ptMap(pt: usize, iovaF: f64, paF: f64, sizeF: f64, prot: u32, g:
     let r: i32 = pgsize == 0 ? -EINVAL : mapOne(pt, iova, pa, pgsize, prot);
     if (r < 0) {
       if (mapped != 0) unmapRange(pt, orig, mapped, g, 0);
-      pruneRange(pt, orig, orig + origSize, g);
+      pruneRange(pt, orig, orig + origSize, g, false);
       return r;
     }
     iova += pgsize;
