@@ -238,6 +238,17 @@ let gLeafPtr: usize = 0;
 // leaves differ by exactly the granule.
 const LINEAR_PA_LIMIT: u64 = <u64>1 << 48;
 
+/**
+ * The sizes of `bitmap` a run whose IOVA and output address differ by `delta` can ever
+ * use: iova and pa advance together, so both are aligned to a size only if `delta` is
+ * (AMD's 8 KiB..1 MiB replicated sizes never fit a run whose pa is 4 KiB off its iova).
+ */
+// @ts-ignore: decorator
+@inline function usableSizes(bitmap: u64, delta: u64): u64 {
+  const m = ctz<u64>(delta);
+  return m >= 63 ? bitmap : bitmap & ((<u64>2 << m) - 1);
+}
+
 /** Whether the pgsize bitmap has a size above `granule` and below the span of its table. */
 // @ts-ignore: decorator
 @inline function hasSizeBelowTable(bitmap: u64, granule: u64): bool {
@@ -464,9 +475,9 @@ export function ptMap(pt: usize, iovaF: f64, paF: f64, sizeF: f64, prot: u32, g:
       // PTEs as mapOne() writes); an occupied entry, a change of leaf size or the end of
       // the table goes back to mapOne(), which reports -EEXIST or walks on.
       let q = gLeafPtr + 8;
-      if (gs == 12 && !hasSizeBelowTable(bitmap, pgsize)) {
-        // No supported size between the granule and the table span: inside this table
-        // pickPgsize() keeps returning the granule, and a granule leaf is its output
+      if (gs == 12 && !hasSizeBelowTable(usableSizes(bitmap, iova - pa), pgsize)) {
+        // No size the run can use between the granule and the table span: inside this
+        // table pickPgsize() keeps returning the granule, and a granule leaf is its output
         // address ORed into constant bits, so the run is one linear fill.
         const left: usize = (q & 4095) == 0 ? 0 : (4096 - (q & 4095)) >> 3;
         const want = size >> 12;

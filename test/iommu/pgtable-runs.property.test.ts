@@ -9,7 +9,7 @@
  */
 import { WasmCore } from "../../src/wasm/core";
 import { Rng } from "../../src/util/random";
-import { IoPageTable, IotlbGather, PT_FORMATS, PtFormat, IOMMU_READ, IOMMU_WRITE, PGSIZES_4K_2M_1G } from "../../src/iommu/pgtable";
+import { IoPageTable, IotlbGather, PT_FORMATS, PtFormat, IOMMU_READ, IOMMU_WRITE, PGSIZES_4K_2M_1G, pgsizeRange } from "../../src/iommu/pgtable";
 import { RefTable } from "./pgtable-reference";
 
 const G = 4096;
@@ -22,13 +22,19 @@ function rawPte(pt: IoPageTable, iova: number): bigint | null {
   return l ? (BigInt(l.pteHi >>> 0) << 32n) | BigInt(l.pteLo >>> 0) : null;
 }
 
-function run(format: PtFormat, seed: number): void {
+/**
+ * `oddPa`: AMD with every size from 4 KiB to 1 GiB, runs whose pa is an odd number of
+ * 4 KiB pages off their IOVA, so no replicated 8 KiB+ leaf can fit and the run kernel
+ * applies (with even offsets those sizes are used: the existing property test's case).
+ */
+function run(format: PtFormat, seed: number, oddPa = false): void {
   const core = new WasmCore();
-  const rng = new Rng(seed * 131 + PT_FORMATS.indexOf(format));
-  const opts = { format, pgsizeBitmap: PGSIZES_4K_2M_1G, levels: 4, hardwareDirty: true };
+  const rng = new Rng(seed * 131 + PT_FORMATS.indexOf(format) + (oddPa ? 17 : 0));
+  const pgsizes = oddPa ? pgsizeRange(12, 30) : PGSIZES_4K_2M_1G;
+  const opts = { format, pgsizeBitmap: pgsizes, levels: 4, hardwareDirty: true };
   const pt = IoPageTable.create(core, opts)!;
   const slow = IoPageTable.create(core, opts)!;
-  const ref = new RefTable(format, PGSIZES_4K_2M_1G, () => pt.levels, true);
+  const ref = new RefTable(format, pgsizes, () => pt.levels, true);
   const g = IotlbGather.create(core)!;
   const base = 0x4000_0000; // 1 GiB-aligned: the run never meets a 2 MiB-aligned start by accident
   for (let step = 0; step < STEPS; step++) {
@@ -43,7 +49,7 @@ function run(format: PtFormat, seed: number): void {
       if (want === 0) expect(slow.map(base + page * G, pa, G, IOMMU_READ | IOMMU_WRITE, g)).toBe(0);
     } else if (op < 7) {
       n = Math.min(1 + rng.int(rng.chance(0.5) ? 40 : 1100), PAGES - page);
-      const pa = rng.int(2 ** 28) * G + (rng.chance(0.5) ? G : 0);
+      const pa = oddPa ? (rng.int(2 ** 27) * 2 + ((page + 1) % 2)) * G : rng.int(2 ** 28) * G + (rng.chance(0.5) ? G : 0);
       const prot = rng.chance(0.7) ? IOMMU_READ | IOMMU_WRITE : IOMMU_READ;
       const want = ref.map(base + page * G, pa, n * G, (prot & IOMMU_WRITE) !== 0);
       expect(pt.map(base + page * G, pa, n * G, prot, g)).toBe(want);
@@ -78,5 +84,11 @@ function run(format: PtFormat, seed: number): void {
 describe.each(PT_FORMATS.map((f) => [f]))("4 KiB leaf runs on %s: run kernels against the per-leaf walk and the reference", (format) => {
   for (let seed = 1; seed <= SEEDS; seed++) {
     test(`seed ${seed}`, () => run(format as PtFormat, seed));
+  }
+});
+
+describe("4 KiB leaf runs on amd-v1 with every size 4K-1G, pa an odd number of pages off the IOVA", () => {
+  for (let seed = 1; seed <= SEEDS; seed++) {
+    test(`seed ${seed}`, () => run("amd-v1", seed, true));
   }
 });
