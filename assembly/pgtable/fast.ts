@@ -96,7 +96,10 @@ const ARM_ALLDBM: u32 = 17;
       const m = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(d0, d1), i16x8.narrow_i32x4_s(d2, d3));
       const bits = <u32>i8x16.bitmask(m);
       word |= <u64>(fmt == ARM_ALLDBM ? bits ^ 0xffff : bits) << j;
-      if (clear) {
+      // No dirty entry among these 16: cleaning them would store the same bytes (Intel/AMD:
+      // D already clear; ARM: every DBM entry already has AP[2]), so a mostly clean table
+      // is only read, not written back.
+      if (clear && bits != 0) {
         v128.store(p, cleaned(fmt, v0), 0);
         v128.store(p, cleaned(fmt, v1), 16);
         v128.store(p, cleaned(fmt, v2), 32);

@@ -68,6 +68,10 @@ export function tablePageAlloc(): usize {
   }
   const q = bumpNext;
   bumpNext += PAGE;
+  // The first touch of fresh memory should be a write: a read maps the shared zero page
+  // and the write after it faults again (copy-on-write), two page faults per table page
+  // instead of one (the callers read the fresh entries before they write them).
+  store<u64>(q, 0);
   freeCount--;
   inUse++;
   return q;

@@ -10,7 +10,7 @@
 //  40 out phys u64 | 48 out leaf iova u64 | 56 out leaf size u64 | 64 out pte usize
 //  68 out "writes need no PTE update" u32 | 72 out level u32 | 76 out writable u32
 import {
-  FMT_AMD, FMT_INTEL, FMT_ARM, PROT_READ, PROT_WRITE, PT_TRACK, AMD_NL_MASK, AMD_NL_SHIFT,
+  FMT_AMD, FMT_INTEL, FMT_ARM, PROT_READ, PROT_WRITE, PT_TRACK, AMD_PR, AMD_NL_MASK, AMD_NL_SHIFT,
   isPresent, isLeaf, tableAddr, leafAddr, makeTable, makeLeaf, isReadable, isWritable,
   isDirty, makeClean, makeDirty, makeWriteProtected, hwOnWrite, hwOnRead, writeNeedsNoUpdate,
 } from "./format";
@@ -233,6 +233,61 @@ function mapOne(pt: usize, iova: u64, pa: u64, size: u64, prot: u32): i32 {
 /** Where mapOne() wrote its (first) leaf. */
 let gLeafPtr: usize = 0;
 
+// Below this, a leaf's output address and its attribute bits never overlap in any format
+// (ARM's address field ends at bit 47), so pa | bits == pa + bits and consecutive granule
+// leaves differ by exactly the granule.
+const LINEAR_PA_LIMIT: u64 = <u64>1 << 48;
+
+/**
+ * The sizes of `bitmap` a run whose IOVA and output address differ by `delta` can ever
+ * use: iova and pa advance together, so both are aligned to a size only if `delta` is
+ * (AMD's 8 KiB..1 MiB replicated sizes never fit a run whose pa is 4 KiB off its iova).
+ */
+// @ts-ignore: decorator
+@inline function usableSizes(bitmap: u64, delta: u64): u64 {
+  const m = ctz<u64>(delta);
+  return m >= 63 ? bitmap : bitmap & ((<u64>2 << m) - 1);
+}
+
+/** Whether the pgsize bitmap has a size above `granule` and below the span of its table. */
+// @ts-ignore: decorator
+@inline function hasSizeBelowTable(bitmap: u64, granule: u64): bool {
+  return (bitmap & ((granule << 9) - 1) & ~((granule << 1) - 1)) != 0;
+}
+
+/**
+ * Writes up to `n` granule leaves at `q`, `leaf` then `leaf` + 4 KiB each, stopping at the
+ * first occupied entry; returns how many it wrote. Two entries per v128 step while both
+ * are empty (the common case: a fresh table), one at a time around an occupied one.
+ */
+function fillGranuleLeaves(q: usize, n: usize, leaf: u64): usize {
+  let i: usize = 0;
+  if ((q & 15) != 0 && n != 0) {
+    if (load<u64>(q) != 0) return 0;
+    store<u64>(q, leaf);
+    leaf += 4096;
+    i = 1;
+  }
+  let v = i64x2.replace_lane(i64x2.splat(leaf), 1, leaf + 4096);
+  const two = i64x2.splat(8192);
+  while (i + 2 <= n) {
+    const p = q + (i << 3);
+    if (v128.any_true(v128.load(p))) break;
+    v128.store(p, v);
+    v = i64x2.add(v, two);
+    i += 2;
+  }
+  leaf = i64x2.extract_lane(v, 0);
+  while (i < n) {
+    const p = q + (i << 3);
+    if (load<u64>(p) != 0) break;
+    store<u64>(p, leaf);
+    leaf += 4096;
+    i++;
+  }
+  return i;
+}
+
 /** iommu_pgsize(): the largest supported size that fits `size` and the alignment of iova|pa. */
 function pickPgsize(bitmap: u64, addrMerge: u64, size: u64): u64 {
   const hi = 63 - clz<u64>(size);
@@ -253,8 +308,12 @@ function isTableEmpty(table: usize): bool {
   return !v128.any_true(acc);
 }
 
-/** Frees the now-empty tables under [start, end) (deferred through the gather). */
-function prune(pt: usize, table: usize, level: u32, start: u64, end: u64, g: usize): void {
+/**
+ * Frees the now-empty tables under [start, end) (deferred through the gather). `cleared`:
+ * the caller has just cleared every leaf in [start, end) (unmapRange), so a last-level
+ * table whose whole span lies inside it is empty without reading its 512 entries.
+ */
+function prune(pt: usize, table: usize, level: u32, start: u64, end: u64, g: usize, cleared: bool): void {
   if (level == 0) return;
   const fmt = fmtOf(pt);
   const shift = <u64>(gsOf(pt) + 9 * level);
@@ -268,8 +327,9 @@ function prune(pt: usize, table: usize, level: u32, start: u64, end: u64, g: usi
     const entryEnd = entryStart + span;
     if (isPresent(fmt, pte) && !isLeaf(fmt, pte, level)) {
       const child = tableAddr(fmt, pte);
-      prune(pt, child, level - 1, a, end < entryEnd ? end : entryEnd, g);
-      if (isTableEmpty(child)) {
+      prune(pt, child, level - 1, a, end < entryEnd ? end : entryEnd, g, cleared);
+      const inside = cleared && level == 1 && a == entryStart && entryEnd != 0 && entryEnd <= end;
+      if (inside || isTableEmpty(child)) {
         store<u64>(p, 0);
         gatherDeferFree(g, child);
         store<u32>(pt, load<u32>(pt, 32) - 1, 32);
@@ -281,12 +341,45 @@ function prune(pt: usize, table: usize, level: u32, start: u64, end: u64, g: usi
   }
 }
 
-function pruneRange(pt: usize, start: u64, end: u64, g: usize): void {
+function pruneRange(pt: usize, start: u64, end: u64, g: usize, cleared: bool): void {
   if (end <= start) return;
   const cov = coverageBits(pt);
   if (cov < 64 && (start >> <u64>cov) != 0) return;
   if (cov < 64 && end > (<u64>1 << <u64>cov)) end = <u64>1 << <u64>cov;
-  prune(pt, rootOf(pt), levelsOf(pt) - 1, start, end, g);
+  prune(pt, rootOf(pt), levelsOf(pt) - 1, start, end, g, cleared);
+}
+
+/**
+ * Clears the run of present plain leaves (AMD: not NextLevel-7 replicas) among the `n`
+ * last-level entries from `q`, stopping at the first entry that is not one; returns how
+ * many it cleared (the entries the per-leaf loop of unmapRange() would clear).
+ */
+function clearPlainLeaves(fmt: u32, q: usize, n: usize): usize {
+  let i: usize = 0;
+  // Present and plain: Intel R|W != 0, ARM valid; AMD PR set with NextLevel 0.
+  const mask: u64 = fmt == FMT_AMD ? AMD_PR | AMD_NL_MASK : fmt == FMT_INTEL ? 3 : 1;
+  const want: u64 = fmt == FMT_AMD ? AMD_PR : 0;
+  if (fmt == FMT_AMD) {
+    const m = i64x2.splat(mask);
+    const w = i64x2.splat(want);
+    while (i + 2 <= n && i64x2.all_true(i64x2.eq(v128.and(v128.load(q + (i << 3)), m), w))) {
+      v128.store(q + (i << 3), i64x2.splat(0));
+      i += 2;
+    }
+  } else {
+    const m = i64x2.splat(mask);
+    while (i + 2 <= n && i64x2.all_true(v128.and(v128.load(q + (i << 3)), m))) {
+      v128.store(q + (i << 3), i64x2.splat(0));
+      i += 2;
+    }
+  }
+  while (i < n) {
+    const pte = load<u64>(q + (i << 3));
+    if (fmt == FMT_AMD ? (pte & mask) != want : (pte & mask) == 0) break;
+    store<u64>(q + (i << 3), 0);
+    i++;
+  }
+  return i;
 }
 
 /**
@@ -319,6 +412,14 @@ function unmapRange(pt: usize, iova: u64, size: u64, g: usize, t: usize): u64 {
       // the same size: clear them without walking from the root for each (the same
       // leaves, records and gather as the per-leaf loop; replicas and holes leave it).
       let q = p + 8;
+      if (t == 0) {
+        // Nothing to record: clear the run of plain leaves in one pass.
+        const left: usize = (q & 4095) == 0 ? 0 : (4096 - (q & 4095)) >> 3;
+        const want = (size - unmapped + s - 1) >> <u64>ctz<u64>(s);
+        const k = clearPlainLeaves(fmt, q, want < <u64>left ? <usize>want : left);
+        iova += <u64>k * s;
+        unmapped += <u64>k * s;
+      }
       while (unmapped < size && (q & 4095) != 0) {
         const pte = load<u64>(q);
         if (!isPresent(fmt, pte) || (fmt == FMT_AMD && (pte & AMD_NL_MASK) != 0)) break;
@@ -333,7 +434,7 @@ function unmapRange(pt: usize, iova: u64, size: u64, g: usize, t: usize): u64 {
     gatherSetPgsize(g, s);
     if (iova == 0) break;
   }
-  pruneRange(pt, start & ~(<u64>(1 << gsOf(pt)) - 1), iova == 0 ? <u64>-1 : iova, g);
+  pruneRange(pt, start & ~(<u64>(1 << gsOf(pt)) - 1), iova == 0 ? <u64>-1 : iova, g, true);
   return unmapped;
 }
 
@@ -361,7 +462,7 @@ export function ptMap(pt: usize, iovaF: f64, paF: f64, sizeF: f64, prot: u32, g:
     let r: i32 = pgsize == 0 ? -EINVAL : mapOne(pt, iova, pa, pgsize, prot);
     if (r < 0) {
       if (mapped != 0) unmapRange(pt, orig, mapped, g, 0);
-      pruneRange(pt, orig, orig + origSize, g);
+      pruneRange(pt, orig, orig + origSize, g, false);
       return r;
     }
     iova += pgsize;
@@ -374,6 +475,23 @@ export function ptMap(pt: usize, iovaF: f64, paF: f64, sizeF: f64, prot: u32, g:
       // PTEs as mapOne() writes); an occupied entry, a change of leaf size or the end of
       // the table goes back to mapOne(), which reports -EEXIST or walks on.
       let q = gLeafPtr + 8;
+      if (gs == 12 && !hasSizeBelowTable(usableSizes(bitmap, iova - pa), pgsize)) {
+        // No size the run can use between the granule and the table span: inside this
+        // table pickPgsize() keeps returning the granule, and a granule leaf is its output
+        // address ORed into constant bits, so the run is one linear fill.
+        const left: usize = (q & 4095) == 0 ? 0 : (4096 - (q & 4095)) >> 3;
+        const want = size >> 12;
+        const n: usize = want < <u64>left ? <usize>want : left;
+        if (n != 0 && pa + (<u64>n << 12) <= LINEAR_PA_LIMIT) {
+          const k = fillGranuleLeaves(q, n, pa | makeLeaf(fmt, 0, pgsize, 0, 1, prot, flags));
+          const step = <u64>k << 12;
+          iova += step;
+          pa += step;
+          size -= step;
+          mapped += step;
+        }
+        continue;
+      }
       while (size != 0 && (q & 4095) != 0 && load<u64>(q) == 0 && pickPgsize(bitmap, iova | pa, size) == pgsize) {
         store<u64>(q, makeLeaf(fmt, gs == 11 ? (pa >> 11) << 12 : pa, pgsize, 0, 1, prot, flags));
         q += 8;
