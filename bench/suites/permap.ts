@@ -19,7 +19,12 @@
  * - IOMMU page table, 4 KiB leaves: iommu_map() of 4 GiB as 1 Mi leaves (AMD v1) then its
  *   unmap, against memory.fill of the same 8 MiB of PTE bytes twice. `vfio-sim migrate
  *   --guest 1T --device iommufd` maps 256 times that.
+ * - Extras `dist.*`: MAP_DMA and GET_BITMAP per call on the built package in a fresh
+ *   process (permap-child.cjs), which is what users run: this suite runs under tsx.
  */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { BenchCase, BenchSuite } from "../lib/harness";
 import { median } from "../lib/harness";
 import { Type1Handle, createVfioProcess } from "../../src/type1";
@@ -55,6 +60,19 @@ function container(n: number, base: bigint) {
   const us = Number(process.hrtime.bigint() - t0) / 1e3 / Math.max(1, n);
   const cpuUs = ((cpuMs() - c0) * 1e3) / Math.max(1, n);
   return { proc, h, guest, us, cpuUs };
+}
+
+/**
+ * The same per-call figures on the built package in a fresh process (permap-child.cjs):
+ * what `require("vfio-sim")` costs, without tsx's getter per imported binding. Keys start
+ * with "dist.". Needs `npm run build` (npm ci runs it).
+ */
+function distFigures(): Record<string, number> {
+  if (!existsSync(join(__dirname, "../../dist/index.js"))) throw new Error("permap: run `npm run build` first (needs dist/index.js)");
+  const r = spawnSync(process.execPath, [join(__dirname, "permap-child.cjs")], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`permap-child: exit ${r.status}: ${r.stderr}`);
+  const j = JSON.parse(r.stdout) as Record<string, number>;
+  return Object.fromEntries(Object.entries(j).map(([k, v]) => [`dist.${k}`, v]));
 }
 
 const suite: BenchSuite = {
@@ -167,7 +185,7 @@ const suite: BenchSuite = {
     return cases;
   },
   extras(): Record<string, number> {
-    return { ...facts };
+    return { ...facts, ...distFigures() };
   },
 };
 
