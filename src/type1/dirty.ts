@@ -192,6 +192,8 @@ const ONES = U64_MASK;
 
 /** Bytes of one dma record of the Wasm batch (assembly/type1/report.ts): 5 f64. */
 const DESC_BYTES = 40;
+/** Batched dmas sent to Wasm at a time: about what the staging buffer holds. */
+const FLUSH_EVERY = Math.floor((COPY_CHUNK_WORDS * 8 - 64) / DESC_BYTES);
 /** A dma whose user words reach this size goes the per-dma way (a write fault over a whole 2 MiB block changes the PMD state). */
 const BATCH_MAX_BYTES = 1 << 20;
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -238,18 +240,26 @@ export function reportAndClearCached(iommu: DirtyBitmapHost, current: Task, ubuf
   if (!batchableCall(iommu, mem, ubuf, baseIova)) return false;
   const ub = Number(ubuf);
   if (ub + c.hiOff > Number.MAX_SAFE_INTEGER) return false;
+  const staged = stageFrames(iommu.core, mem, iommu.copyScratch(), ub + c.loOff, ub + c.hiOff);
+  if (staged === null) return false;
+  runRecords(iommu, staged, c.records, 0, c.count, ub);
+  return true;
+}
+
+/**
+ * Runs records [from, from+count) of `records` through the Wasm kernel, copied into the
+ * staging buffer after the frame table `staged` describes, as many per call as fit.
+ */
+function runRecords(iommu: DirtyBitmapHost, staged: { descStart: number; userBase: number }, records: Float64Array, from: number, count: number, ub: number): void {
   const core = iommu.core;
   const scratch = iommu.copyScratch();
-  const staged = stageFrames(core, mem, scratch, ub + c.loOff, ub + c.hiOff);
-  if (staged === null) return false;
-  const perCall = Math.floor((scratch + COPY_CHUNK_WORDS * 8 - staged.descStart) / DESC_BYTES);
   const f64 = DESC_BYTES / 8;
-  for (let i = 0; i < c.count; i += perCall) {
-    const n = Math.min(perCall, c.count - i);
-    new Float64Array(core.u8.buffer, staged.descStart, n * f64).set(c.records.subarray(i * f64, (i + n) * f64));
+  const perCall = Math.floor((scratch + COPY_CHUNK_WORDS * 8 - staged.descStart) / DESC_BYTES);
+  for (let i = from; i < from + count; i += perCall) {
+    const n = Math.min(perCall, from + count - i);
+    new Float64Array(core.u8.buffer, staged.descStart, n * f64).set(records.subarray(i * f64, (i + n) * f64));
     core.x.type1ReportAllDirty(staged.descStart, n, scratch, staged.userBase, ub);
   }
-  return true;
 }
 
 /**
@@ -259,12 +269,11 @@ export function reportAndClearCached(iommu: DirtyBitmapHost, current: Task, ubuf
  * UserMemory.settledFrames) go to Wasm in batches, one call per batch instead of a dozen
  * BigInt operations and allocations per dma; the bytes and dma bitmaps that result are
  * those of the per-dma fused path. The first GET into a fresh bitmap faults it in per dma.
- * When every dma went batched and `last` (the range's last iova) is given, the records are
- * kept in `iommu.reportCache` for reportAndClearCached().
+ * When every dma went batched, the records are kept in `iommu.reportCache` (for the range
+ * up to `last`, its last iova) for reportAndClearCached().
  */
-export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: bigint, dmas: readonly VfioDma[], baseIova: bigint, pgsize: bigint, last?: bigint): number {
+export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: bigint, dmas: readonly VfioDma[], baseIova: bigint, pgsize: bigint, last: bigint): number {
   const mem = current.mm?.memory;
-  const core = iommu.core;
   const lastDma = dmas[dmas.length - 1];
   if (dmas.length <= 1 || !batchableCall(iommu, mem, ubuf, baseIova) || lastDma.iova + lastDma.size > SAFE) {
     for (const dma of dmas) {
@@ -276,101 +285,64 @@ export function reportAndClearAll(iommu: DirtyBitmapHost, current: Task, ubuf: b
   const ub = Number(ubuf);
   const base = Number(baseIova);
   const pg = Number(pgsize);
-  const scratch = iommu.copyScratch();
-  const scratchEnd = scratch + COPY_CHUNK_WORDS * 8;
   // The user words every dma of the list may touch: from the first one's first word to the
   // last one's end (the list is ascending and disjoint).
   const lo = ub + Math.floor((Number(dmas[0].iova) - base) / pg / 64) * 8;
   const hi = ub + Math.ceil((Number(lastDma.iova + lastDma.size) - base) / pg / 64) * 8;
-  // 0: not checked since the last per-dma call; 1: frames resolved; -1: not settled.
-  let state = 0;
-  let userBase = 0;
-  let descStart = 0;
-  let desc = 0;
-  const pending: VfioDma[] = [];
-  // The records for reportCache (lowClean = 1: what they describe after this call), while
-  // every dma goes batched.
-  let records: Float64Array | null = null;
-  if (last !== undefined) {
-    // The previous cache's buffer when it is big enough (a fresh 2.5 MB buffer per rebuild
-    // at 64,000 mappings set off garbage collections); that cache is dropped, since its
-    // records are overwritten from here on.
-    const need = dmas.length * (DESC_BYTES / 8);
-    const prev = iommu.reportCache?.records;
-    records = prev !== undefined && prev.length >= need && prev.length <= 2 * need ? prev : new Float64Array(need);
-    iommu.reportCache = null;
-  }
+  // The records of every batched dma, in order. The previous cache's buffer is reused when
+  // it is big enough (a fresh 2.5 MB buffer per call at 64,000 mappings set off garbage
+  // collections); that cache is dropped, since its records are overwritten from here on.
+  const f64 = DESC_BYTES / 8;
+  const need = dmas.length * f64;
+  const prev = iommu.reportCache?.records;
+  const records = prev !== undefined && prev.length >= need && prev.length <= 2 * need ? prev : new Float64Array(need);
+  iommu.reportCache = null;
   let nrec = 0;
-  let dv: DataView | null = null;
+  let allBatched = true;
+  // The frame table of the user words, staged while no per-dma call has run since (null:
+  // not staged yet; false: the words are not settled).
+  let staged: { descStart: number; userBase: number } | null | false = null;
+  const pending: VfioDma[] = [];
   const flush = (): void => {
-    if (pending.length === 0) return;
-    core.x.type1ReportAllDirty(descStart, pending.length, scratch, userBase, ub);
+    if (pending.length === 0 || !staged) return;
+    runRecords(iommu, staged, records, nrec - pending.length, pending.length, ub);
     for (const d of pending) d.bitmapLowClean = true;
     pending.length = 0;
-    desc = descStart;
   };
   for (const dma of dmas) {
     const bitmap = dma.bitmap;
     if (bitmap === null) continue; // update_user_bitmap() and the clear do nothing
-    if (state >= 0 && dma.iommuMapped && dma.pfnList.size === 0) {
+    if (staged !== false && dma.iommuMapped && dma.pfnList.size === 0) {
       const nbits = Number(dma.size) / pg;
       const bitOffset = (Number(dma.iova) - base) / pg;
       const bytes = Math.ceil((nbits + (bitOffset % 64)) / 64) * 8;
       if (bytes < BATCH_MAX_BYTES && Number.isSafeInteger(bitOffset)) {
-        if (state === 0) {
-          const staged = stageFrames(core, mem, scratch, lo, hi);
-          if (staged === null) state = -1;
-          else {
-            state = 1;
-            ({ descStart, userBase } = staged);
-            desc = descStart;
-            dv = null;
-          }
-        }
-        if (state === 1) {
-          if (desc + DESC_BYTES > scratchEnd) flush();
-          // Memory grows only on the per-dma path, which resets `dv` (reading memory.buffer
-          // for every dma showed in the profile).
-          if (dv === null) dv = core.dv;
-          dv.setFloat64(desc, bitmap.ptr, true);
-          dv.setFloat64(desc + 8, bitmap.bytes / 8, true);
-          dv.setFloat64(desc + 16, nbits, true);
-          dv.setFloat64(desc + 24, bitOffset, true);
-          dv.setFloat64(desc + 32, dma.bitmapLowClean ? 1 : 0, true);
-          desc += DESC_BYTES;
-          pending.push(dma);
-          if (records !== null) {
-            const r = nrec++ * (DESC_BYTES / 8);
-            records[r] = bitmap.ptr;
-            records[r + 1] = bitmap.bytes / 8;
-            records[r + 2] = nbits;
-            records[r + 3] = bitOffset;
-            records[r + 4] = 1;
-          }
+        if (staged === null) staged = stageFrames(iommu.core, mem, iommu.copyScratch(), lo, hi) ?? false;
+        if (staged) {
+          const r = nrec++ * f64;
+          records[r] = bitmap.ptr;
+          records[r + 1] = bitmap.bytes / 8;
+          records[r + 2] = nbits;
+          records[r + 3] = bitOffset;
+          records[r + 4] = dma.bitmapLowClean ? 1 : 0;
+          // A staging buffer's worth at a time: a short `pending` stays in cache.
+          if (pending.push(dma) === FLUSH_EVERY) flush();
           continue;
         }
       }
     }
-    records = null;
+    allBatched = false;
     flush();
     const r = reportAndClear(iommu, current, ubuf, dma, baseIova, pgsize);
-    dv = null;
-    // The per-dma path uses the staging buffer and may fault pages in: check again.
-    if (state === 1) state = 0;
+    // The per-dma path uses the staging buffer and may fault pages in: stage again.
+    if (staged) staged = null;
     if (r) return r;
   }
   flush();
-  if (records !== null && last !== undefined && nrec > 0) {
-    iommu.reportCache = {
-      gen: iommu.dirtyGen,
-      base: baseIova,
-      last,
-      pgsize,
-      loOff: lo - ub,
-      hiOff: hi - ub,
-      records,
-      count: nrec,
-    };
+  if (allBatched && nrec > 0) {
+    // What the records describe now: every batched dma's low words are clean.
+    for (let i = 0; i < nrec; i++) records[i * f64 + 4] = 1;
+    iommu.reportCache = { gen: iommu.dirtyGen, base: baseIova, last, pgsize, loOff: lo - ub, hiOff: hi - ub, records, count: nrec };
   }
   return 0;
 }
