@@ -36,6 +36,13 @@ export class IntervalSet {
       ne = Math.max(ne, this.ends[j]);
       j++;
     }
+    if (j - i === 1) {
+      // Growing one interval (faulting the pages next to written ones): no splice, whose
+      // result array would be garbage on every MAP_DMA that pins fresh pages.
+      this.starts[i] = ns;
+      this.ends[i] = ne;
+      return;
+    }
     this.starts.splice(i, j - i, ns);
     this.ends.splice(i, j - i, ne);
   }
@@ -64,10 +71,20 @@ export class IntervalSet {
 
   /** Whether x is in the set, and how far (exclusive end) that state lasts, capped at `limit`. */
   extent(x: number, limit: number): { inSet: boolean; end: number } {
-    const i = this.find(x);
-    if (i < this.starts.length && this.starts[i] <= x) return { inSet: true, end: Math.min(limit, this.ends[i]) };
-    return { inSet: false, end: Math.min(limit, i < this.starts.length ? this.starts[i] : limit) };
+    const end = this.extentEnd(x, limit);
+    return { inSet: this.extentInSet, end };
   }
+
+  /** extent() without its result object: returns the end and leaves inSet in `extentInSet`. */
+  extentEnd(x: number, limit: number): number {
+    const i = this.find(x);
+    this.extentInSet = i < this.starts.length && this.starts[i] <= x;
+    if (this.extentInSet) return Math.min(limit, this.ends[i]);
+    return Math.min(limit, i < this.starts.length ? this.starts[i] : limit);
+  }
+
+  /** extentEnd()'s other answer: whether x was in the set. */
+  extentInSet = false;
 
   /** Whether x is in the set (extent() without its result object). */
   has(x: number): boolean {

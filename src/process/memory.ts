@@ -299,6 +299,16 @@ export class UserMemory {
    * passes); with `gup.longtermUnshareZeroPage` a read-only long-term pin unshares zero pages.
    */
   pinRun(vaddr: number, maxPages: number, write: boolean, longterm = false): PinnedRun | number {
+    const n = this.pinUserPages(vaddr, maxPages, write, longterm);
+    return n < 0 ? n : { npages: n, phys: this.pinnedPhys, reserved: this.pinnedReserved };
+  }
+
+  /**
+   * pinRun() without its result object (MAP_DMA pins through it): returns the run's pages or
+   * -EFAULT, and leaves its first page's physical address and whether it is the reserved
+   * zero page in `pinnedPhys` and `pinnedReserved`.
+   */
+  pinUserPages(vaddr: number, maxPages: number, write: boolean, longterm = false): number {
     const v = this.vmas.find(vaddr);
     if (!v || !(write ? protWritable(v.prot) : protReadable(v.prot))) return -Errno.EFAULT;
     // FOLL_WRITE in a private file mapping breaks COW: the pin holds the private copy.
@@ -320,9 +330,16 @@ export class UserMemory {
     // them for a long-term read-only pin, every model mapping being private, so COW).
     if (!write && longterm && this.gup.longtermUnshareZeroPage) this.backing.unshare(vaddr, npages * PAGE_SIZE);
     else this.backing.fault(vaddr, npages * PAGE_SIZE, write);
-    const b = this.backing.backing(page, npages);
-    return { npages: b.npages, phys: b.reserved ? ZERO_PAGE_PHYS : phys, reserved: b.reserved };
+    const n = this.backing.backingRun(page, npages);
+    const reserved = this.backing.runReserved;
+    this.pinnedPhys = reserved ? ZERO_PAGE_PHYS : phys;
+    this.pinnedReserved = reserved;
+    return n;
   }
+
+  /** pinUserPages()'s other answers: the run's first physical address, and whether it is the zero page. */
+  pinnedPhys = 0;
+  pinnedReserved = false;
 
   /** Drops the frames of [start, end) (page-aligned) after munmap: a later mapping there reads zeros. */
   discard(start: number, end: number): void {

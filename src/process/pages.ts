@@ -154,8 +154,8 @@ export class PageBacking {
     if (len <= 0) return false;
     const page = Math.floor(addr / PAGE_SIZE);
     const endPage = Math.ceil((addr + len) / PAGE_SIZE);
-    const ext = this.real.extent(page, endPage);
-    if (!ext.inSet || ext.end !== endPage) return false;
+    const extEnd = this.real.extentEnd(page, endPage);
+    if (!this.real.extentInSet || extEnd !== endPage) return false;
     for (let b = Math.floor(page / HPAGE_PMD_NR); b <= Math.floor((endPage - 1) / HPAGE_PMD_NR); b++) if (this.pmd.get(b) !== Pmd.Table) return false;
     return true;
   }
@@ -203,17 +203,37 @@ export class PageBacking {
    * whether that kind is the reserved small zero page.
    */
   backing(page: number, limit: number): { npages: number; reserved: boolean } {
-    const ext = this.real.extent(page, page + limit);
-    if (ext.inSet) return { npages: ext.end - page, reserved: false };
+    const npages = this.backingRun(page, limit);
+    return { npages, reserved: this.runReserved };
+  }
+
+  /**
+   * backing() without its result object (every MAP_DMA pins through it): returns the pages
+   * and leaves whether they are the reserved zero page in `runReserved`.
+   */
+  backingRun(page: number, limit: number): number {
+    const extEnd = this.real.extentEnd(page, page + limit);
+    if (this.real.extentInSet) {
+      this.runReserved = false;
+      return extEnd - page;
+    }
     // Unwritten pages: huge zero blocks are not reserved, small zero pages are.
-    const kindOf = (p: number): boolean => this.pmd.get(Math.floor(p / HPAGE_PMD_NR)) !== Pmd.HugeZero;
-    const reserved = kindOf(page);
+    const reserved = this.smallZero(page);
     let end = page;
-    while (end < ext.end) {
-      const blockEnd = Math.min(ext.end, (Math.floor(end / HPAGE_PMD_NR) + 1) * HPAGE_PMD_NR);
-      if (kindOf(end) !== reserved) break;
+    while (end < extEnd) {
+      const blockEnd = Math.min(extEnd, (Math.floor(end / HPAGE_PMD_NR) + 1) * HPAGE_PMD_NR);
+      if (this.smallZero(end) !== reserved) break;
       end = blockEnd;
     }
-    return { npages: end - page, reserved };
+    this.runReserved = reserved;
+    return end - page;
+  }
+
+  /** backingRun()'s other answer: whether the run is the reserved small zero page. */
+  runReserved = false;
+
+  /** Whether unwritten page `p` reads the small (reserved) zero page rather than a huge one. */
+  private smallZero(p: number): boolean {
+    return this.pmd.get(Math.floor(p / HPAGE_PMD_NR)) !== Pmd.HugeZero;
   }
 }

@@ -28,6 +28,14 @@ export interface VfioPfn {
   reserved: boolean;
 }
 
+/** VfioDma.flags bits. */
+const IOMMU_MAPPED = 1;
+const VADDR_INVALID = 2;
+const BITMAP_LOW_CLEAN = 4;
+const MSI_RESERVED = 8;
+const LOCK_CAP = 16;
+const RUN0_RESERVED = 32;
+
 /** No vfio_pfn entries: shared by every dma until an emulated device pins a page in it. */
 const NO_PFNS: ReadonlyMap<bigint, VfioPfn> = new Map();
 
@@ -41,23 +49,18 @@ export class VfioDma {
   private bytes = 0n;
   /** iova + size (exclusive, not wrapped): kept so the dma tree compares without a sum per probe. */
   end: bigint;
-  iommuMapped = false;
-  vaddrInvalid = false;
   /** Pages this dma has charged to its mm (6.3+'s dma->locked_vm; kept in every profile). */
   lockedVm = 0;
   /** Dirty bitmap while tracking (1 bit per smallest IOMMU page, plus a spare u64). */
   bitmap: Bitmap | null = null;
-  /** Whether bits [0, npages) of `bitmap` are known to be zero (lets GET_BITMAP skip a clear pass). */
-  bitmapLowClean = false;
-  /** The first run (offset 0): its pages (0 = no run), first pfn and whether it is reserved. */
+  /** The first run (offset 0): its pages (0 = no run) and first pfn (RUN0_RESERVED: whether it is reserved). */
   private run0Npages = 0;
   private run0Phys = 0n;
-  private run0Reserved = false;
   /** Runs after the first. */
   private moreRuns: PinnedRun[] | null = null;
   private pfns: Map<bigint, VfioPfn> | null = null;
-  /** Set for a 2016-RFC MSI window (no memory behind it). */
-  msiReserved = false;
+  /** The boolean fields, one bit each (one field instead of six in every long-lived dma). */
+  private flags = 0;
 
   constructor(
     readonly iova: bigint,
@@ -65,9 +68,54 @@ export class VfioDma {
     readonly prot: number,
     public task: Task,
     public mm: MmStruct,
-    public lockCap: boolean,
+    lockCap: boolean,
   ) {
     this.end = iova;
+    if (lockCap) this.flags = LOCK_CAP;
+  }
+
+  private flag(bit: number, on: boolean): void {
+    this.flags = on ? this.flags | bit : this.flags & ~bit;
+  }
+
+  /** Whether the runs are mapped in the domains (dma->iommu_mapped). */
+  get iommuMapped(): boolean {
+    return (this.flags & IOMMU_MAPPED) !== 0;
+  }
+  set iommuMapped(v: boolean) {
+    this.flag(IOMMU_MAPPED, v);
+  }
+
+  /** dma->vaddr_invalid (VFIO_DMA_UNMAP_FLAG_VADDR). */
+  get vaddrInvalid(): boolean {
+    return (this.flags & VADDR_INVALID) !== 0;
+  }
+  set vaddrInvalid(v: boolean) {
+    this.flag(VADDR_INVALID, v);
+  }
+
+  /** Whether bits [0, npages) of `bitmap` are known to be zero (lets GET_BITMAP skip a clear pass). */
+  get bitmapLowClean(): boolean {
+    return (this.flags & BITMAP_LOW_CLEAN) !== 0;
+  }
+  set bitmapLowClean(v: boolean) {
+    this.flag(BITMAP_LOW_CLEAN, v);
+  }
+
+  /** Set for a 2016-RFC MSI window (no memory behind it). */
+  get msiReserved(): boolean {
+    return (this.flags & MSI_RESERVED) !== 0;
+  }
+  set msiReserved(v: boolean) {
+    this.flag(MSI_RESERVED, v);
+  }
+
+  /** dma->lock_cap: the mapping task had CAP_IPC_LOCK. */
+  get lockCap(): boolean {
+    return (this.flags & LOCK_CAP) !== 0;
+  }
+  set lockCap(v: boolean) {
+    this.flag(LOCK_CAP, v);
   }
 
   /** Bytes mapped so far (grows while pinning, like the kernel's zero-sized insert). */
@@ -97,7 +145,7 @@ export class VfioDma {
   clearRuns(): void {
     this.run0Npages = 0;
     this.run0Phys = 0n;
-    this.run0Reserved = false;
+    this.flag(RUN0_RESERVED, false);
     this.moreRuns = null;
   }
 
@@ -107,7 +155,7 @@ export class VfioDma {
       if (offset !== 0n) throw new Error(`BUG: vfio_dma's first run at offset ${offset}`);
       this.run0Npages = npages;
       this.run0Phys = phys;
-      this.run0Reserved = reserved;
+      this.flag(RUN0_RESERVED, reserved);
     } else {
       (this.moreRuns ??= []).push({ offset, phys, npages, reserved });
     }
@@ -135,7 +183,7 @@ export class VfioDma {
 
   /** Whether run `i` is a reserved pfn run. */
   runReserved(i: number): boolean {
-    return i === 0 ? this.run0Reserved : this.moreRuns![i - 1].reserved;
+    return i === 0 ? (this.flags & RUN0_RESERVED) !== 0 : this.moreRuns![i - 1].reserved;
   }
 
   /** Pages pinned by emulated devices, by iova (read-only: vfioPfnList() to change it). */

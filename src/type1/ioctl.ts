@@ -6,7 +6,7 @@
 import { Errno } from "../uapi/errno";
 import * as uapi from "../uapi/vfio";
 import type { Task } from "../process/task";
-import type { DmaUnmapArgs, VfioBitmapArgs, VfioIommu } from "./vfio-iommu";
+import type { DmaMapArgs, DmaUnmapArgs, VfioBitmapArgs, VfioIommu } from "./vfio-iommu";
 import type { Type1Kernel } from "./options";
 // Copied once: under a loader that wraps modules (tsx, esbuild) every read of an imported
 // binding is a getter call, and these are read on every MAP_DMA / UNMAP_DMA.
@@ -223,8 +223,16 @@ function mapDma(iommu: VfioIommu, task: Task, arg: bigint): number {
   const argsz = s.u32(DmaMap.argsz);
   const flags = s.u32(DmaMap.flags);
   if (argsz < DmaMap.SIZE || (flags & ~mask) !== 0) return -Errno.EINVAL;
-  return iommu.vfioDmaDoMap(task, { flags, vaddr: s.u64(DmaMap.vaddr), iova: s.u64(DmaMap.iova), size: s.u64(DmaMap.size) });
+  const m = mapArgs;
+  m.flags = flags;
+  m.vaddr = s.u64(DmaMap.vaddr);
+  m.iova = s.u64(DmaMap.iova);
+  m.size = s.u64(DmaMap.size);
+  return iommu.vfioDmaDoMap(task, m);
 }
+
+/** MAP_DMA's decoded arguments, one object rewritten per call (vfio_dma_do_map() reads them before anything can call out). */
+const mapArgs: DmaMapArgs = { flags: 0, vaddr: 0n, iova: 0n, size: 0n };
 
 /** vfio_iommu_type1_unmap_dma(). */
 function unmapDma(iommu: VfioIommu, task: Task, arg: bigint): number {

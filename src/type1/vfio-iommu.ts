@@ -200,6 +200,7 @@ export class VfioIommu implements DirtyBitmapHost {
    */
   vfioFindDma(start: bigint, size: bigint): VfioDma | null {
     const i = this.lowerBound(start);
+    this.findDmaIndex = i;
     const d = this.dmaList.at(i)!;
     if (!d) return null;
     if (size === 0n) return d.iova < start && start < d.end ? d : null;
@@ -208,6 +209,9 @@ export class VfioIommu implements DirtyBitmapHost {
       start < NO_WRAP_LIMIT && size < NO_WRAP_LIMIT ? start + size : this.kernel.overflowChecks ? start + (size - 1n) + 1n : u64(start + size);
     return d.iova < end ? d : null;
   }
+
+  /** Where the last vfioFindDma() search stopped (vfioLinkDma's hint). */
+  private findDmaIndex = -1;
 
   /** vfio_find_dma_first_node(): index of the lowest dma overlapping [start, start+size), or -1. */
   private vfioFindDmaFirst(start: bigint, size: bigint): number {
@@ -218,15 +222,24 @@ export class VfioIommu implements DirtyBitmapHost {
     return i;
   }
 
-  private vfioLinkDma(dma: VfioDma): void {
+  /**
+   * vfio_link_dma(). `hint` is where MAP_DMA's vfio_find_dma() search stopped (the first dma
+   * ending above dma.iova): the insertion point whenever nothing overlaps, which is checked
+   * with one comparison, since a range whose end wraps can overlap undetected in 6.1.
+   */
+  private vfioLinkDma(dma: VfioDma, hint = -1): void {
     this.dirtyGen++;
-    this.dmaList.insertAt(this.dmaList.firstIovaAtOrAbove(dma.iova), dma);
+    const list = this.dmaList;
+    const at = hint >= 0 && (hint === list.length || list.at(hint)!.iova >= dma.iova) ? hint : list.firstIovaAtOrAbove(dma.iova);
+    list.insertAt(at, dma);
   }
 
-  private vfioUnlinkDma(dma: VfioDma): void {
+  /** vfio_unlink_dma(). `hint`: the dma's index when the caller has it (UNMAP_DMA's walk), checked. */
+  private vfioUnlinkDma(dma: VfioDma, hint = -1): void {
     this.dirtyGen++;
-    const i = this.dmaList.firstIovaAtOrAbove(dma.iova);
-    if (this.dmaList.at(i) === dma) this.dmaList.removeAt(i);
+    const list = this.dmaList;
+    const i = hint >= 0 && list.at(hint) === dma ? hint : list.firstIovaAtOrAbove(dma.iova);
+    if (list.at(i) === dma) list.removeAt(i);
   }
 
   /** Whether some dma overlaps [lo, hi] (inclusive). */
@@ -294,11 +307,14 @@ export class VfioIommu implements DirtyBitmapHost {
     }
     // vaddr_get_pfns() pins under mmap_read_lock (it waits while another thread writes).
     mm.mmapReadLock();
-    const run = mm.memory.pinRun(u64ToNumber(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0, true);
+    const mem = mm.memory;
+    const npages = mem.pinUserPages(u64ToNumber(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0, true);
+    const reserved = mem.pinnedReserved;
+    const phys = mem.pinnedPhys;
     mm.mmapReadUnlock();
-    if (typeof run === "number") return run;
+    if (npages < 0) return npages;
     // Reserved pfns (the zero page) are never charged; externally pinned pages already are.
-    const acct = run.reserved ? 0 : dma.pfnList.size === 0 ? run.npages : run.npages - this.vpfnPages(dma, vaddr - dma.vaddr + dma.iova, run.npages);
+    const acct = reserved ? 0 : dma.pfnList.size === 0 ? npages : npages - this.vpfnPages(dma, vaddr - dma.vaddr + dma.iova, npages);
     // The kernel checks each page it would charge (locked_vm + lock_acct + 1 > limit); the
     // first one over the limit fails the whole run. Pages it does not charge (reserved,
     // already pinned by a vfio_pfn) are not checked at all, even when locked_vm is already
@@ -308,9 +324,9 @@ export class VfioIommu implements DirtyBitmapHost {
     if (acct > 0 && !dma.lockCap && mm.lockedVmExceeds(acct, limit)) return -Errno.ENOMEM;
     const r = this.vfioLockAcct(dma, acct, false);
     if (r < 0) return r;
-    this.pfnBase = numberToU64(run.phys);
-    this.pfnBaseReserved = run.reserved;
-    return run.npages;
+    this.pfnBase = numberToU64(phys);
+    this.pfnBaseReserved = reserved;
+    return npages;
   }
 
   /**
@@ -412,10 +428,10 @@ export class VfioIommu implements DirtyBitmapHost {
   }
 
   /** vfio_remove_dma(). */
-  vfioRemoveDma(dma: VfioDma): void {
+  vfioRemoveDma(dma: VfioDma, hint = -1): void {
     this.lock.assertHeld();
     this.vfioUnmapUnpin(dma, true);
-    this.vfioUnlinkDma(dma);
+    this.vfioUnlinkDma(dma, hint);
     this.vfioDmaBitmapFree(dma);
     if (dma.vaddrInvalid) this.vaddrInvalidCount--;
     this.dmaAvail++;
@@ -466,7 +482,7 @@ export class VfioIommu implements DirtyBitmapHost {
 
       const dma = new VfioDma(iova, vaddr, prot, current, mm, current.capable(CAP_IPC_LOCK));
       this.dmaAvail--;
-      this.vfioLinkDma(dma);
+      this.vfioLinkDma(dma, this.findDmaIndex);
       let ret = 0;
       if (this.domainList.length === 0) dma.size = size;
       else ret = this.vfioPinMapDma(current, dma, size);
@@ -628,7 +644,7 @@ export class VfioIommu implements DirtyBitmapHost {
               if (ret) break;
             }
             unmapped += dma.size;
-            this.vfioRemoveDma(dma); // removal shifts the next dma into slot n
+            this.vfioRemoveDma(dma, n); // removal shifts the next dma into slot n
           }
           break;
         }
@@ -970,7 +986,7 @@ export class VfioIommu implements DirtyBitmapHost {
         if (d.groups.length === 0) {
           if (this.domainList.length === 1) {
             if (this.emulatedGroups.length === 0) {
-              while (this.dmaList.length) this.vfioRemoveDma(this.dmaList.at(0)!);
+              while (this.dmaList.length) this.vfioRemoveDma(this.dmaList.at(0)!, 0);
             } else {
               this.vfioIommuUnmapUnpinReaccount();
             }

@@ -26,6 +26,12 @@ export class ChunkedList<T> {
   /** locate()'s answer (two fields instead of a fresh pair per call). */
   private locChunk = 0;
   private locOffset = 0;
+  /**
+   * The index locChunk/locOffset stand for, or -1. The searches leave it at the index they
+   * return, so the at()/insertAt() that follows a search (MAP_DMA does one of each per list)
+   * does not search the chunk starts again. Every change to the list clears it.
+   */
+  private locIndex = -1;
 
   /** Number of items. */
   get length(): number {
@@ -55,6 +61,8 @@ export class ChunkedList<T> {
 
   /** Sets locChunk/locOffset to the chunk and offset of index `i` (i < count), or [chunks.length, 0] past the end. */
   private locate(i: number): void {
+    if (i === this.locIndex) return;
+    this.locIndex = -1;
     if (i >= this.count) {
       this.locChunk = this.chunks.length;
       this.locOffset = 0;
@@ -70,6 +78,16 @@ export class ChunkedList<T> {
     }
     this.locChunk = lo;
     this.locOffset = i - st[lo];
+    this.locIndex = i;
+  }
+
+  /** Records a search's answer (chunk `c`, offset `k`) as the located index, and returns it. */
+  private found(c: number, k: number): number {
+    const i = this.chunkStarts()[c] + k;
+    this.locChunk = c;
+    this.locOffset = k;
+    this.locIndex = i;
+    return i;
   }
 
   /** The item at index `i`, or undefined. */
@@ -105,7 +123,7 @@ export class ChunkedList<T> {
       if (pred(ch[mid], key)) b = mid;
       else a = mid + 1;
     }
-    return this.chunkStarts()[lo] + a;
+    return this.found(lo, a);
   }
 
   /**
@@ -132,7 +150,7 @@ export class ChunkedList<T> {
       if (ch[mid].end > x) b = mid;
       else a = mid + 1;
     }
-    return this.chunkStarts()[lo] + a;
+    return this.found(lo, a);
   }
 
   /** lowerBound((v) => v.iova >= x) over items ordered by iova, written out like firstEndAbove. */
@@ -155,7 +173,7 @@ export class ChunkedList<T> {
       if (ch[mid].iova >= x) b = mid;
       else a = mid + 1;
     }
-    return this.chunkStarts()[lo] + a;
+    return this.found(lo, a);
   }
 
   /** Inserts `v` before index `i`. */
@@ -164,6 +182,7 @@ export class ChunkedList<T> {
     if (chunks.length === 0) {
       chunks.push([v]);
       this.count = 1;
+      this.locIndex = -1;
       this.changed(-1);
       return;
     }
@@ -175,10 +194,13 @@ export class ChunkedList<T> {
       k = chunks[c].length;
     }
     const ch = chunks[c];
-    if (k === ch.length) ch.push(v);
-    else ch.splice(k, 0, v);
+    // Shifted by hand: splice() would return a new (empty) array on every call.
+    ch.push(v);
+    for (let j = ch.length - 1; j > k; j--) ch[j] = ch[j - 1];
+    ch[k] = v;
     if (ch.length > 2 * CHUNK) chunks.splice(c + 1, 0, ch.splice(CHUNK));
     this.count++;
+    this.locIndex = -1;
     this.changed(c);
   }
 
@@ -190,10 +212,12 @@ export class ChunkedList<T> {
     const k = this.locOffset;
     const ch = this.chunks[c];
     const v = ch[k];
-    if (k === ch.length - 1) ch.pop();
-    else ch.splice(k, 1);
+    // Shifted by hand: splice() would return a new one-item array on every call.
+    for (let j = k + 1; j < ch.length; j++) ch[j - 1] = ch[j];
+    ch.pop();
     if (ch.length === 0) this.chunks.splice(c, 1);
     this.count--;
+    this.locIndex = -1;
     this.changed(c - 1);
     return v;
   }

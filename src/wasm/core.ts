@@ -168,6 +168,11 @@ export class WasmCore {
   }
 
   private refresh(): void {
+    // Growing a private memory detaches the old buffer, so a view of it with bytes in it
+    // is still current: that test costs a field read, where asking `memory.buffer` is a
+    // call into the engine on every access. A shared memory's buffer never detaches (it
+    // is only replaced by a longer one), so that one is always asked.
+    if (this.sharedMemory === null && this.u8view.length !== 0) return;
     if (this.x.memory.buffer !== this.buf) {
       this.buf = this.x.memory.buffer;
       this.u8view = new Uint8Array(this.buf);

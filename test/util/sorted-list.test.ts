@@ -71,6 +71,32 @@ describe("ChunkedList", () => {
   });
 });
 
+describe("ChunkedList: the position a search leaves behind", () => {
+  // A search remembers where its answer lies so the at()/insertAt()/removeAt() that follows
+  // skips the chunk lookup; every change must forget it. Each step reads, inserts or removes
+  // at the index a search just returned, then reads neighbours, against a plain array.
+  test.each([4, 5])("search, then at/insertAt/removeAt at its index (seed %i)", (seed) => {
+    const rng = new Rng(seed);
+    const list = new ChunkedList<number>();
+    const ref: number[] = [];
+    for (let step = 0; step < 5000; step++) {
+      const key = rng.int(50_000);
+      const i = list.lowerBound(atOrAbove, key);
+      expect(list.at(i)).toBe(ref[i]);
+      const op = rng.int(3);
+      if (op === 0 || ref.length < 600) {
+        list.insertAt(i, key);
+        ref.splice(i, 0, key);
+      } else if (op === 1 && i < ref.length) {
+        expect(list.removeAt(i)).toBe(ref[i]);
+        ref.splice(i, 1);
+      }
+      for (const j of [i, i + 1, i - 1]) expect(list.at(j)).toBe(ref[j]);
+    }
+    expect(list.toArray()).toEqual(ref);
+  });
+});
+
 describe("ChunkedList reads (slice, from, toArray)", () => {
   for (const seed of [1, 2, 3]) {
     it(`seed ${seed}: agrees with a plain array`, () => {
