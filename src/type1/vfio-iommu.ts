@@ -56,6 +56,8 @@ const NO_WRAP_LIMIT = 1n << 53n;
 
 /** Whether `a + size - 1` wraps past U64_MAX, for size >= 1 (the u64(a + size - 1) < a test). */
 const wrapsU64 = (a: bigint, size: bigint): boolean => (a >= NO_WRAP_LIMIT || size >= NO_WRAP_LIMIT) && u64(a + size - 1n) < a;
+/** DIRTY_BITMAP_PAGES_MAX as a Number (page counts compare as Numbers). */
+const DIRTY_BITMAP_PAGES_MAX_N = Number(DIRTY_BITMAP_PAGES_MAX);
 /** VFIO_BATCH_MAX_CAPACITY: a vfio_batch holds one page of struct page pointers. */
 const VFIO_BATCH_MAX_CAPACITY = BigInt(PAGE_SIZE / 8);
 
@@ -377,7 +379,8 @@ export class VfioIommu implements DirtyBitmapHost {
     let size = mapSize;
     let ret = 0;
     while (size > 0n) {
-      const npage = u64ToNumber(size >> PSHIFT);
+      // size is page-aligned: below 2^53 a Number divides it exactly, with no BigInt shift.
+      const npage = size < NO_WRAP_LIMIT ? u64ToNumber(size) / PAGE_SIZE : u64ToNumber(size >> PSHIFT);
       const r = this.vfioPinPagesRemote(current, dma, dma.size === 0n ? dma.vaddr : dma.vaddr + dma.size, npage, limit);
       if (r < 0) {
         ret = r;
@@ -660,9 +663,11 @@ export class VfioIommu implements DirtyBitmapHost {
 
   /** vfio_dma_bitmap_alloc(): a zeroed bitmap of dma.size / pgsize bits (+1 spare u64). */
   vfioDmaBitmapAlloc(dma: VfioDma, pgsize: bigint): number {
-    const npages = dma.size / pgsize;
-    if (npages > DIRTY_BITMAP_PAGES_MAX) return -Errno.EINVAL;
-    const b = Bitmap.create(this.core, Number(npages));
+    const size = dma.size;
+    // Below 2^53 the page count is exact in Numbers (no BigInt division and conversion per MAP_DMA).
+    const npages = size < NO_WRAP_LIMIT && pgsize < NO_WRAP_LIMIT ? Math.floor(u64ToNumber(size) / u64ToNumber(pgsize)) : u64ToNumber(size / pgsize);
+    if (npages > DIRTY_BITMAP_PAGES_MAX_N) return -Errno.EINVAL;
+    const b = Bitmap.create(this.core, npages);
     if (!b) return -Errno.ENOMEM;
     dma.bitmap = b;
     dma.bitmapLowClean = true;

@@ -134,14 +134,16 @@ export class ChunkedList<T> {
   firstEndAbove(this: ChunkedList<IovaExtent>, x: bigint): number {
     const chunks = this.chunks;
     let lo = 0;
-    let hi = chunks.length;
+    let hi = chunks.length - 1;
+    // The last chunk first: an item past every other (a VMM mapping upwards) costs one
+    // comparison, and otherwise the search below has one chunk less to look at.
+    if (hi < 0 || !(chunks[hi][chunks[hi].length - 1].end > x)) return this.count;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       const ch = chunks[mid];
       if (ch[ch.length - 1].end > x) hi = mid;
       else lo = mid + 1;
     }
-    if (lo === chunks.length) return this.count;
     const ch = chunks[lo];
     let a = 0;
     let b = ch.length - 1;
@@ -157,14 +159,14 @@ export class ChunkedList<T> {
   firstIovaAtOrAbove(this: ChunkedList<IovaExtent>, x: bigint): number {
     const chunks = this.chunks;
     let lo = 0;
-    let hi = chunks.length;
+    let hi = chunks.length - 1;
+    if (hi < 0 || !(chunks[hi][chunks[hi].length - 1].iova >= x)) return this.count;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       const ch = chunks[mid];
       if (ch[ch.length - 1].iova >= x) hi = mid;
       else lo = mid + 1;
     }
-    if (lo === chunks.length) return this.count;
     const ch = chunks[lo];
     let a = 0;
     let b = ch.length - 1;
