@@ -3,7 +3,7 @@
  * (type1 maps one extent per pinned run), never per page, so terabyte guests are cheap.
  */
 import { Errno } from "../uapi/errno";
-import { ChunkedList } from "../util/sorted-list";
+import { IovaList } from "../util/sorted-list";
 import type { IommuDomain, IommuProt, IovaRange } from "./domain";
 
 interface Extent {
@@ -27,7 +27,7 @@ export class RangeDomain implements IommuDomain {
   readonly pgsizeBitmap: bigint;
   readonly aperture: IovaRange;
   readonly enforceCacheCoherency: boolean;
-  private readonly extents = new ChunkedList<Extent>();
+  private readonly extents = new IovaList<Extent>();
 
   constructor(p: RangeDomainParams) {
     this.pgsizeBitmap = p.pgsizeBitmap;

@@ -23,7 +23,7 @@ import type { Task } from "../process/task";
 import * as mmConsts from "../process/mm";
 import { PAGE_SHIFT, PAGE_SIZE } from "../process/vma";
 import { Mutex } from "./lock";
-import { ChunkedList } from "../util/sorted-list";
+import { IovaList } from "../util/sorted-list";
 import { numberToU64, u64ToNumber } from "../util/u64";
 import { VfioDma, type PinnedRun, type VfioPfn } from "./dma";
 import { DEFAULT_TYPE1_OPTIONS, Type1Kernel, Type1Options, type1Kernel } from "./options";
@@ -119,7 +119,7 @@ export class VfioIommu implements DirtyBitmapHost {
   readonly domainList: VfioDomain[] = [];
   iovaList: IovaRange[] = [];
   /** dma_list, sorted by iova, disjoint. */
-  readonly dmaList = new ChunkedList<VfioDma>();
+  readonly dmaList = new IovaList<VfioDma>();
   readonly deviceList: VfioEmulatedDevice[] = [];
   readonly emulatedGroups: VfioIommuGroup[] = [];
   dmaAvail: number;

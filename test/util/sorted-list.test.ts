@@ -4,7 +4,7 @@
  * items that chunks split (512+) and empty out, so the in-place repair of the chunk starts
  * is exercised in every order; slice/from/toArray against Array.prototype.slice.
  */
-import { ChunkedList } from "../../src/util/sorted-list";
+import { ChunkedList, IovaList } from "../../src/util/sorted-list";
 import { Rng } from "../../src/util/random";
 
 const atOrAbove = (v: number, key: number): boolean => v >= key;
@@ -49,24 +49,53 @@ describe("ChunkedList", () => {
     expect(list.removeAt(ref.length)).toBeUndefined();
   });
 
-  test("firstEndAbove and firstIovaAtOrAbove match lowerBound on disjoint iova ranges", () => {
+  // IovaList searches Number keys; at and above 2^53 neighbouring iovas round to one key,
+  // so the bases put 1500 slots of 16 inside one double's rounding step (2^60: 256) and
+  // across the top of the u64 space, where only the BigInt tie-break can order them.
+  test.each([
+    ["small iovas", 0n],
+    ["iovas past 2^53 that share rounded keys", 1n << 60n],
+    ["iovas at the top of the u64 space", (1n << 64n) - 1500n * 16n - 64n],
+  ])("IovaList.firstEndAbove and firstIovaAtOrAbove match a plain array (%s)", (_name, base) => {
     const rng = new Rng(9);
-    const list = new ChunkedList<{ iova: bigint; end: bigint }>();
+    const list = new IovaList<{ iova: bigint; end: bigint }>();
     const ref: Array<{ iova: bigint; end: bigint }> = [];
-    // Disjoint ranges inserted in random order (slot k holds [k*16, k*16 + len)).
+    // Disjoint ranges inserted in random order (slot k holds [base + k*16, + len)); some
+    // removed again, so chunks split and empty out.
     const slots = Array.from({ length: 1500 }, (_, k) => k).sort(() => rng.float() - 0.5);
+    const probe = (): void => {
+      for (let p = 0; p < 3; p++) {
+        const x = base + BigInt(rng.int(1500 * 16 + 200)) - 8n;
+        const want = ref.findIndex((v) => v.end > x);
+        expect(list.firstEndAbove(x)).toBe(want < 0 ? ref.length : want);
+        const want2 = ref.findIndex((v) => v.iova >= x);
+        expect(list.firstIovaAtOrAbove(x)).toBe(want2 < 0 ? ref.length : want2);
+        // Exact hits and their neighbours, where keys tie.
+        if (ref.length > 0) {
+          const e = ref[rng.int(ref.length)];
+          for (const y of [e.iova - 1n, e.iova, e.iova + 1n, e.end - 1n, e.end]) {
+            const w = ref.findIndex((v) => v.end > y);
+            expect(list.firstEndAbove(y)).toBe(w < 0 ? ref.length : w);
+            const w2 = ref.findIndex((v) => v.iova >= y);
+            expect(list.firstIovaAtOrAbove(y)).toBe(w2 < 0 ? ref.length : w2);
+          }
+        }
+      }
+    };
     for (const k of slots) {
-      const item = { iova: BigInt(k * 16), end: BigInt(k * 16 + 1 + rng.int(15)) };
+      const item = { iova: base + BigInt(k * 16), end: base + BigInt(k * 16 + 1 + rng.int(15)) };
       const i = list.firstIovaAtOrAbove(item.iova);
       expect(i).toBe(list.lowerBound((v) => v.iova >= item.iova));
       list.insertAt(i, item);
       ref.splice(i, 0, item);
-      const x = BigInt(rng.int(1500 * 16 + 20));
-      const want = ref.findIndex((v) => v.end > x);
-      expect(list.firstEndAbove(x)).toBe(want < 0 ? ref.length : want);
-      const want2 = ref.findIndex((v) => v.iova >= x);
-      expect(list.firstIovaAtOrAbove(x)).toBe(want2 < 0 ? ref.length : want2);
+      if (rng.int(4) === 0) {
+        const j = rng.int(ref.length);
+        expect(list.removeAt(j)).toBe(ref[j]);
+        ref.splice(j, 1);
+      }
+      probe();
     }
+    expect(list.toArray()).toEqual(ref);
     expect(ref.every((v, i) => i === 0 || ref[i - 1].iova < v.iova)).toBe(true);
   });
 });
