@@ -124,6 +124,14 @@ export class VfioIommu implements DirtyBitmapHost {
   vaddrInvalidCount = 0;
   pgsizeBitmap: bigint;
   numNonPinnedGroups = 0;
+  /**
+   * Pages removed dmas still had charged when freed: vfio_remove_dma() uncharges only what
+   * vfio_unmap_unpin() unpins, so a charge no pinned page accounts for stays in
+   * mm->locked_vm (an external pin charged for a page the IOMMU mapping replaced, e.g. a
+   * huge zero page whose PMD was split before replay). Not kernel state: it lets checks
+   * tell Linux's leak from a model one.
+   */
+  leakedLockedVm = 0;
   readonly v2: boolean;
   readonly nesting: boolean;
   dirtyPageTracking = false;
@@ -415,6 +423,7 @@ export class VfioIommu implements DirtyBitmapHost {
   vfioRemoveDma(dma: VfioDma): void {
     this.lock.assertHeld();
     this.vfioUnmapUnpin(dma, true);
+    this.leakedLockedVm += dma.lockedVm;
     this.vfioUnlinkDma(dma);
     this.vfioDmaBitmapFree(dma);
     if (dma.vaddrInvalid) this.vaddrInvalidCount--;
