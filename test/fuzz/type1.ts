@@ -146,9 +146,13 @@ export class Type1Session implements Session {
     this.dev = {
       group: this.platform.groups[EMULATED_GROUP],
       dmaUnmap(iova: bigint, len: bigint): void {
-        // A well-behaved vendor driver: unpin everything it pinned in the range.
+        // A well-behaved vendor driver: unpin everything it pinned in the range. A pin's
+        // iova need not be page-aligned (vfio_pin_pages() since 6.0 takes a starting IOVA
+        // and type1 keys the vfio_pfn by it as given), so the range's dma holds every pin
+        // whose page [p, p + PAGE) overlaps it, even one starting below dma->iova; leaving
+        // that one pinned makes vfio_dma_do_unmap() retry until BUG_ON (seed 90210).
         for (const [p, n] of [...session.pins]) {
-          if (p < iova || p >= iova + len) continue;
+          if (p + PAGE <= iova || p >= iova + len) continue;
           for (let i = 0; i < n; i++) session.iommu?.unpinPages(p, 1);
           session.pins.delete(p);
         }
