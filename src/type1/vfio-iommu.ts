@@ -1056,7 +1056,8 @@ export class VfioIommu implements DirtyBitmapHost {
     if (!dma.mm.alive) return -Errno.ENODEV;
     if (vaddr > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT;
     dma.mm.mmapReadLock();
-    const run = dma.mm.memory.pinRun(Number(vaddr), 1, (dma.prot & IOMMU_WRITE) !== 0, true);
+    // GUP pins the page holding vaddr: an unaligned IOVA (vfio_pin_pages() takes any) gets that page's pfn.
+    const run = dma.mm.memory.pinRun(Number(vaddr & ~(PAGE - 1n)), 1, (dma.prot & IOMMU_WRITE) !== 0, true);
     dma.mm.mmapReadUnlock();
     if (typeof run === "number") return run;
     if (doAccounting && !run.reserved) {
