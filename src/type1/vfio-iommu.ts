@@ -126,6 +126,14 @@ export class VfioIommu implements DirtyBitmapHost {
   vaddrInvalidCount = 0;
   pgsizeBitmap: bigint;
   numNonPinnedGroups = 0;
+  /**
+   * Pages removed dmas still had charged when freed: vfio_remove_dma() uncharges only what
+   * vfio_unmap_unpin() unpins, so a charge no pinned page accounts for stays in
+   * mm->locked_vm (an external pin charged for a page the IOMMU mapping replaced, e.g. a
+   * huge zero page whose PMD was split before replay). Not kernel state: it lets checks
+   * tell Linux's leak from a model one.
+   */
+  leakedLockedVm = 0;
   readonly v2: boolean;
   readonly nesting: boolean;
   dirtyPageTracking = false;
@@ -434,6 +442,7 @@ export class VfioIommu implements DirtyBitmapHost {
   vfioRemoveDma(dma: VfioDma, hint = -1): void {
     this.lock.assertHeld();
     this.vfioUnmapUnpin(dma, true);
+    this.leakedLockedVm += dma.lockedVm;
     this.vfioUnlinkDma(dma, hint);
     this.vfioDmaBitmapFree(dma);
     if (dma.vaddrInvalid) this.vaddrInvalidCount--;
@@ -1068,7 +1077,8 @@ export class VfioIommu implements DirtyBitmapHost {
     if (!dma.mm.alive) return -Errno.ENODEV;
     if (vaddr > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT;
     dma.mm.mmapReadLock();
-    const run = dma.mm.memory.pinRun(Number(vaddr), 1, (dma.prot & IOMMU_WRITE) !== 0, true);
+    // GUP pins the page holding vaddr: an unaligned IOVA (vfio_pin_pages() takes any) gets that page's pfn.
+    const run = dma.mm.memory.pinRun(Number(vaddr & ~(PAGE - 1n)), 1, (dma.prot & IOMMU_WRITE) !== 0, true);
     dma.mm.mmapReadUnlock();
     if (typeof run === "number") return run;
     if (doAccounting && !run.reserved) {

@@ -22,6 +22,7 @@ import { DmaDevice, DMA_OK } from "../../src/iommu/hw/device";
 import type { PtFormat } from "../../src/iommu/pgtable";
 import { installVfio, VfioContainer } from "../../src/type1/container";
 import type { VfioEmulatedDevice, VfioIommu } from "../../src/type1/vfio-iommu";
+import type { VfioDma } from "../../src/type1/dma";
 import {
   DirtyBitmap,
   DirtyBitmapGet,
@@ -39,7 +40,7 @@ import {
   VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
 } from "../../src/uapi/vfio";
 import { Errno, errnoName } from "../../src/uapi/errno";
-import { invariants, snapshot } from "../type1/state";
+import { invariants, pinsDiverge, snapshot } from "../type1/state";
 import type { Finding, Op, Session, Target } from "./engine";
 import { acceptType1Quirk, type1FailureAllowance } from "./partial-effects";
 import { AllocFaults, occupyLowMemory } from "./faults";
@@ -118,6 +119,10 @@ export class Type1Session implements Session {
   readonly pins = new Map<bigint, number>();
   /** The iommu the shadow state belongs to. */
   private shadowOf: VfioIommu | null = null;
+  /** Dmas of shadowOf seen with diverged pins (test/type1/state.ts pinsDiverge): Linux may leave their charge behind. */
+  readonly diverged = new Set<VfioDma>();
+  /** Pages earlier type1 states of this process left charged that way (removed diverged dmas). */
+  leakedBefore = 0;
   registered = false;
   readonly dev: VfioEmulatedDevice;
   readonly dma = new Map<number, DmaDevice>();
@@ -141,9 +146,13 @@ export class Type1Session implements Session {
     this.dev = {
       group: this.platform.groups[EMULATED_GROUP],
       dmaUnmap(iova: bigint, len: bigint): void {
-        // A well-behaved vendor driver: unpin everything it pinned in the range.
+        // A well-behaved vendor driver: unpin everything it pinned in the range. A pin's
+        // iova need not be page-aligned (vfio_pin_pages() since 6.0 takes a starting IOVA
+        // and type1 keys the vfio_pfn by it as given), so the range's dma holds every pin
+        // whose page [p, p + PAGE) overlaps it, even one starting below dma->iova; leaving
+        // that one pinned makes vfio_dma_do_unmap() retry until BUG_ON (seed 90210).
         for (const [p, n] of [...session.pins]) {
-          if (p < iova || p >= iova + len) continue;
+          if (p + PAGE <= iova || p >= iova + len) continue;
           for (let i = 0; i < n; i++) session.iommu?.unpinPages(p, 1);
           session.pins.delete(p);
         }
@@ -179,6 +188,8 @@ export class Type1Session implements Session {
   /** Resets the ledger when the container's type1 state went away or was replaced. */
   private syncShadow(): void {
     if (this.iommu !== this.shadowOf) {
+      this.leakedBefore += this.shadowOf?.leakedLockedVm ?? 0;
+      this.diverged.clear();
       this.shadowOf = this.iommu;
       this.tracking = false;
       this.owed.clear();
@@ -252,6 +263,8 @@ export class Type1Session implements Session {
     const iommu = this.iommu;
     const before = snapshot(iommu, this.proc);
     const dmasBefore = iommu ? iommu.dmaList.toArray().map((d) => [d.iova, d.size] as const) : [];
+    const dmaObjsBefore = iommu ? iommu.dmaList.toArray() : [];
+    const leakedAtStart = iommu ? iommu.leakedLockedVm : 0;
     const ctx: StepCtx = { failed: false, errno: 0, out: [] };
     if (op.k === "failAlloc") {
       this.faults.arm(op.nth as number);
@@ -285,15 +298,21 @@ export class Type1Session implements Session {
       const live = new Set(after.dmaList.toArray().map((d) => `${d.iova}:${d.size}`));
       for (const [iova, sz] of dmasBefore) if (!live.has(`${iova}:${sz}`)) this.dropOwed(iova, iova + sz);
     }
+    // Charge left behind by a removed dma is Linux's only for dmas whose pins diverged (seen before this call).
+    if (iommu && iommu.leakedLockedVm !== leakedAtStart) {
+      const live = new Set(iommu.dmaList.toArray());
+      if (!dmaObjsBefore.some((d) => !live.has(d) && this.diverged.has(d))) found.push({ kind: "invariant", op: op.k, message: `removed dmas left ${iommu.leakedLockedVm - leakedAtStart} pages charged, none had diverged pins` });
+    }
     this.syncShadow();
+    if (this.iommu) for (const d of this.iommu.dmaList) if (pinsDiverge(d)) this.diverged.add(d);
     const mm = this.proc.mm;
     if (mm) {
       if (mm.underflowWarnings) found.push({ kind: "invariant", op: op.k, message: `locked_vm underflow: ${mm.underflowWarnings} uncharges of more than was charged (locked_vm ${mm.lockedVm})` });
       if (mm.lockedVm < 0) found.push({ kind: "invariant", op: op.k, message: `negative locked_vm ${mm.lockedVm}` });
-      if (!this.iommu && mm.lockedVm !== 0) found.push({ kind: "invariant", op: op.k, message: `no type1 state but locked_vm ${mm.lockedVm} (charge leaked)` });
+      if (!this.iommu && mm.lockedVm !== this.leakedBefore) found.push({ kind: "invariant", op: op.k, message: `no type1 state but locked_vm ${mm.lockedVm} (charge leaked${this.leakedBefore ? `; ${this.leakedBefore} left by diverged dmas` : ""})` });
     }
     const dmaList = this.iommu ? this.iommu.dmaList.toArray() : [];
-    const bad = [...invariants(this.iommu, this.proc).filter((b) => !acceptType1Quirk(b, dmaList)), ...hwMappingInvariants(this.iommu)];
+    const bad = [...invariants(this.iommu, this.proc, { diverged: this.diverged, leakedBefore: this.leakedBefore }).filter((b) => !acceptType1Quirk(b, dmaList)), ...hwMappingInvariants(this.iommu)];
     if (bad.length) found.push({ kind: "invariant", op: op.k, message: bad.join("; ") });
     for (const f of found) {
       const nl = f.message.indexOf("\n");

@@ -1,0 +1,89 @@
+/**
+ * External pins at an unaligned IOVA (fuzz type1 seed 90210). Since 6.0 vfio_pin_pages()
+ * takes a starting IOVA and nothing on the container path checks its alignment: type1
+ * pins page i at user_iova + i * PAGE_SIZE, finds the dma overlapping [iova, iova + PAGE_SIZE)
+ * (so an IOVA below dma->iova can land in it), pins the page holding
+ * dma->vaddr + (iova - dma->iova) and keys the vfio_pfn by that IOVA as given. UNMAP then
+ * asks the driver to unpin (dma->iova, dma->size) until the dma's pfn_list is empty and
+ * BUG_ON()s after 10 retries, so a driver must unpin every pin whose page overlaps the range.
+ */
+import { Type1Handle, createVfioProcess, VfioEmulatedDevice } from "../../src/type1";
+import { Platform, vtdPlatform } from "../../src/iommu";
+import { IOMMU_READ } from "../../src/uapi/vfio";
+import { invariants } from "./state";
+
+const PAGE = 0x1000n;
+
+function platform(): Platform {
+  const p = vtdPlatform();
+  p.groups.push({ id: 7, devices: [{ name: "mdev0", resv: [] }], emulated: true });
+  return p;
+}
+
+/** An emulated-only container with [0x10000, +16 KiB) mapped over written pages. */
+function world(unpinOverlapping: boolean) {
+  const plat = platform();
+  const proc = createVfioProcess(plat);
+  const h = Type1Handle.open(proc, { groupId: 7 });
+  if (!h.ok) throw new Error(h.errnoName);
+  const iommu = h.value.iommu;
+  const guest = BigInt(proc.mmap(undefined, 1 << 20).ret);
+  proc.fill(guest, 1 << 20, 1); // real pages: each pin charges one
+  expect(h.value.mapDma({ iova: 0x10000n, vaddr: guest + 0x10000n, size: 0x4000n }).ok).toBe(true);
+  const pins: bigint[] = [];
+  const dev: VfioEmulatedDevice = {
+    group: plat.groups.find((g) => g.id === 7)!,
+    dmaUnmap(iova, len) {
+      for (const p of [...pins]) {
+        const inRange = unpinOverlapping ? p + PAGE > iova && p < iova + len : p >= iova && p < iova + len;
+        if (!inRange) continue;
+        iommu.unpinPages(p, 1);
+        pins.splice(pins.indexOf(p), 1);
+      }
+    },
+  };
+  expect(iommu.registerDevice(dev)).toBe(0);
+  return { proc, h: h.value, iommu, dev, pins };
+}
+
+describe("vfio_pin_pages() at an unaligned IOVA (fuzz type1 seed 90210)", () => {
+  it("pins the pages holding each address, keyed by the IOVA as given, even below the dma start", () => {
+    const { proc, iommu, dev, pins } = world(true);
+    const aligned = iommu.pinPages(dev, 0x10000n, 1, IOMMU_READ);
+    expect(aligned.ret).toBe(1);
+    pins.push(0x10000n);
+    // Page 0 overlaps the dma by 0x72 bytes: pinned from dma->vaddr - 0xf8e, the page below the mapping.
+    const r = iommu.pinPages(dev, 0xf072n, 2, IOMMU_READ);
+    expect(r.ret).toBe(2);
+    pins.push(0xf072n, 0x10072n);
+    // pages[i] is a struct page: page-aligned, and 0x10072 is the page 0x10000 pinned.
+    expect(r.phys.map((p) => p % PAGE)).toEqual([0n, 0n]);
+    expect(r.phys[1]).toBe(aligned.phys[0]);
+    expect(r.phys[0]).toBe(aligned.phys[0] - PAGE);
+    const dma = iommu.dmaList.at(0)!;
+    expect([...dma.pfnList.keys()].sort((a, b) => (a < b ? -1 : 1))).toEqual([0xf072n, 0x10000n, 0x10072n]);
+    // Three vfio_pfns, three charges (no domain), though 0x10000 and 0x10072 are one page.
+    expect(proc.mm!.lockedVm).toBe(3);
+    expect(dma.lockedVm).toBe(3);
+    expect(invariants(iommu, proc)).toEqual([]);
+  });
+
+  it("UNMAP finishes when the driver unpins every pin overlapping the range", () => {
+    const { proc, h, iommu, dev, pins } = world(true);
+    expect(iommu.pinPages(dev, 0xf072n, 2, IOMMU_READ).ret).toBe(2);
+    pins.push(0xf072n, 0x10072n);
+    expect(h.unmapDma({ iova: 0n, size: 0n, all: true }).ok).toBe(true);
+    expect(pins).toEqual([]);
+    expect(iommu.dmaList.length).toBe(0);
+    expect(proc.mm!.lockedVm).toBe(0);
+    expect(invariants(iommu, proc)).toEqual([]);
+  });
+
+  it("a driver that unpins only pins starting in the range leaves one: vfio_dma_do_unmap() BUG()s", () => {
+    const { h, iommu, dev, pins } = world(false);
+    expect(iommu.pinPages(dev, 0xf072n, 2, IOMMU_READ).ret).toBe(2);
+    pins.push(0xf072n, 0x10072n);
+    expect(() => h.unmapDma({ iova: 0n, size: 0n, all: true })).toThrow(/BUG: vfio_dma_do_unmap/);
+    expect(pins).toEqual([0xf072n]);
+  });
+});
