@@ -330,7 +330,11 @@ export class UserMemory {
     // them for a long-term read-only pin, every model mapping being private, so COW).
     if (!write && longterm && this.gup.longtermUnshareZeroPage) this.backing.unshare(vaddr, npages * PAGE_SIZE);
     else this.backing.fault(vaddr, npages * PAGE_SIZE, write);
-    const n = this.backing.backingRun(page, npages);
+    // `| 0` (exact: a count this small is an int32) makes it a small integer rather than the
+    // double that page arithmetic on 47-bit addresses yields, so the counters it is added to
+    // (mm and dma locked_vm, a dma's run length) keep plain integer fields, not boxed ones.
+    const run = this.backing.backingRun(page, npages);
+    const n = run <= 0x3fffffff ? run | 0 : run;
     const reserved = this.backing.runReserved;
     this.pinnedPhys = reserved ? ZERO_PAGE_PHYS : phys;
     this.pinnedReserved = reserved;
