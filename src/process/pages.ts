@@ -199,17 +199,9 @@ export class PageBacking {
   }
 
   /**
-   * After faulting: from `page`, how many pages (up to `limit`) share one backing kind, and
-   * whether that kind is the reserved small zero page.
-   */
-  backing(page: number, limit: number): { npages: number; reserved: boolean } {
-    const npages = this.backingRun(page, limit);
-    return { npages, reserved: this.runReserved };
-  }
-
-  /**
-   * backing() without its result object (every MAP_DMA pins through it): returns the pages
-   * and leaves whether they are the reserved zero page in `runReserved`.
+   * After faulting: from `page`, how many pages (up to `limit`) share one backing kind; whether
+   * that kind is the reserved small zero page is left in `runReserved` (no result object:
+   * every MAP_DMA pins through here).
    */
   backingRun(page: number, limit: number): number {
     const extEnd = this.real.extentEnd(page, page + limit);

@@ -85,10 +85,6 @@ export class ChunkedList<T> {
     }
   }
 
-  protected chunkStarts(): number[] {
-    return this.starts;
-  }
-
   /** Sets locChunk/locOffset to the chunk and offset of index `i` (i < count), or [chunks.length, 0] past the end. */
   private locate(i: number): void {
     if (i === this.locIndex) return;
@@ -98,7 +94,7 @@ export class ChunkedList<T> {
       this.locOffset = 0;
       return;
     }
-    const st = this.chunkStarts();
+    const st = this.starts;
     let lo = 0;
     let hi = st.length - 1;
     while (lo < hi) {
@@ -113,7 +109,7 @@ export class ChunkedList<T> {
 
   /** Records a search's answer (chunk `c`, offset `k`) as the located index, and returns it. */
   protected found(c: number, k: number): number {
-    const i = this.chunkStarts()[c] + k;
+    const i = this.starts[c] + k;
     this.locChunk = c;
     this.locOffset = k;
     this.locIndex = i;
@@ -282,7 +278,7 @@ export class IovaList<T extends IovaExtent> extends ChunkedList<T> {
 
   /**
    * Chunk and offset of the first item whose iova is at or above `x` (`strict`: above `x`),
-   * left in locFound; false when there is none.
+   * left in foundChunk/foundOffset; false when there is none.
    */
   private firstIova(x: bigint, strict: boolean): boolean {
     const keys = this.keys!;
