@@ -62,7 +62,15 @@ function world(profile: "linux-6.1" | "linux-6.12") {
     },
   };
   const vaddr = block + 0x1f0000n; // 13 pages up to 12 KiB before the block's end
-  return { proc, h: h.value, iommu, block, vaddr, check, groupFd, setContainer, dev, pins, diverged };
+  /** The driver unpins its 4 pages itself (not through dma_unmap). */
+  const unpinAll = (): void => {
+    expect(iommu.unpinPages(0x2000n, 4)).toBe(4);
+    pins.length = 0;
+  };
+  const unmapAll = (): void => {
+    expect(h.value.unmapDma({ iova: 0n, size: 0xd000n }).ok).toBe(true);
+  };
+  return { proc, h: h.value, iommu, block, vaddr, check, groupFd, setContainer, dev, pins, diverged, unpinAll, unmapAll };
 }
 
 /** MAP (read-only, nothing written), register, pin 4 pages READ, write into the block, attach group 0. */
@@ -92,18 +100,17 @@ describe("replay after external pins of pages that changed (fuzz type1 seed 4346
     expect(pinsDiverge(dma)).toBe(true);
     w.check(4, 4, 0);
     // Unpins with a domain uncharge nothing (do_accounting = no domain).
-    expect(w.iommu.unpinPages(0x2000n, 4)).toBe(4);
-    w.pins.length = 0;
+    w.unpinAll();
     w.check(4, 4, 0);
     // Unmapping reserved pages unlocks nothing: vfio_remove_dma() frees the dma, 4 pages stay charged.
-    expect(w.h.unmapDma({ iova: 0n, size: 0xd000n }).ok).toBe(true);
+    w.unmapAll();
     w.check(4, null, 4);
   });
 
   it("6.1: the driver still pins at UNMAP: the notifier unpins (no accounting), 4 pages stay charged", () => {
     const w = toAttach("linux-6.1", true);
     w.check(4, 4, 0);
-    expect(w.h.unmapDma({ iova: 0n, size: 0xd000n }).ok).toBe(true);
+    w.unmapAll();
     expect(w.pins).toEqual([]);
     w.check(4, null, 4);
   });
@@ -114,10 +121,9 @@ describe("replay after external pins of pages that changed (fuzz type1 seed 4346
     expect(w.proc.ioctl(w.g0, VFIO_GROUP_UNSET_CONTAINER, 0n).errno).toBe(0);
     w.check(8, 8, 0);
     // No domain now: each unpin uncharges its page.
-    expect(w.iommu.unpinPages(0x2000n, 4)).toBe(4);
-    w.pins.length = 0;
+    w.unpinAll();
     w.check(4, 4, 0);
-    expect(w.h.unmapDma({ iova: 0n, size: 0xd000n }).ok).toBe(true);
+    w.unmapAll();
     w.check(4, null, 4);
   });
 
@@ -127,7 +133,7 @@ describe("replay after external pins of pages that changed (fuzz type1 seed 4346
     expect(dma.runs.every((r) => !r.reserved)).toBe(true);
     expect(pinsDiverge(dma)).toBe(false);
     w.check(13, 13, 0);
-    expect(w.h.unmapDma({ iova: 0n, size: 0xd000n }).ok).toBe(true);
+    w.unmapAll();
     w.check(0, null, 0);
     expect(w.diverged.size).toBe(0);
   });
@@ -137,7 +143,7 @@ describe("replay after external pins of pages that changed (fuzz type1 seed 4346
     const dma = w.iommu.dmaList.at(0)!;
     expect(dma.runs.every((r) => !r.reserved)).toBe(true);
     w.check(13, 13, 0);
-    expect(w.h.unmapDma({ iova: 0n, size: 0xd000n }).ok).toBe(true);
+    w.unmapAll();
     w.check(0, null, 0);
     expect(w.diverged.size).toBe(0);
   });
