@@ -85,6 +85,62 @@ export class UserMemory {
     this.vmas.onSplit = (addr) => this.backing.split(addr);
   }
 
+  /**
+   * A one-page access cache (a software TLB entry): the last page found settled — writable,
+   * written, with its page table and its frame, no file mapped — where a read or a write
+   * changes no state, so an access inside it goes straight to the frame. Every ioctl writes
+   * its argument struct into one page and copies it in from there (a VMM's MAP_DMA and
+   * UNMAP_DMA by the thousand), and the full checks (VMA lookup, fault, frame lookup) cost
+   * more than copying 32 bytes. Valid while none of what settled() depends on has changed:
+   * the VMA list's version (munmap, mprotect, file mappings) and the page backing's (pages
+   * no longer real; discard(), the only place frames are freed, starts there).
+   */
+  private tlbPage = -1;
+  private tlbPtr = 0;
+  private tlbVmas = -1;
+  private tlbBacking = -1;
+
+  /** Linear address of [addr, addr+len) when it lies in the cached page, else -1 (then take the full path). */
+  private tlbLookup(addr: number, len: number): number {
+    const page = Math.floor(addr / PAGE_SIZE);
+    if (page !== this.tlbPage || this.tlbVmas !== this.vmas.version || this.tlbBacking !== this.backing.version) return -1;
+    const off = addr - page * PAGE_SIZE;
+    return off + len <= PAGE_SIZE ? this.tlbPtr + off : -1;
+  }
+
+  /** After an access by the full path: caches the page of `addr` when it is settled. */
+  private tlbFill(addr: number): void {
+    if (this.fileMapped) return;
+    const page = Math.floor(addr / PAGE_SIZE);
+    const start = page * PAGE_SIZE;
+    if (this.accessibleLength(start, PAGE_SIZE, true) !== PAGE_SIZE || !this.backing.settled(start, PAGE_SIZE)) return;
+    const index = Math.floor(start / FRAME_SIZE);
+    const f = this.frames.get(index);
+    if (f === undefined) return;
+    this.tlbPage = page;
+    this.tlbPtr = f + (start - index * FRAME_SIZE);
+    this.tlbVmas = this.vmas.version;
+    this.tlbBacking = this.backing.version;
+  }
+
+  /**
+   * A write by the process itself (`Process.write`): false, nothing written, when a byte is
+   * not writable (EFAULT); null when linear memory ran out; else true.
+   */
+  writeUser(addr: number, data: Uint8Array): boolean | null {
+    const len = data.length;
+    const q = this.tlbLookup(addr, len);
+    if (q >= 0) {
+      const u8 = this.core.u8;
+      for (let k = 0; k < len; k++) u8[q + k] = data[k];
+      return true;
+    }
+    if (this.accessibleLength(addr, len, true) < len) return false;
+    if (!this.writeRaw(addr, data)) return null;
+    if (len > 0 && len <= PAGE_SIZE) this.tlbFill(addr);
+    return true;
+  }
+
   /** Number of backing frames currently allocated (for memory-bound tests). */
   get frameCount(): number {
     return this.frames.size;
@@ -248,9 +304,16 @@ export class UserMemory {
     const a = toNum(addr);
     if (a < 0 || !Number.isSafeInteger(len) || len < 0 || len > dst.length) return false;
     if (len === 0) return true;
+    const q = this.tlbLookup(a, len);
+    if (q >= 0) {
+      const u8 = this.core.u8;
+      for (let k = 0; k < len; k++) dst[k] = u8[q + k];
+      return true;
+    }
     if (this.accessibleLength(a, len, false) < len) return false;
     this.backing.fault(a, len, false);
     this.readRawInto(a, len, dst);
+    if (len <= PAGE_SIZE) this.tlbFill(a);
     return true;
   }
 
@@ -258,6 +321,12 @@ export class UserMemory {
   copyToUser(addr: bigint, data: Uint8Array): number {
     const a = toNum(addr);
     if (a < 0) return data.length;
+    const q = this.tlbLookup(a, data.length);
+    if (q >= 0) {
+      const u8 = this.core.u8;
+      for (let k = 0; k < data.length; k++) u8[q + k] = data[k];
+      return 0;
+    }
     const n = this.accessibleLength(a, data.length, true);
     if (n > 0 && !this.writeRaw(a, n === data.length ? data : data.subarray(0, n))) return data.length;
     return data.length - n;
@@ -496,6 +565,7 @@ export class UserMemory {
 
   /** Frees every frame (the mm is gone). */
   dispose(): void {
+    this.tlbPage = -1;
     for (const p of this.frames.values()) this.core.free(p);
     this.frames.clear();
   }

@@ -64,6 +64,12 @@ export class PageBacking {
   /** Pages holding real (written) pages. */
   private readonly real = new IntervalSet();
   private readonly pmd = new PmdStates();
+  /**
+   * Bumped whenever a page can stop being settled() (real pages removed, PMD state dropped):
+   * UserMemory's one-page access cache is valid only while this is unchanged. Nothing else
+   * un-settles a page: faults only add real pages and page tables.
+   */
+  version = 0;
 
   constructor(private readonly coversBlock: (start: number, end: number) => boolean) {}
 
@@ -169,7 +175,9 @@ export class PageBacking {
 
   /** Forgets the PMD state of blocks [first, last). */
   private dropPmds(first: number, last: number): void {
-    if (last > first) this.pmd.deleteRange(first, last);
+    if (last <= first) return;
+    this.version++;
+    this.pmd.deleteRange(first, last);
   }
 
   /** Number of PMD-state intervals held (tests: bounded memory). */
@@ -181,6 +189,7 @@ export class PageBacking {
   unmap(start: number, end: number): void {
     this.split(start);
     this.split(end);
+    this.version++;
     this.real.remove(Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
     this.dropPmds(Math.ceil(start / HPAGE_SIZE), Math.floor(end / HPAGE_SIZE));
   }

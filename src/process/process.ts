@@ -235,8 +235,8 @@ export class Process implements Task {
     const a = num(addr);
     const mem = this.mmRef?.memory;
     if (!mem || a === -1) return fail(-Errno.EFAULT);
-    if (mem.accessibleLength(a, data.length, true) < data.length) return fail(-Errno.EFAULT);
-    return mem.writeRaw(a, data) ? ok() : fail(-Errno.ENOMEM);
+    const r = mem.writeUser(a, data);
+    return r === true ? ok() : fail(r === false ? -Errno.EFAULT : -Errno.ENOMEM);
   }
 
   /** Reads bytes as process_vm_readv would: null when any byte is not readable. */

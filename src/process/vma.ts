@@ -66,6 +66,11 @@ export class VmaList {
   onSplit: (addr: number) => void = () => {};
   /** Next synthetic physical address handed to a new mapping (starts high so 0 is never a valid phys). */
   private nextPhys = 0x1_0000_0000;
+  /**
+   * Bumped by every change to the list (a new, split, merged, removed or re-protected VMA):
+   * UserMemory's one-page access cache is valid only while this is unchanged.
+   */
+  version = 0;
 
   /** A snapshot of the VMAs (copies), ascending. */
   list(): Vma[] {
@@ -138,6 +143,7 @@ export class VmaList {
     // would be misaligned and an IOMMU could only map it with 4 KiB leaves.
     this.nextPhys = Math.ceil((this.nextPhys + size + PAGE_SIZE) / PHYS_ALIGN) * PHYS_ALIGN;
     this.vmas.splice(this.findIndex(start), 0, vma);
+    this.version++;
     return start;
   }
 
@@ -153,6 +159,7 @@ export class VmaList {
     if (r < 0) return r;
     const v = this.vmas[this.findIndex(r)];
     Object.assign(v, { file, offset, shared, phys: file.phys + offset });
+    this.version++;
     fget(file);
     return r;
   }
@@ -162,6 +169,7 @@ export class VmaList {
     const i = this.findIndex(addr);
     const v = this.vmas[i];
     if (!v || v.start >= addr) return;
+    this.version++;
     this.onSplit(addr);
     const tail: Vma = { start: addr, end: v.end, prot: v.prot, phys: v.phys + (addr - v.start) };
     if (v.file !== undefined) {
@@ -180,6 +188,7 @@ export class VmaList {
     const i = this.findIndex(start);
     let j = i;
     while (j < this.vmas.length && this.vmas[j].start < end) j++;
+    this.version++;
     return this.vmas.splice(i, j - i);
   }
 
@@ -218,6 +227,7 @@ export class VmaList {
         this.splitAt(pieceEnd);
         i = this.findIndex(pos);
         this.vmas[i].prot = prot;
+        this.version++;
         this.mergeAround(i);
       }
       pos = pieceEnd;
@@ -227,6 +237,7 @@ export class VmaList {
 
   /** vma_merge(): joins VMA i with neighbours of the same mapping (contiguous phys) and prot; returns i's new index. */
   private mergeAround(i: number): number {
+    this.version++;
     const v = this.vmas[i];
     const next = this.vmas[i + 1];
     if (next && next.start === v.end && next.prot === v.prot && next.phys === v.phys + (v.end - v.start) && sameBacking(v, next)) {

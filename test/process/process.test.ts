@@ -106,6 +106,106 @@ describe("process memory against a per-page reference", () => {
   }
 });
 
+/**
+ * UserMemory caches the last settled page it accessed (a one-page software TLB) and serves
+ * small accesses there without any check. Small accesses concentrated on a few pages hit it
+ * nearly every time; the reference must still see every munmap, mprotect, re-mmap and
+ * file mapping take effect on the very next access.
+ */
+describe("the one-page access cache against the per-page reference", () => {
+  const HOT = 4;
+  for (const seed of [11, 12, 13, 14, 15, 16]) {
+    afterAll(() => console.log("hits", (globalThis as any).TLBHITS));
+    it(`seed ${seed}: small reads and writes interleaved with munmap/mprotect/mmap agree`, () => {
+      const rng = new Rng(seed);
+      const p = new Process();
+      const ref = new NaiveMem();
+      expect(p.mmap(BASE, HOT * PAGE_SIZE, PROT_READ | PROT_WRITE).ret).toBe(BASE);
+      for (let i = 0; i < HOT; i++) ref.prot.set(BASE / PAGE_SIZE + i, PROT_READ | PROT_WRITE);
+      const dst = new Uint8Array(64);
+      let page = 0;
+      for (let step = 0; step < 3000; step++) {
+        // Runs of accesses to one page, as an ioctl's write-then-copy-in makes.
+        if (rng.chance(0.3)) page = rng.int(HOT);
+        const a = BASE + page * PAGE_SIZE + rng.int(PAGE_SIZE - 64);
+        const len = rng.int(64) + 1;
+        const op = rng.int(20);
+        const readable = (): boolean => [...Array(len).keys()].every((i) => ref.readable(a + i));
+        const writable = (): boolean => [...Array(len).keys()].every((i) => ref.writable(a + i));
+        const pa = BASE + page * PAGE_SIZE;
+        if (op === 0) {
+          // Mostly back to read-write: only a writable page can be cached.
+          const prot = [PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE, PROT_READ | PROT_WRITE][rng.int(4)];
+          expect(p.mprotect(pa, PAGE_SIZE, prot).errno).toBe(ref.prot.has(page + BASE / PAGE_SIZE) ? 0 : Errno.ENOMEM);
+          if (ref.prot.has(page + BASE / PAGE_SIZE)) ref.prot.set(page + BASE / PAGE_SIZE, prot);
+        } else if (op === 1 && rng.chance(0.5)) {
+          expect(p.munmap(pa, PAGE_SIZE).errno).toBe(0);
+          ref.prot.delete(page + BASE / PAGE_SIZE);
+          for (let b = 0; b < PAGE_SIZE; b++) ref.bytes.delete(pa + b);
+        } else if (op <= 2) {
+          const r = p.mmap(pa, PAGE_SIZE, PROT_READ | PROT_WRITE);
+          const free = !ref.prot.has(page + BASE / PAGE_SIZE);
+          expect(r.errno).toBe(free ? 0 : Errno.EEXIST);
+          if (free) ref.prot.set(page + BASE / PAGE_SIZE, PROT_READ | PROT_WRITE);
+        } else if (op === 3 && rng.chance(0.2) && !ref.prot.has(page + BASE / PAGE_SIZE)) {
+          // A shared file page in the hole: its bytes are the file's (zeros), and every access
+          // from now on takes the file-aware path.
+          const memfd = p.memfdCreate("cache").ret;
+          expect(p.ftruncate(memfd, PAGE_SIZE).errno).toBe(0);
+          expect(p.mmapFd(pa, PAGE_SIZE, PROT_READ | PROT_WRITE, 1 /* MAP_SHARED */, memfd).ret).toBe(pa);
+          expect(p.close(memfd).errno).toBe(0);
+          ref.prot.set(page + BASE / PAGE_SIZE, PROT_READ | PROT_WRITE);
+        } else if (op < 10) {
+          const data = rng.fill(new Uint8Array(len));
+          const w = rng.chance(0.5) ? p.write(BigInt(a), data).errno : p.copyToUser(BigInt(a), data) === 0 ? 0 : Errno.EFAULT;
+          const ok = writable();
+          if (ok) for (let i = 0; i < len; i++) ref.bytes.set(a + i, data[i]);
+          // copy_to_user writes up to the first unwritable byte: take the reference from the model then.
+          else for (let i = 0; i < len && ref.writable(a + i); i++) ref.bytes.set(a + i, data[i]);
+          expect(w).toBe(ok ? 0 : Errno.EFAULT); // DBG
+        } else {
+          const want = new Uint8Array(len);
+          for (let i = 0; i < len; i++) want[i] = ref.bytes.get(a + i) ?? 0;
+          if (rng.chance(0.5)) {
+            const got = p.copyFromUserInto(BigInt(a), dst, len);
+            expect(got).toBe(readable());
+            if (got) expect(dst.subarray(0, len)).toEqual(want);
+          } else {
+            const got = p.read(a, len);
+            if (!readable()) expect(got).toBeNull();
+            else expect(got).toEqual(want);
+          }
+        }
+      }
+    });
+  }
+});
+
+describe("the one-page access cache, invalidation by each of its counters", () => {
+  const bytes = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
+  const cachedPage = (): { p: Process; mem: NonNullable<Process["mm"]>["memory"] } => {
+    const p = new Process();
+    expect(p.mmap(BASE, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE).ret).toBe(BASE);
+    expect(p.write(BASE + 8, bytes).errno).toBe(0); // fills the cache
+    expect(p.read(BASE + 8, 8)).toEqual(bytes);
+    return { p, mem: p.mm!.memory };
+  };
+  it("frames dropped without a VMA change (discard) read as zeros", () => {
+    const { p, mem } = cachedPage();
+    mem.discard(BASE, BASE + PAGE_SIZE);
+    const dst = new Uint8Array(8);
+    expect(p.copyFromUserInto(BigInt(BASE + 8), dst, 8)).toBe(true);
+    expect(dst).toEqual(new Uint8Array(8));
+  });
+  it("a page that lost its real backing without a VMA change is faulted again", () => {
+    const { p, mem } = cachedPage();
+    mem.backing.unmap(BASE, BASE + PAGE_SIZE);
+    expect(mem.backing.settled(BASE, PAGE_SIZE)).toBe(false);
+    expect(p.write(BASE + 8, bytes).errno).toBe(0);
+    expect(mem.backing.settled(BASE, PAGE_SIZE)).toBe(true); // the write faulted it in again
+  });
+});
+
 describe("process syscalls", () => {
   it("returns Linux errnos for bad munmap/mprotect arguments", () => {
     const p = new Process();
