@@ -291,12 +291,20 @@ export class UserMemory {
 
   /** copy_from_user: the bytes, or null when any of them is not readable. */
   copyFromUser(addr: bigint, len: number): Uint8Array | null {
-    const a = toNum(addr);
-    if (a < 0 || !Number.isSafeInteger(len) || len < 0) return null;
+    return this.readUser(toNum(addr), len);
+  }
+
+  /** copyFromUser() at an address already a Number (-1: outside user space). */
+  readUser(a: number, len: number): Uint8Array | null {
+    if (a < 0 || a >= TASK_SIZE || !Number.isSafeInteger(len) || len < 0) return null;
     if (len === 0) return new Uint8Array(0);
+    const q = this.tlbLookup(a, len);
+    if (q >= 0) return this.core.u8.slice(q, q + len);
     if (this.accessibleLength(a, len, false) < len) return null;
     this.backing.fault(a, len, false);
-    return this.readRaw(a, len);
+    const out = this.readRaw(a, len);
+    if (len <= PAGE_SIZE) this.tlbFill(a);
+    return out;
   }
 
   /** copy_from_user into `dst[0, len)`: false, nothing copied, when any byte is not readable. */

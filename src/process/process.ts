@@ -245,7 +245,7 @@ export class Process implements Task {
     argInt("len", len, 0);
     const a = num(addr);
     if (a === -1 || !this.mmRef) return null;
-    return this.mmRef.memory.copyFromUser(BigInt(a), len);
+    return this.mmRef.memory.readUser(a, len);
   }
 
   // ---- files ----

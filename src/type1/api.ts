@@ -158,8 +158,12 @@ export class Type1Handle {
     /** The group fd. */
     readonly groupFd: number,
     private readonly scratch: bigint,
-  ) {}
+  ) {
+    this.scratchAt = Number(scratch);
+  }
 
+  /** The scratch address as a Number (below 2^47): the process's write and read take it without a BigInt conversion. */
+  private readonly scratchAt: number;
   private readonly mapBytes = new Uint8Array(DmaMap.SIZE);
   private readonly mapArgs = new DataView(this.mapBytes.buffer);
 
@@ -200,13 +204,13 @@ export class Type1Handle {
   }
 
   private call(cmd: number, bytes: Uint8Array): SyscallResult {
-    const w = this.proc.write(this.scratch, bytes);
+    const w = this.proc.write(this.scratchAt, bytes);
     if (w.ret < 0) return w;
     return this.proc.ioctl(this.fd, cmd, this.scratch);
   }
 
   private readBack(len: number): DataView {
-    const b = this.proc.read(this.scratch, len) ?? new Uint8Array(len);
+    const b = this.proc.read(this.scratchAt, len) ?? new Uint8Array(len);
     return new DataView(b.buffer, b.byteOffset, b.byteLength);
   }
 
