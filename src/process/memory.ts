@@ -131,8 +131,7 @@ export class UserMemory {
     const len = data.length;
     const q = this.tlbLookup(addr, len);
     if (q >= 0) {
-      const u8 = this.core.u8;
-      for (let k = 0; k < len; k++) u8[q + k] = data[k];
+      this.core.u8.set(data, q); // a memcpy: half the time of a byte loop into linear memory
       return true;
     }
     if (this.accessibleLength(addr, len, true) < len) return false;
@@ -331,8 +330,7 @@ export class UserMemory {
     if (a < 0) return data.length;
     const q = this.tlbLookup(a, data.length);
     if (q >= 0) {
-      const u8 = this.core.u8;
-      for (let k = 0; k < data.length; k++) u8[q + k] = data[k];
+      this.core.u8.set(data, q);
       return 0;
     }
     const n = this.accessibleLength(a, data.length, true);

@@ -17,6 +17,7 @@ import type { VfioIommu } from "./vfio-iommu";
 import { argBool, argInt, argObject, argULong } from "../util/args";
 import { WasmCore, isWasmCore, type CoreInput } from "../wasm/core";
 import { isWasmModule } from "../wasm/webassembly-types";
+import { LITTLE_ENDIAN } from "../util/endian";
 // Copied once: under a loader that wraps modules (tsx, esbuild) every read of an imported
 // binding is a getter call, and these are read on every MAP_DMA / UNMAP_DMA.
 const {
@@ -80,6 +81,8 @@ const failure = <T>(errno: number): KernelResult<T> => kernelFailure<T>(errno);
 
 /** result()'s value for calls that return nothing (one function, not a closure per call). */
 const noValue = (): undefined => undefined;
+/** result()'s value for a failed UNMAP_DMA (never called: failures carry no value). */
+const noUnmapped = (): { unmapped: bigint } => ({ unmapped: 0n });
 
 /** MAP_DMA arguments. `read`/`write` are from the device's point of view. */
 export interface MapDmaRequest {
@@ -166,6 +169,8 @@ export class Type1Handle {
   private readonly scratchAt: number;
   private readonly mapBytes = new Uint8Array(DmaMap.SIZE);
   private readonly mapArgs = new DataView(this.mapBytes.buffer);
+  /** The same bytes as u64 words (little-endian platforms): an inlined store per u64 field instead of a DataView call. */
+  private readonly mapWords = LITTLE_ENDIAN ? new BigUint64Array(this.mapBytes.buffer) : null;
 
   /** Opens /dev/vfio/vfio and the group, attaches it and sets the IOMMU type. */
   static open(proc: Process, opts: OpenType1Options = {}): KernelResult<Type1Handle> {
@@ -233,9 +238,16 @@ export class Type1Handle {
     const s = this.mapArgs;
     s.setUint32(DmaMap.argsz, DmaMap.SIZE, true);
     s.setUint32(DmaMap.flags, (read ? VFIO_DMA_MAP_FLAG_READ : 0) | (write ? VFIO_DMA_MAP_FLAG_WRITE : 0), true);
-    s.setBigUint64(DmaMap.vaddr, vaddr, true);
-    s.setBigUint64(DmaMap.iova, iova, true);
-    s.setBigUint64(DmaMap.size, size, true);
+    const w = this.mapWords;
+    if (w !== null) {
+      w[DmaMap.vaddr >> 3] = vaddr;
+      w[DmaMap.iova >> 3] = iova;
+      w[DmaMap.size >> 3] = size;
+    } else {
+      s.setBigUint64(DmaMap.vaddr, vaddr, true);
+      s.setBigUint64(DmaMap.iova, iova, true);
+      s.setBigUint64(DmaMap.size, size, true);
+    }
     return result(this.call(VFIO_IOMMU_MAP_DMA, this.mapBytes), noValue);
   }
 
@@ -252,20 +264,40 @@ export class Type1Handle {
   }
 
   private unmapRaw(flags: number, iova: bigint, size: bigint, bitmap?: UserBitmap): KernelResult<{ unmapped: bigint }> {
-    const len = bitmap ? DmaUnmap.SIZE + VfioBitmap.SIZE : DmaUnmap.SIZE;
+    if (!bitmap) return this.unmapPlain(flags, iova, size);
+    const len = DmaUnmap.SIZE + VfioBitmap.SIZE;
     const s = new DataView(new ArrayBuffer(len));
     s.setUint32(DmaUnmap.argsz, len, true);
     s.setUint32(DmaUnmap.flags, flags, true);
     s.setBigUint64(DmaUnmap.iova, field("req", "iova", iova), true);
     s.setBigUint64(DmaUnmap.size, field("req", "size", size), true);
-    if (bitmap) {
-      s.setBigUint64(DmaUnmap.data + VfioBitmap.pgsize, bitmap.pgsize, true);
-      s.setBigUint64(DmaUnmap.data + VfioBitmap.size, bitmap.size, true);
-      s.setBigUint64(DmaUnmap.data + VfioBitmap.data, bitmap.data, true);
-    }
+    s.setBigUint64(DmaUnmap.data + VfioBitmap.pgsize, bitmap.pgsize, true);
+    s.setBigUint64(DmaUnmap.data + VfioBitmap.size, bitmap.size, true);
+    s.setBigUint64(DmaUnmap.data + VfioBitmap.data, bitmap.data, true);
     const r = this.call(VFIO_IOMMU_UNMAP_DMA, new Uint8Array(s.buffer));
     return result(r, () => ({ unmapped: this.readBack(DmaUnmap.SIZE).getBigUint64(DmaUnmap.size, true) }));
   }
+
+  /**
+   * UNMAP_DMA without a bitmap, through one struct per handle (as mapDma): a VMM unmapping
+   * region by region makes thousands of these, and five allocations per call showed.
+   */
+  private unmapPlain(flags: number, iova: bigint, size: bigint): KernelResult<{ unmapped: bigint }> {
+    const b = this.unmapBytes;
+    const s = this.unmapArgs;
+    s.setUint32(DmaUnmap.argsz, DmaUnmap.SIZE, true);
+    s.setUint32(DmaUnmap.flags, flags, true);
+    s.setBigUint64(DmaUnmap.iova, field("req", "iova", iova), true);
+    s.setBigUint64(DmaUnmap.size, field("req", "size", size), true);
+    const r = this.call(VFIO_IOMMU_UNMAP_DMA, b);
+    if (r.ret < 0) return result(r, noUnmapped);
+    // The kernel copied the struct back with size = bytes unmapped.
+    if (!this.proc.copyFromUserInto(this.scratch, b, DmaUnmap.SIZE)) b.fill(0);
+    return { ok: true, value: { unmapped: s.getBigUint64(DmaUnmap.size, true) } };
+  }
+
+  private readonly unmapBytes = new Uint8Array(DmaUnmap.SIZE);
+  private readonly unmapArgs = new DataView(this.unmapBytes.buffer);
 
   /** VFIO_IOMMU_UNMAP_DMA: the bytes unmapped (v2: whole mappings only). */
   unmapDma(req: UnmapDmaRequest): KernelResult<{ unmapped: bigint }> {

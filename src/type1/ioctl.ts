@@ -8,6 +8,7 @@ import * as uapi from "../uapi/vfio";
 import type { Task } from "../process/task";
 import type { DmaMapArgs, DmaUnmapArgs, VfioBitmapArgs, VfioIommu } from "./vfio-iommu";
 import type { Type1Kernel } from "./options";
+import { LITTLE_ENDIAN } from "../util/endian";
 // Copied once: under a loader that wraps modules (tsx, esbuild) every read of an imported
 // binding is a getter call, and these are read on every MAP_DMA / UNMAP_DMA.
 const {
@@ -59,20 +60,34 @@ const u64 = (x: bigint): bigint => x & U64_MASK;
 /** Little-endian field access on a copied struct. */
 class Struct {
   readonly dv: DataView;
-  constructor(readonly bytes: Uint8Array) {
+  /**
+   * With `words` (the reused MAP/UNMAP_DMA structs): the bytes as u64 words, for the
+   * aligned u64 fields. A BigUint64Array element load is inlined where a DataView's
+   * getBigUint64 is a call, about 30 ns less per field.
+   */
+  private readonly w64: BigUint64Array | null;
+  constructor(
+    readonly bytes: Uint8Array,
+    words = false,
+  ) {
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.w64 = words && LITTLE_ENDIAN && bytes.byteOffset % 8 === 0 ? new BigUint64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 3) : null;
   }
   u32(off: number): number {
     return this.dv.getUint32(off, true);
   }
   u64(off: number): bigint {
-    return this.dv.getBigUint64(off, true);
+    const w = this.w64;
+    return w !== null && (off & 7) === 0 ? w[off >> 3] : this.dv.getBigUint64(off, true);
   }
   setU32(off: number, v: number): void {
     this.dv.setUint32(off, v >>> 0, true);
   }
+  /** Stores v modulo 2^64 (both stores wrap as BigInt.asUintN(64, v)). */
   setU64(off: number, v: bigint): void {
-    this.dv.setBigUint64(off, u64(v), true);
+    const w = this.w64;
+    if (w !== null && (off & 7) === 0) w[off >> 3] = v;
+    else this.dv.setBigUint64(off, v, true);
   }
   setU16(off: number, v: number): void {
     this.dv.setUint16(off, v, true);
@@ -90,7 +105,7 @@ function copyStruct(task: Task, addr: bigint, len: number): Struct | null {
  * before calling into the backend (which may call out, e.g. to dma_unmap notifiers that
  * issue ioctls of their own), so nothing is read from it after that.
  */
-const argStruct = new Struct(new Uint8Array(DmaMap.SIZE));
+const argStruct = new Struct(new Uint8Array(DmaMap.SIZE), true);
 
 /** copy_from_user() of `len` (<= DmaMap.SIZE) bytes into argStruct; false for -EFAULT. */
 function copyArgStruct(task: Task, addr: bigint, len: number): boolean {
@@ -102,7 +117,7 @@ function copyArgStruct(task: Task, addr: bigint, len: number): boolean {
 }
 
 /** The UNMAP_DMA struct copied back to user space (filled just before each copy). */
-const unmapOut = new Struct(new Uint8Array(DmaUnmap.SIZE));
+const unmapOut = new Struct(new Uint8Array(DmaUnmap.SIZE), true);
 
 /** verify_bitmap_size(). */
 function verifyBitmapSize(npages: bigint, bitmapSize: bigint): number {
