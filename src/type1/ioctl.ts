@@ -242,9 +242,28 @@ function mapDma(iommu: VfioIommu, task: Task, arg: bigint): number {
   m.flags = flags;
   m.vaddr = s.u64(DmaMap.vaddr);
   m.iova = s.u64(DmaMap.iova);
-  m.size = s.u64(DmaMap.size);
+  m.size = sameSize(s);
   return iommu.vfioDmaDoMap(task, m);
 }
+
+/**
+ * MAP_DMA's size as a bigint, the previous call's object when the bits are the same: a VMM
+ * maps many regions of one size, and each dma keeps its size, so one shared BigInt instead
+ * of one per mapping for the GC to copy.
+ */
+function sameSize(s: Struct): bigint {
+  const lo = s.u32(DmaMap.size);
+  const hi = s.u32(DmaMap.size + 4);
+  if (lo !== lastSizeLo || hi !== lastSizeHi) {
+    lastSize = s.u64(DmaMap.size);
+    lastSizeLo = lo;
+    lastSizeHi = hi;
+  }
+  return lastSize;
+}
+let lastSize = 0n;
+let lastSizeLo = 0;
+let lastSizeHi = 0;
 
 /** MAP_DMA's decoded arguments, one object rewritten per call (vfio_dma_do_map() reads them before anything can call out). */
 const mapArgs: DmaMapArgs = { flags: 0, vaddr: 0n, iova: 0n, size: 0n };
