@@ -41,19 +41,19 @@ export class RangeDomain implements IommuDomain {
   private readonly minPageMask: bigint;
   private readonly apertureEnd: bigint;
 
-  /** Index of the first extent whose end is above `iova`. */
-  private lowerBound(iova: bigint): number {
-    return this.extents.firstEndAbove(iova);
+  /** Index of the first extent whose end is above `iova` (`key`: Number(iova)). */
+  private lowerBound(iova: bigint, key?: number): number {
+    return this.extents.firstEndAbove(iova, key);
   }
 
-  map(iova: bigint, paddr: bigint, size: bigint, prot: IommuProt): number {
+  map(iova: bigint, paddr: bigint, size: bigint, prot: IommuProt, iovaKey: number = Number(iova)): number {
     if (size <= 0n || ((iova | paddr | size) & this.minPageMask) !== 0n) return -Errno.EINVAL;
     const end = iova + size;
     if (iova < this.aperture.start || end > this.apertureEnd) return -Errno.EINVAL;
-    const i = this.lowerBound(iova);
+    const i = this.lowerBound(iova, iovaKey);
     const next = this.extents.at(i);
     if (next && next.iova < end) return -Errno.EEXIST;
-    this.extents.insertAt(i, { iova, size, end, paddr, prot });
+    this.extents.insertAt(i, { iova, size, end, paddr, prot }, iovaKey);
     return 0;
   }
 

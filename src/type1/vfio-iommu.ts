@@ -199,17 +199,18 @@ export class VfioIommu implements DirtyBitmapHost {
 
   // ------------------------------------------------------------------ dma tree
 
-  /** Index of the first dma whose end is above `start` (the lowest dma that may overlap [start, ...)). */
-  private lowerBound(start: bigint): number {
-    return this.dmaList.firstEndAbove(start);
+  /** Index of the first dma whose end is above `start` (the lowest dma that may overlap [start, ...)); `key`: Number(start). */
+  private lowerBound(start: bigint, key?: number): number {
+    return this.dmaList.firstEndAbove(start, key);
   }
 
   /**
    * vfio_find_dma(): a dma overlapping [start, start+size). 6.1 compares with an exclusive
    * end computed in u64 (a sum that wraps to 0 finds nothing); 6.18+ uses inclusive ends.
+   * `startKey`: Number(start), when the caller has it.
    */
-  vfioFindDma(start: bigint, size: bigint): VfioDma | null {
-    const i = this.lowerBound(start);
+  vfioFindDma(start: bigint, size: bigint, startKey?: number): VfioDma | null {
+    const i = this.lowerBound(start, startKey);
     this.findDmaIndex = i;
     const d = this.dmaList.at(i)!;
     if (!d) return null;
@@ -236,12 +237,13 @@ export class VfioIommu implements DirtyBitmapHost {
    * vfio_link_dma(). `hint` is where MAP_DMA's vfio_find_dma() search stopped (the first dma
    * ending above dma.iova): the insertion point whenever nothing overlaps, which is checked
    * with one comparison, since a range whose end wraps can overlap undetected in 6.1.
+   * `key`: Number(dma.iova), when the caller has it.
    */
-  private vfioLinkDma(dma: VfioDma, hint = -1): void {
+  private vfioLinkDma(dma: VfioDma, hint = -1, key?: number): void {
     this.dirtyGen++;
     const list = this.dmaList;
-    const at = hint >= 0 && (hint === list.length || list.at(hint)!.iova >= dma.iova) ? hint : list.firstIovaAtOrAbove(dma.iova);
-    list.insertAt(at, dma);
+    const at = hint >= 0 && (hint === list.length || list.at(hint)!.iova >= dma.iova) ? hint : list.firstIovaAtOrAbove(dma.iova, key);
+    list.insertAt(at, dma, key);
   }
 
   /** vfio_unlink_dma(). `hint`: the dma's index when the caller has it (UNMAP_DMA's walk), checked. */
@@ -302,7 +304,7 @@ export class VfioIommu implements DirtyBitmapHost {
    * Returns the pages pinned (the run starts at `pfnBase`), or -errno with nothing left
    * pinned or charged.
    */
-  vfioPinPagesRemote(current: Task, dma: VfioDma, vaddr: bigint, npage: number, limit: bigint): number {
+  vfioPinPagesRemote(current: Task, dma: VfioDma, vaddr: bigint, npage: number, limit: number): number {
     const mm = current.mm;
     if (!mm) return -Errno.ENODEV;
     let max = this.opts.disableHugepages ? 1 : npage;
@@ -311,7 +313,7 @@ export class VfioIommu implements DirtyBitmapHost {
     // dma's vaddr on, the limit being checked page by page as the batch is consumed. A map
     // that fails on the limit has faulted exactly the batches it started, which shows later
     // (THP vs huge zero page). When no charge can fail here the cap changes nothing visible.
-    if (!dma.lockCap && limit - BigInt(mm.lockedVm) < BigInt(npage)) {
+    if (!dma.lockCap && limit - mm.lockedVm < npage) {
       const off = (vaddr - dma.vaddr) >> PSHIFT;
       max = Math.min(max, Number((off / VFIO_BATCH_MAX_CAPACITY + 1n) * VFIO_BATCH_MAX_CAPACITY - off));
     }
@@ -346,18 +348,21 @@ export class VfioIommu implements DirtyBitmapHost {
   private pfnBase = 0n;
   private pfnBaseReserved = false;
 
-  /** RLIMIT_MEMLOCK in pages for `task` (the shift is made once per limit value, not per MAP_DMA). */
-  private memlockPages(task: Task): bigint {
+  /**
+   * RLIMIT_MEMLOCK in pages for `task`, a Number (exact: below 2^52), so the limit checks
+   * compare Numbers. The shift and conversion are made once per limit value, not per MAP_DMA.
+   */
+  private memlockPages(task: Task): number {
     const rlim = task.rlimitMemlock();
     if (rlim !== this.memlockFor) {
       this.memlockFor = rlim;
-      this.memlockLimit = rlim >> PSHIFT;
+      this.memlockLimit = Number(rlim >> PSHIFT);
     }
     return this.memlockLimit;
   }
 
   private memlockFor = -1n;
-  private memlockLimit = 0n;
+  private memlockLimit = 0;
 
   /** vfio_unpin_pages_remote(): unpins a run; with accounting, uncharges what no vfio_pfn holds. */
   vfioUnpinPagesRemote(dma: VfioDma, iova: bigint, npage: number, reserved: boolean, doAccounting: boolean): number {
@@ -368,10 +373,10 @@ export class VfioIommu implements DirtyBitmapHost {
     return unlocked;
   }
 
-  /** vfio_iommu_map(): maps a run into every domain, unwinding the ones done on failure. */
-  private vfioIommuMap(iova: bigint, phys: bigint, size: bigint, prot: number): number {
+  /** vfio_iommu_map(): maps a run into every domain, unwinding the ones done on failure. `iovaKey`: Number(iova) if known. */
+  private vfioIommuMap(iova: bigint, phys: bigint, size: bigint, prot: number, iovaKey?: number): number {
     for (let i = 0; i < this.domainList.length; i++) {
-      const r = this.domainList[i].domain.map(iova, phys, size, prot | IOMMU_CACHE);
+      const r = this.domainList[i].domain.map(iova, phys, size, prot | IOMMU_CACHE, iovaKey);
       if (r < 0) {
         for (let j = i - 1; j >= 0; j--) this.domainList[j].domain.unmap(iova, size);
         return r;
@@ -380,8 +385,11 @@ export class VfioIommu implements DirtyBitmapHost {
     return 0;
   }
 
-  /** vfio_pin_map_dma(): pin and map [dma.iova, +mapSize) run by run; all or nothing. */
-  private vfioPinMapDma(current: Task, dma: VfioDma, mapSize: bigint): number {
+  /**
+   * vfio_pin_map_dma(): pin and map [dma.iova, +mapSize) run by run; all or nothing.
+   * `iovaKey`: Number(dma.iova), handed to the domains with the first run.
+   */
+  private vfioPinMapDma(current: Task, dma: VfioDma, mapSize: bigint, iovaKey?: number): number {
     this.lock.assertHeld();
     const limit = this.memlockPages(current);
     let size = mapSize;
@@ -399,7 +407,7 @@ export class VfioIommu implements DirtyBitmapHost {
       // Most maps pin in one run: then the run is the whole rest (no product, no difference).
       const bytes = r === npage ? size : BigInt(r) * PAGE;
       const iova = dma.end;
-      const m = this.vfioIommuMap(iova, phys, bytes, dma.prot);
+      const m = this.vfioIommuMap(iova, phys, bytes, dma.prot, iova === dma.iova ? iovaKey : undefined);
       if (m < 0) {
         this.vfioUnpinPagesRemote(dma, iova, r, reserved, true);
         ret = m;
@@ -473,7 +481,9 @@ export class VfioIommu implements DirtyBitmapHost {
       if (size === 0n || ((size | iova | vaddr) & this.pgmask()) !== 0n) return -Errno.EINVAL;
       if (!overflowChecks && (wrapsU64(iova, size) || wrapsU64(vaddr, size))) return this.wrapErrno;
 
-      const found = this.vfioFindDma(iova, size);
+      // Number(iova) once: the dma list's and the domains' searches and inserts key on it.
+      const iovaKey = Number(iova);
+      const found = this.vfioFindDma(iova, size, iovaKey);
       if (setVaddr) {
         if (!found) return -Errno.ENOENT;
         if (!found.vaddrInvalid || found.iova !== iova || found.size !== size) return -Errno.EINVAL;
@@ -494,10 +504,10 @@ export class VfioIommu implements DirtyBitmapHost {
 
       const dma = new VfioDma(iova, vaddr, prot, current, mm, current.capable(CAP_IPC_LOCK));
       this.dmaAvail--;
-      this.vfioLinkDma(dma, this.findDmaIndex);
+      this.vfioLinkDma(dma, this.findDmaIndex, iovaKey);
       let ret = 0;
       if (this.domainList.length === 0) dma.size = size;
-      else ret = this.vfioPinMapDma(current, dma, size);
+      else ret = this.vfioPinMapDma(current, dma, size, iovaKey);
       if (ret === 0 && this.dirtyPageTracking) {
         ret = this.vfioDmaBitmapAlloc(dma, pgsize);
         if (ret) this.vfioRemoveDma(dma);
@@ -953,7 +963,7 @@ export class VfioIommu implements DirtyBitmapHost {
       const runs: PinnedRun[] = [];
       pinned.set(dma, runs);
       let off = 0n;
-      const limit = dma.task.rlimitMemlock() >> PSHIFT;
+      const limit = this.memlockPages(dma.task);
       while (off < dma.size) {
         const r = this.vfioPinPagesRemote(dma.task, dma, dma.vaddr + off, Number((dma.size - off) >> PSHIFT), limit);
         if (r < 0) return unwind(r);
