@@ -6,13 +6,24 @@ import { Errno } from "../uapi/errno";
 import { IovaList } from "../util/sorted-list";
 import type { IommuDomain, IommuProt, IovaRange } from "./domain";
 
-interface Extent {
-  iova: bigint;
-  size: bigint;
-  /** iova + size, kept so searches compare without computing a sum (a new BigInt) per probe. */
-  end: bigint;
-  paddr: bigint;
-  prot: IommuProt;
+/**
+ * One mapped extent. A VMM keeps tens of thousands alive, which the GC copies, so `end` is
+ * computed when asked (a search asks once: IovaList compares Number keys per probe) rather
+ * than kept as one more BigInt per extent; iova, size and paddr are usually the caller's
+ * BigInts (type1 passes its dma's), so an extent costs one small object.
+ */
+class Extent {
+  constructor(
+    readonly iova: bigint,
+    readonly size: bigint,
+    readonly paddr: bigint,
+    readonly prot: IommuProt,
+  ) {}
+
+  /** iova + size (exclusive). */
+  get end(): bigint {
+    return this.iova + this.size;
+  }
 }
 
 /** Parameters of a RangeDomain. */
@@ -53,7 +64,7 @@ export class RangeDomain implements IommuDomain {
     const i = this.lowerBound(iova, iovaKey);
     const next = this.extents.at(i);
     if (next && next.iova < end) return -Errno.EEXIST;
-    this.extents.insertAt(i, { iova, size, end, paddr, prot }, iovaKey);
+    this.extents.insertAt(i, new Extent(iova, size, paddr, prot), iovaKey);
     return 0;
   }
 
@@ -65,12 +76,13 @@ export class RangeDomain implements IommuDomain {
       const i = this.lowerBound(pos);
       const e = this.extents.at(i);
       if (!e || e.iova > pos) break;
-      const stop = e.end < end ? e.end : end;
+      const eEnd = e.end;
+      const stop = eEnd < end ? eEnd : end;
       const cut = stop - pos;
       // Split the extent into the parts before and after [pos, stop).
       this.extents.removeAt(i);
-      if (stop < e.end) this.extents.insertAt(i, { iova: stop, size: e.end - stop, end: e.end, paddr: e.paddr + (stop - e.iova), prot: e.prot });
-      if (e.iova < pos) this.extents.insertAt(i, { iova: e.iova, size: pos - e.iova, end: pos, paddr: e.paddr, prot: e.prot });
+      if (stop < eEnd) this.extents.insertAt(i, new Extent(stop, eEnd - stop, e.paddr + (stop - e.iova), e.prot));
+      if (e.iova < pos) this.extents.insertAt(i, new Extent(e.iova, pos - e.iova, e.paddr, e.prot));
       pos = stop;
       done += cut;
     }

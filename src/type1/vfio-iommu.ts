@@ -397,7 +397,9 @@ export class VfioIommu implements DirtyBitmapHost {
     while (size > 0n) {
       // size is page-aligned: below 2^53 a Number divides it exactly, with no BigInt shift.
       const npage = size < NO_WRAP_LIMIT ? u64ToNumber(size) / PAGE_SIZE : u64ToNumber(size >> PSHIFT);
-      const r = this.vfioPinPagesRemote(current, dma, dma.size === 0n ? dma.vaddr : dma.vaddr + dma.size, npage, limit);
+      // The first run starts at the dma's own iova and vaddr (no sums).
+      const first = dma.size === 0n;
+      const r = this.vfioPinPagesRemote(current, dma, first ? dma.vaddr : dma.vaddr + dma.size, npage, limit);
       if (r < 0) {
         ret = r;
         break;
@@ -406,8 +408,8 @@ export class VfioIommu implements DirtyBitmapHost {
       const reserved = this.pfnBaseReserved;
       // Most maps pin in one run: then the run is the whole rest (no product, no difference).
       const bytes = r === npage ? size : BigInt(r) * PAGE;
-      const iova = dma.end;
-      const m = this.vfioIommuMap(iova, phys, bytes, dma.prot, iova === dma.iova ? iovaKey : undefined);
+      const iova = first ? dma.iova : dma.end;
+      const m = this.vfioIommuMap(iova, phys, bytes, dma.prot, first ? iovaKey : undefined);
       if (m < 0) {
         this.vfioUnpinPagesRemote(dma, iova, r, reserved, true);
         ret = m;
@@ -415,7 +417,7 @@ export class VfioIommu implements DirtyBitmapHost {
       }
       dma.addRun(dma.size, phys, r, reserved);
       size = bytes === size ? 0n : size - bytes;
-      dma.size = dma.size === 0n ? bytes : dma.size + bytes;
+      dma.size = first ? bytes : dma.size + bytes;
     }
     dma.iommuMapped = true;
     this.dirtyGen++;
