@@ -4,6 +4,7 @@
  */
 import { Errno } from "../uapi/errno";
 import { IovaList } from "../util/sorted-list";
+import { bigintToNumber } from "../util/u64";
 import type { IommuDomain, IommuProt, IovaRange } from "./domain";
 
 /**
@@ -57,14 +58,15 @@ export class RangeDomain implements IommuDomain {
     return this.extents.firstEndAbove(iova, key);
   }
 
-  map(iova: bigint, paddr: bigint, size: bigint, prot: IommuProt, iovaKey: number = Number(iova)): number {
+  map(iova: bigint, paddr: bigint, size: bigint, prot: IommuProt, iovaKey?: number): number {
     if (size <= 0n || ((iova | paddr | size) & this.minPageMask) !== 0n) return -Errno.EINVAL;
     const end = iova + size;
     if (iova < this.aperture.start || end > this.apertureEnd) return -Errno.EINVAL;
-    const i = this.lowerBound(iova, iovaKey);
+    const key = iovaKey ?? bigintToNumber(iova);
+    const i = this.lowerBound(iova, key);
     const next = this.extents.at(i);
     if (next && next.iova < end) return -Errno.EEXIST;
-    this.extents.insertAt(i, new Extent(iova, size, paddr, prot), iovaKey);
+    this.extents.insertAt(i, new Extent(iova, size, paddr, prot), key);
     return 0;
   }
 

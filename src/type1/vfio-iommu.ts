@@ -24,7 +24,7 @@ import * as mmConsts from "../process/mm";
 import { PAGE_SHIFT, PAGE_SIZE } from "../process/vma";
 import { Mutex } from "./lock";
 import { IovaList } from "../util/sorted-list";
-import { numberToU64, u64ToNumber } from "../util/u64";
+import { bigintToNumber, numberToU64, u64ToNumber } from "../util/u64";
 import { VfioDma, type PinnedRun, type VfioPfn } from "./dma";
 import { DEFAULT_TYPE1_OPTIONS, Type1Kernel, Type1Options, type1Kernel } from "./options";
 import { mmLockAcct, vfioLockAcctWorkqueue } from "./lock-acct";
@@ -484,7 +484,7 @@ export class VfioIommu implements DirtyBitmapHost {
       if (!overflowChecks && (wrapsU64(iova, size) || wrapsU64(vaddr, size))) return this.wrapErrno;
 
       // Number(iova) once: the dma list's and the domains' searches and inserts key on it.
-      const iovaKey = Number(iova);
+      const iovaKey = bigintToNumber(iova);
       const found = this.vfioFindDma(iova, size, iovaKey);
       if (setVaddr) {
         if (!found) return -Errno.ENOENT;

@@ -14,6 +14,8 @@
  * (at 64,000 mappings in random order that was a third of a MAP_DMA), and compares BigInts
  * only where the rounding of addresses at or above 2^53 leaves a tie.
  */
+import { bigintToNumber } from "./u64";
+
 const CHUNK = 256;
 
 /** An item with an iova range [iova, end), for the written-out searches. */
@@ -333,7 +335,7 @@ export class IovaList<T extends IovaExtent> extends ChunkedList<T> {
    * lowerBound((v) => v.iova >= x): the first item at or above x. `xn` is Number(x), passed
    * by a caller that already has it (a conversion costs more than the search's compares).
    */
-  firstIovaAtOrAbove(x: bigint, xn: number = Number(x)): number {
+  firstIovaAtOrAbove(x: bigint, xn: number = bigintToNumber(x)): number {
     return this.firstIova(x, false, xn) ? this.found(this.foundChunk, this.foundOffset) : this.count;
   }
 
@@ -342,7 +344,7 @@ export class IovaList<T extends IovaExtent> extends ChunkedList<T> {
    * that is the last item starting at or below x when it reaches past x, else the first
    * one starting above x. `xn` is Number(x), as for firstIovaAtOrAbove.
    */
-  firstEndAbove(x: bigint, xn: number = Number(x)): number {
+  firstEndAbove(x: bigint, xn: number = bigintToNumber(x)): number {
     let c: number;
     let k: number;
     if (this.firstIova(x, true, xn)) {
@@ -364,5 +366,5 @@ export class IovaList<T extends IovaExtent> extends ChunkedList<T> {
   }
 }
 
-/** IovaList's key: the iova as the nearest Number (computed once per insert). */
-const iovaKey = (v: IovaExtent): number => Number(v.iova);
+/** IovaList's key: the iova as the nearest Number, Number(iova) (computed once per insert). */
+const iovaKey = (v: IovaExtent): number => bigintToNumber(v.iova);
