@@ -53,6 +53,8 @@ const u64 = (x: bigint): bigint => x & U64_MASK;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** 2^53: below it, `a + size - 1` cannot wrap a u64, so no sum needs computing. */
 const NO_WRAP_LIMIT = 1n << 53n;
+/** NO_WRAP_LIMIT as a Number: below it a Number holds a u64 exactly. */
+const NO_WRAP_LIMIT_N = 2 ** 53;
 
 /** Whether `a + size - 1` wraps past U64_MAX, for size >= 1 (the u64(a + size - 1) < a test). */
 const wrapsU64 = (a: bigint, size: bigint): boolean => (a >= NO_WRAP_LIMIT || size >= NO_WRAP_LIMIT) && u64(a + size - 1n) < a;
@@ -176,6 +178,7 @@ export class VfioIommu implements DirtyBitmapHost {
       this.pgsizeFor = this.pgsizeBitmap;
       this.pgsizeLow = this.pgsizeBitmap & -this.pgsizeBitmap;
       this.pgsizeMask = this.pgsizeLow - 1n;
+      this.pgsizeMaskN = this.pgsizeMask >= 0n && this.pgsizeMask < 0x8000_0000n ? Number(this.pgsizeMask) : -1;
     }
     return this.pgsizeLow;
   }
@@ -190,6 +193,8 @@ export class VfioIommu implements DirtyBitmapHost {
   private pgsizeFor = -1n;
   private pgsizeLow = 0n;
   private pgsizeMask = 0n;
+  /** pgsizeMask as a Number when it fits an int32 (so `&` on Numbers applies it), else -1. */
+  private pgsizeMaskN = -1;
 
   private pgshift(): number {
     let s = 0;
@@ -467,24 +472,33 @@ export class VfioIommu implements DirtyBitmapHost {
     if (msiFlag !== null && (map.flags & msiFlag) !== 0) return this.vfioRegisterMsiIova(current, map);
     const setVaddr = (map.flags & VFIO_DMA_MAP_FLAG_VADDR) !== 0;
     const { iova, vaddr, size } = map;
+    // The three as Numbers (Number(x)): iovaKey keys the dma list's and the domains'
+    // searches and inserts. When all three are below 2^53 (every address a VMM maps) they
+    // are exact, nothing can wrap (both wrap checks are false) and the alignment check
+    // masks Numbers; otherwise the BigInt checks decide.
+    const iovaKey = bigintToNumber(iova);
+    const vaddrN = bigintToNumber(vaddr);
+    const sizeN = bigintToNumber(size);
+    const exact = iovaKey >= 0 && iovaKey < NO_WRAP_LIMIT_N && vaddrN >= 0 && vaddrN < NO_WRAP_LIMIT_N && sizeN >= 0 && sizeN < NO_WRAP_LIMIT_N;
     let prot = 0;
     if (map.flags & VFIO_DMA_MAP_FLAG_WRITE) prot |= IOMMU_WRITE;
     if (map.flags & VFIO_DMA_MAP_FLAG_READ) prot |= IOMMU_READ;
     const overflowChecks = this.kernel.overflowChecks;
     if (overflowChecks) {
       if (size === 0n) return -Errno.EINVAL;
-      if (wrapsU64(iova, size) || wrapsU64(vaddr, size)) return -Errno.EOVERFLOW;
+      if (!exact && (wrapsU64(iova, size) || wrapsU64(vaddr, size))) return -Errno.EOVERFLOW;
     }
     if ((prot && setVaddr) || (!prot && !setVaddr)) return -Errno.EINVAL;
 
     this.lock.lock();
     try {
       const pgsize = this.pgsize();
-      if (size === 0n || ((size | iova | vaddr) & this.pgmask()) !== 0n) return -Errno.EINVAL;
-      if (!overflowChecks && (wrapsU64(iova, size) || wrapsU64(vaddr, size))) return this.wrapErrno;
+      const maskN = this.pgsizeMaskN;
+      // `|` and `&` on Numbers below 2^53 work on their low 32 bits exactly, and the mask fits there.
+      const misaligned = exact && maskN >= 0 ? ((sizeN | iovaKey | vaddrN) & maskN) !== 0 : ((size | iova | vaddr) & this.pgmask()) !== 0n;
+      if (size === 0n || misaligned) return -Errno.EINVAL;
+      if (!overflowChecks && !exact && (wrapsU64(iova, size) || wrapsU64(vaddr, size))) return this.wrapErrno;
 
-      // Number(iova) once: the dma list's and the domains' searches and inserts key on it.
-      const iovaKey = bigintToNumber(iova);
       const found = this.vfioFindDma(iova, size, iovaKey);
       if (setVaddr) {
         if (!found) return -Errno.ENOENT;
