@@ -273,6 +273,29 @@ export class VfioIommu implements DirtyBitmapHost {
     return false;
   }
 
+  /**
+   * vfioIommuIovaDmaValid() for a start and inclusive end below 2^53 given as Numbers
+   * (exact). The windows are compared as Numbers too: for an exact x and any u64 b, x <= b
+   * exactly when x <= Number(b), since a b at or above 2^53 rounds to at least 2^53.
+   */
+  private iovaDmaValidN(start: number, end: number): boolean {
+    const list = this.iovaList;
+    if (list.length === 0) return true;
+    // iovaList is replaced, never changed in place (attach and detach build a new one).
+    if (list !== this.windowsFor) {
+      this.windowsFor = list;
+      this.windowsN = [];
+      for (const w of list) this.windowsN.push(bigintToNumber(w.start), bigintToNumber(w.end));
+    }
+    const w = this.windowsN;
+    for (let i = 0; i < w.length; i += 2) if (w[i] <= start && end <= w[i + 1]) return true;
+    return false;
+  }
+
+  /** iovaDmaValidN()'s windows as [start, end] Number pairs, and the list they were made from. */
+  private windowsFor: IovaRange[] | null = null;
+  private windowsN: number[] = [];
+
   // ------------------------------------------------------------------ accounting and pinning
 
   /**
@@ -514,7 +537,9 @@ export class VfioIommu implements DirtyBitmapHost {
       }
       if (found) return -Errno.EEXIST;
       if (this.dmaAvail === 0) return -Errno.ENOSPC;
-      if (!this.vfioIommuIovaDmaValid(iova, iova + size - 1n)) return -Errno.EINVAL;
+      // Below 2^53 (the end too: a rounded sum is at least 2^53 when the exact one is) in Numbers.
+      const valid = exact && iovaKey + sizeN < NO_WRAP_LIMIT_N ? this.iovaDmaValidN(iovaKey, iovaKey + sizeN - 1) : this.vfioIommuIovaDmaValid(iova, iova + size - 1n);
+      if (!valid) return -Errno.EINVAL;
       const mm = current.mm;
       if (!mm) return -Errno.ENODEV;
 
