@@ -8,23 +8,19 @@ import { bigintToNumber } from "../util/u64";
 import type { IommuDomain, IommuProt, IovaRange } from "./domain";
 
 /**
- * One mapped extent. A VMM keeps tens of thousands alive, which the GC copies, so `end` is
- * computed when asked (a search asks once: IovaList compares Number keys per probe) rather
- * than kept as one more BigInt per extent; iova, size and paddr are usually the caller's
- * BigInts (type1 passes its dma's), so an extent costs one small object.
+ * One mapped extent. iova, size and paddr are usually the caller's BigInts (type1 passes its
+ * dma's); `end` is the sum map() computes for its checks anyway, kept because UNMAP_DMA's
+ * walk and every search ask for it.
  */
 class Extent {
   constructor(
     readonly iova: bigint,
     readonly size: bigint,
+    /** iova + size (exclusive). */
+    readonly end: bigint,
     readonly paddr: bigint,
     readonly prot: IommuProt,
   ) {}
-
-  /** iova + size (exclusive). */
-  get end(): bigint {
-    return this.iova + this.size;
-  }
 }
 
 /** Parameters of a RangeDomain. */
@@ -66,7 +62,7 @@ export class RangeDomain implements IommuDomain {
     const i = this.lowerBound(iova, key);
     const next = this.extents.at(i);
     if (next && next.iova < end) return -Errno.EEXIST;
-    this.extents.insertAt(i, new Extent(iova, size, paddr, prot), key);
+    this.extents.insertAt(i, new Extent(iova, size, end, paddr, prot), key);
     return 0;
   }
 
@@ -83,8 +79,8 @@ export class RangeDomain implements IommuDomain {
       const cut = stop - pos;
       // Split the extent into the parts before and after [pos, stop).
       this.extents.removeAt(i);
-      if (stop < eEnd) this.extents.insertAt(i, new Extent(stop, eEnd - stop, e.paddr + (stop - e.iova), e.prot));
-      if (e.iova < pos) this.extents.insertAt(i, new Extent(e.iova, pos - e.iova, e.paddr, e.prot));
+      if (stop < eEnd) this.extents.insertAt(i, new Extent(stop, eEnd - stop, eEnd, e.paddr + (stop - e.iova), e.prot));
+      if (e.iova < pos) this.extents.insertAt(i, new Extent(e.iova, pos - e.iova, pos, e.paddr, e.prot));
       pos = stop;
       done += cut;
     }
