@@ -57,9 +57,10 @@ export interface IommuDomain {
   /**
    * iommu_map(): maps [iova, iova+size) to [paddr, paddr+size). Both must be aligned to the
    * smallest page size; returns 0, -EINVAL (alignment, outside the aperture), -EEXIST
-   * (already mapped) or -ENOMEM. Nothing is mapped on failure.
+   * (already mapped) or -ENOMEM. Nothing is mapped on failure. `iovaKey`: Number(iova),
+   * when the caller has it (a domain that keys its mappings by Number need not convert again).
    */
-  map(iova: bigint, paddr: bigint, size: bigint, prot: IommuProt): number;
+  map(iova: bigint, paddr: bigint, size: bigint, prot: IommuProt, iovaKey?: number): number;
   /**
    * iommu_unmap(): unmaps from `iova` up to `size` bytes and returns the bytes unmapped
    * (stops at the first hole).

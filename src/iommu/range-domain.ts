@@ -4,15 +4,23 @@
  */
 import { Errno } from "../uapi/errno";
 import { IovaList } from "../util/sorted-list";
+import { bigintToNumber } from "../util/u64";
 import type { IommuDomain, IommuProt, IovaRange } from "./domain";
 
-interface Extent {
-  iova: bigint;
-  size: bigint;
-  /** iova + size, kept so searches compare without computing a sum (a new BigInt) per probe. */
-  end: bigint;
-  paddr: bigint;
-  prot: IommuProt;
+/**
+ * One mapped extent. iova, size and paddr are usually the caller's BigInts (type1 passes its
+ * dma's); `end` is the sum map() computes for its checks anyway, kept because UNMAP_DMA's
+ * walk and every search ask for it.
+ */
+class Extent {
+  constructor(
+    readonly iova: bigint,
+    readonly size: bigint,
+    /** iova + size (exclusive). */
+    readonly end: bigint,
+    readonly paddr: bigint,
+    readonly prot: IommuProt,
+  ) {}
 }
 
 /** Parameters of a RangeDomain. */
@@ -41,19 +49,20 @@ export class RangeDomain implements IommuDomain {
   private readonly minPageMask: bigint;
   private readonly apertureEnd: bigint;
 
-  /** Index of the first extent whose end is above `iova`. */
-  private lowerBound(iova: bigint): number {
-    return this.extents.firstEndAbove(iova);
+  /** Index of the first extent whose end is above `iova` (`key`: Number(iova)). */
+  private lowerBound(iova: bigint, key?: number): number {
+    return this.extents.firstEndAbove(iova, key);
   }
 
-  map(iova: bigint, paddr: bigint, size: bigint, prot: IommuProt): number {
+  map(iova: bigint, paddr: bigint, size: bigint, prot: IommuProt, iovaKey?: number): number {
     if (size <= 0n || ((iova | paddr | size) & this.minPageMask) !== 0n) return -Errno.EINVAL;
     const end = iova + size;
     if (iova < this.aperture.start || end > this.apertureEnd) return -Errno.EINVAL;
-    const i = this.lowerBound(iova);
+    const key = iovaKey ?? bigintToNumber(iova);
+    const i = this.lowerBound(iova, key);
     const next = this.extents.at(i);
     if (next && next.iova < end) return -Errno.EEXIST;
-    this.extents.insertAt(i, { iova, size, end, paddr, prot });
+    this.extents.insertAt(i, new Extent(iova, size, end, paddr, prot), key);
     return 0;
   }
 
@@ -65,12 +74,13 @@ export class RangeDomain implements IommuDomain {
       const i = this.lowerBound(pos);
       const e = this.extents.at(i);
       if (!e || e.iova > pos) break;
-      const stop = e.end < end ? e.end : end;
+      const eEnd = e.end;
+      const stop = eEnd < end ? eEnd : end;
       const cut = stop - pos;
       // Split the extent into the parts before and after [pos, stop).
       this.extents.removeAt(i);
-      if (stop < e.end) this.extents.insertAt(i, { iova: stop, size: e.end - stop, end: e.end, paddr: e.paddr + (stop - e.iova), prot: e.prot });
-      if (e.iova < pos) this.extents.insertAt(i, { iova: e.iova, size: pos - e.iova, end: pos, paddr: e.paddr, prot: e.prot });
+      if (stop < eEnd) this.extents.insertAt(i, new Extent(stop, eEnd - stop, eEnd, e.paddr + (stop - e.iova), e.prot));
+      if (e.iova < pos) this.extents.insertAt(i, new Extent(e.iova, pos - e.iova, pos, e.paddr, e.prot));
       pos = stop;
       done += cut;
     }

@@ -81,9 +81,13 @@ export class MmStruct {
     this.lockedVm += npage;
   }
 
-  /** `locked_vm + pages > limit` compared as the kernel's unsigned longs (a wrapped, negative count is huge). */
-  lockedVmExceeds(pages: number, limitPages: bigint): boolean {
-    return this.lockedVm < 0 || BigInt(this.lockedVm + pages) > limitPages;
+  /**
+   * `locked_vm + pages > limit` compared as the kernel's unsigned longs (a wrapped, negative
+   * count is huge). `limitPages` is RLIMIT_MEMLOCK >> PAGE_SHIFT, below 2^52, so a Number
+   * holds it exactly.
+   */
+  lockedVmExceeds(pages: number, limitPages: number): boolean {
+    return this.lockedVm < 0 || this.lockedVm + pages > limitPages;
   }
 
   /** VmLck in KiB. */
@@ -104,10 +108,7 @@ export class MmStruct {
    */
   accountLockedVm(pages: number, inc: boolean, rlimitMemlock: bigint, bypassRlim: boolean): number {
     if (inc) {
-      if (!bypassRlim) {
-        const limit = rlimitMemlock >> BigInt(PAGE_SHIFT);
-        if (BigInt(this.lockedVm + pages) > limit) return -Errno.ENOMEM;
-      }
+      if (!bypassRlim && this.lockedVm + pages > this.memlockPages(rlimitMemlock)) return -Errno.ENOMEM;
       this.lockedVm += pages;
       return 0;
     }
@@ -119,4 +120,22 @@ export class MmStruct {
     this.lockedVm -= pages;
     return 0;
   }
+
+  /**
+   * `rlimit >> PAGE_SHIFT` as a Number (exact: below 2^52), converted once per limit value:
+   * every MAP_DMA charges, and a BigInt shift plus two conversions per charge cost more
+   * than the rest of the check.
+   */
+  private memlockPages(rlimitMemlock: bigint): number {
+    if (rlimitMemlock !== this.memlockFor) {
+      this.memlockFor = rlimitMemlock;
+      this.memlockLimit = Number(rlimitMemlock >> PAGE_SHIFT_BIG);
+    }
+    return this.memlockLimit;
+  }
+
+  private memlockFor = -1n;
+  private memlockLimit = 0;
 }
+
+const PAGE_SHIFT_BIG = BigInt(PAGE_SHIFT);

@@ -47,8 +47,6 @@ const NO_PFNS: ReadonlyMap<bigint, VfioPfn> = new Map();
  */
 export class VfioDma {
   private bytes = 0n;
-  /** iova + size (exclusive, not wrapped): kept so the dma tree compares without a sum per probe. */
-  end: bigint;
   /** Pages this dma has charged to its mm (6.3+'s dma->locked_vm; kept in every profile). */
   lockedVm = 0;
   /** Dirty bitmap while tracking (1 bit per smallest IOMMU page, plus a spare u64). */
@@ -70,7 +68,6 @@ export class VfioDma {
     public mm: MmStruct,
     lockCap: boolean,
   ) {
-    this.end = iova;
     if (lockCap) this.flags = LOCK_CAP;
   }
 
@@ -125,7 +122,15 @@ export class VfioDma {
 
   set size(v: bigint) {
     this.bytes = v;
-    this.end = this.iova + v;
+  }
+
+  /**
+   * iova + size (exclusive, not wrapped). Computed when asked, not kept: the dma list's
+   * searches compare Number keys and ask for one end per search, and a kept sum was one more
+   * long-lived BigInt per dma for the GC to copy.
+   */
+  get end(): bigint {
+    return this.iova + this.bytes;
   }
 
   /** Runs pinned and mapped for this dma, ascending (a new array of new objects: for inspection). */

@@ -24,7 +24,7 @@ import * as mmConsts from "../process/mm";
 import { PAGE_SHIFT, PAGE_SIZE } from "../process/vma";
 import { Mutex } from "./lock";
 import { IovaList } from "../util/sorted-list";
-import { numberToU64, u64ToNumber } from "../util/u64";
+import { bigintToNumber, numberToU64, u64ToNumber } from "../util/u64";
 import { VfioDma, type PinnedRun, type VfioPfn } from "./dma";
 import { DEFAULT_TYPE1_OPTIONS, Type1Kernel, Type1Options, type1Kernel } from "./options";
 import { mmLockAcct, vfioLockAcctWorkqueue } from "./lock-acct";
@@ -53,6 +53,8 @@ const u64 = (x: bigint): bigint => x & U64_MASK;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** 2^53: below it, `a + size - 1` cannot wrap a u64, so no sum needs computing. */
 const NO_WRAP_LIMIT = 1n << 53n;
+/** NO_WRAP_LIMIT as a Number: below it a Number holds a u64 exactly. */
+const NO_WRAP_LIMIT_N = 2 ** 53;
 
 /** Whether `a + size - 1` wraps past U64_MAX, for size >= 1 (the u64(a + size - 1) < a test). */
 const wrapsU64 = (a: bigint, size: bigint): boolean => (a >= NO_WRAP_LIMIT || size >= NO_WRAP_LIMIT) && u64(a + size - 1n) < a;
@@ -176,6 +178,7 @@ export class VfioIommu implements DirtyBitmapHost {
       this.pgsizeFor = this.pgsizeBitmap;
       this.pgsizeLow = this.pgsizeBitmap & -this.pgsizeBitmap;
       this.pgsizeMask = this.pgsizeLow - 1n;
+      this.pgsizeMaskN = this.pgsizeMask >= 0n && this.pgsizeMask < 0x8000_0000n ? Number(this.pgsizeMask) : -1;
     }
     return this.pgsizeLow;
   }
@@ -190,6 +193,8 @@ export class VfioIommu implements DirtyBitmapHost {
   private pgsizeFor = -1n;
   private pgsizeLow = 0n;
   private pgsizeMask = 0n;
+  /** pgsizeMask as a Number when it fits an int32 (so `&` on Numbers applies it), else -1. */
+  private pgsizeMaskN = -1;
 
   private pgshift(): number {
     let s = 0;
@@ -199,17 +204,18 @@ export class VfioIommu implements DirtyBitmapHost {
 
   // ------------------------------------------------------------------ dma tree
 
-  /** Index of the first dma whose end is above `start` (the lowest dma that may overlap [start, ...)). */
-  private lowerBound(start: bigint): number {
-    return this.dmaList.firstEndAbove(start);
+  /** Index of the first dma whose end is above `start` (the lowest dma that may overlap [start, ...)); `key`: Number(start). */
+  private lowerBound(start: bigint, key?: number): number {
+    return this.dmaList.firstEndAbove(start, key);
   }
 
   /**
    * vfio_find_dma(): a dma overlapping [start, start+size). 6.1 compares with an exclusive
    * end computed in u64 (a sum that wraps to 0 finds nothing); 6.18+ uses inclusive ends.
+   * `startKey`: Number(start), when the caller has it.
    */
-  vfioFindDma(start: bigint, size: bigint): VfioDma | null {
-    const i = this.lowerBound(start);
+  vfioFindDma(start: bigint, size: bigint, startKey?: number): VfioDma | null {
+    const i = this.lowerBound(start, startKey);
     this.findDmaIndex = i;
     const d = this.dmaList.at(i)!;
     if (!d) return null;
@@ -236,12 +242,13 @@ export class VfioIommu implements DirtyBitmapHost {
    * vfio_link_dma(). `hint` is where MAP_DMA's vfio_find_dma() search stopped (the first dma
    * ending above dma.iova): the insertion point whenever nothing overlaps, which is checked
    * with one comparison, since a range whose end wraps can overlap undetected in 6.1.
+   * `key`: Number(dma.iova), when the caller has it.
    */
-  private vfioLinkDma(dma: VfioDma, hint = -1): void {
+  private vfioLinkDma(dma: VfioDma, hint = -1, key?: number): void {
     this.dirtyGen++;
     const list = this.dmaList;
-    const at = hint >= 0 && (hint === list.length || list.at(hint)!.iova >= dma.iova) ? hint : list.firstIovaAtOrAbove(dma.iova);
-    list.insertAt(at, dma);
+    const at = hint >= 0 && (hint === list.length || list.at(hint)!.iova >= dma.iova) ? hint : list.firstIovaAtOrAbove(dma.iova, key);
+    list.insertAt(at, dma, key);
   }
 
   /** vfio_unlink_dma(). `hint`: the dma's index when the caller has it (UNMAP_DMA's walk), checked. */
@@ -265,6 +272,29 @@ export class VfioIommu implements DirtyBitmapHost {
     for (let i = 0; i < list.length; i++) if (list[i].start <= start && end <= list[i].end) return true;
     return false;
   }
+
+  /**
+   * vfioIommuIovaDmaValid() for a start and inclusive end below 2^53 given as Numbers
+   * (exact). The windows are compared as Numbers too: for an exact x and any u64 b, x <= b
+   * exactly when x <= Number(b), since a b at or above 2^53 rounds to at least 2^53.
+   */
+  private iovaDmaValidN(start: number, end: number): boolean {
+    const list = this.iovaList;
+    if (list.length === 0) return true;
+    // iovaList is replaced, never changed in place (attach and detach build a new one).
+    if (list !== this.windowsFor) {
+      this.windowsFor = list;
+      this.windowsN = [];
+      for (const w of list) this.windowsN.push(bigintToNumber(w.start), bigintToNumber(w.end));
+    }
+    const w = this.windowsN;
+    for (let i = 0; i < w.length; i += 2) if (w[i] <= start && end <= w[i + 1]) return true;
+    return false;
+  }
+
+  /** iovaDmaValidN()'s windows as [start, end] Number pairs, and the list they were made from. */
+  private windowsFor: IovaRange[] | null = null;
+  private windowsN: number[] = [];
 
   // ------------------------------------------------------------------ accounting and pinning
 
@@ -302,7 +332,7 @@ export class VfioIommu implements DirtyBitmapHost {
    * Returns the pages pinned (the run starts at `pfnBase`), or -errno with nothing left
    * pinned or charged.
    */
-  vfioPinPagesRemote(current: Task, dma: VfioDma, vaddr: bigint, npage: number, limit: bigint): number {
+  vfioPinPagesRemote(current: Task, dma: VfioDma, vaddr: bigint, npage: number, limit: number): number {
     const mm = current.mm;
     if (!mm) return -Errno.ENODEV;
     let max = this.opts.disableHugepages ? 1 : npage;
@@ -311,7 +341,7 @@ export class VfioIommu implements DirtyBitmapHost {
     // dma's vaddr on, the limit being checked page by page as the batch is consumed. A map
     // that fails on the limit has faulted exactly the batches it started, which shows later
     // (THP vs huge zero page). When no charge can fail here the cap changes nothing visible.
-    if (!dma.lockCap && limit - BigInt(mm.lockedVm) < BigInt(npage)) {
+    if (!dma.lockCap && limit - mm.lockedVm < npage) {
       const off = (vaddr - dma.vaddr) >> PSHIFT;
       max = Math.min(max, Number((off / VFIO_BATCH_MAX_CAPACITY + 1n) * VFIO_BATCH_MAX_CAPACITY - off));
     }
@@ -346,18 +376,21 @@ export class VfioIommu implements DirtyBitmapHost {
   private pfnBase = 0n;
   private pfnBaseReserved = false;
 
-  /** RLIMIT_MEMLOCK in pages for `task` (the shift is made once per limit value, not per MAP_DMA). */
-  private memlockPages(task: Task): bigint {
+  /**
+   * RLIMIT_MEMLOCK in pages for `task`, a Number (exact: below 2^52), so the limit checks
+   * compare Numbers. The shift and conversion are made once per limit value, not per MAP_DMA.
+   */
+  private memlockPages(task: Task): number {
     const rlim = task.rlimitMemlock();
     if (rlim !== this.memlockFor) {
       this.memlockFor = rlim;
-      this.memlockLimit = rlim >> PSHIFT;
+      this.memlockLimit = Number(rlim >> PSHIFT);
     }
     return this.memlockLimit;
   }
 
   private memlockFor = -1n;
-  private memlockLimit = 0n;
+  private memlockLimit = 0;
 
   /** vfio_unpin_pages_remote(): unpins a run; with accounting, uncharges what no vfio_pfn holds. */
   vfioUnpinPagesRemote(dma: VfioDma, iova: bigint, npage: number, reserved: boolean, doAccounting: boolean): number {
@@ -368,10 +401,10 @@ export class VfioIommu implements DirtyBitmapHost {
     return unlocked;
   }
 
-  /** vfio_iommu_map(): maps a run into every domain, unwinding the ones done on failure. */
-  private vfioIommuMap(iova: bigint, phys: bigint, size: bigint, prot: number): number {
+  /** vfio_iommu_map(): maps a run into every domain, unwinding the ones done on failure. `iovaKey`: Number(iova) if known. */
+  private vfioIommuMap(iova: bigint, phys: bigint, size: bigint, prot: number, iovaKey?: number): number {
     for (let i = 0; i < this.domainList.length; i++) {
-      const r = this.domainList[i].domain.map(iova, phys, size, prot | IOMMU_CACHE);
+      const r = this.domainList[i].domain.map(iova, phys, size, prot | IOMMU_CACHE, iovaKey);
       if (r < 0) {
         for (let j = i - 1; j >= 0; j--) this.domainList[j].domain.unmap(iova, size);
         return r;
@@ -380,8 +413,11 @@ export class VfioIommu implements DirtyBitmapHost {
     return 0;
   }
 
-  /** vfio_pin_map_dma(): pin and map [dma.iova, +mapSize) run by run; all or nothing. */
-  private vfioPinMapDma(current: Task, dma: VfioDma, mapSize: bigint): number {
+  /**
+   * vfio_pin_map_dma(): pin and map [dma.iova, +mapSize) run by run; all or nothing.
+   * `iovaKey`: Number(dma.iova), handed to the domains with the first run.
+   */
+  private vfioPinMapDma(current: Task, dma: VfioDma, mapSize: bigint, iovaKey?: number): number {
     this.lock.assertHeld();
     const limit = this.memlockPages(current);
     let size = mapSize;
@@ -389,7 +425,9 @@ export class VfioIommu implements DirtyBitmapHost {
     while (size > 0n) {
       // size is page-aligned: below 2^53 a Number divides it exactly, with no BigInt shift.
       const npage = size < NO_WRAP_LIMIT ? u64ToNumber(size) / PAGE_SIZE : u64ToNumber(size >> PSHIFT);
-      const r = this.vfioPinPagesRemote(current, dma, dma.size === 0n ? dma.vaddr : dma.vaddr + dma.size, npage, limit);
+      // The first run starts at the dma's own iova and vaddr (no sums).
+      const first = dma.size === 0n;
+      const r = this.vfioPinPagesRemote(current, dma, first ? dma.vaddr : dma.vaddr + dma.size, npage, limit);
       if (r < 0) {
         ret = r;
         break;
@@ -398,8 +436,8 @@ export class VfioIommu implements DirtyBitmapHost {
       const reserved = this.pfnBaseReserved;
       // Most maps pin in one run: then the run is the whole rest (no product, no difference).
       const bytes = r === npage ? size : BigInt(r) * PAGE;
-      const iova = dma.end;
-      const m = this.vfioIommuMap(iova, phys, bytes, dma.prot);
+      const iova = first ? dma.iova : dma.end;
+      const m = this.vfioIommuMap(iova, phys, bytes, dma.prot, first ? iovaKey : undefined);
       if (m < 0) {
         this.vfioUnpinPagesRemote(dma, iova, r, reserved, true);
         ret = m;
@@ -407,7 +445,7 @@ export class VfioIommu implements DirtyBitmapHost {
       }
       dma.addRun(dma.size, phys, r, reserved);
       size = bytes === size ? 0n : size - bytes;
-      dma.size = dma.size === 0n ? bytes : dma.size + bytes;
+      dma.size = first ? bytes : dma.size + bytes;
     }
     dma.iommuMapped = true;
     this.dirtyGen++;
@@ -457,23 +495,34 @@ export class VfioIommu implements DirtyBitmapHost {
     if (msiFlag !== null && (map.flags & msiFlag) !== 0) return this.vfioRegisterMsiIova(current, map);
     const setVaddr = (map.flags & VFIO_DMA_MAP_FLAG_VADDR) !== 0;
     const { iova, vaddr, size } = map;
+    // The three as Numbers (Number(x)): iovaKey keys the dma list's and the domains'
+    // searches and inserts. When all three are below 2^53 (every address a VMM maps) they
+    // are exact, nothing can wrap (both wrap checks are false) and the alignment check
+    // masks Numbers; otherwise the BigInt checks decide.
+    const iovaKey = bigintToNumber(iova);
+    const vaddrN = bigintToNumber(vaddr);
+    const sizeN = bigintToNumber(size);
+    const exact = iovaKey >= 0 && iovaKey < NO_WRAP_LIMIT_N && vaddrN >= 0 && vaddrN < NO_WRAP_LIMIT_N && sizeN >= 0 && sizeN < NO_WRAP_LIMIT_N;
     let prot = 0;
     if (map.flags & VFIO_DMA_MAP_FLAG_WRITE) prot |= IOMMU_WRITE;
     if (map.flags & VFIO_DMA_MAP_FLAG_READ) prot |= IOMMU_READ;
     const overflowChecks = this.kernel.overflowChecks;
     if (overflowChecks) {
       if (size === 0n) return -Errno.EINVAL;
-      if (wrapsU64(iova, size) || wrapsU64(vaddr, size)) return -Errno.EOVERFLOW;
+      if (!exact && (wrapsU64(iova, size) || wrapsU64(vaddr, size))) return -Errno.EOVERFLOW;
     }
     if ((prot && setVaddr) || (!prot && !setVaddr)) return -Errno.EINVAL;
 
     this.lock.lock();
     try {
       const pgsize = this.pgsize();
-      if (size === 0n || ((size | iova | vaddr) & this.pgmask()) !== 0n) return -Errno.EINVAL;
-      if (!overflowChecks && (wrapsU64(iova, size) || wrapsU64(vaddr, size))) return this.wrapErrno;
+      const maskN = this.pgsizeMaskN;
+      // `|` and `&` on Numbers below 2^53 work on their low 32 bits exactly, and the mask fits there.
+      const misaligned = exact && maskN >= 0 ? ((sizeN | iovaKey | vaddrN) & maskN) !== 0 : ((size | iova | vaddr) & this.pgmask()) !== 0n;
+      if (size === 0n || misaligned) return -Errno.EINVAL;
+      if (!overflowChecks && !exact && (wrapsU64(iova, size) || wrapsU64(vaddr, size))) return this.wrapErrno;
 
-      const found = this.vfioFindDma(iova, size);
+      const found = this.vfioFindDma(iova, size, iovaKey);
       if (setVaddr) {
         if (!found) return -Errno.ENOENT;
         if (!found.vaddrInvalid || found.iova !== iova || found.size !== size) return -Errno.EINVAL;
@@ -488,16 +537,18 @@ export class VfioIommu implements DirtyBitmapHost {
       }
       if (found) return -Errno.EEXIST;
       if (this.dmaAvail === 0) return -Errno.ENOSPC;
-      if (!this.vfioIommuIovaDmaValid(iova, iova + size - 1n)) return -Errno.EINVAL;
+      // Below 2^53 (the end too: a rounded sum is at least 2^53 when the exact one is) in Numbers.
+      const valid = exact && iovaKey + sizeN < NO_WRAP_LIMIT_N ? this.iovaDmaValidN(iovaKey, iovaKey + sizeN - 1) : this.vfioIommuIovaDmaValid(iova, iova + size - 1n);
+      if (!valid) return -Errno.EINVAL;
       const mm = current.mm;
       if (!mm) return -Errno.ENODEV;
 
       const dma = new VfioDma(iova, vaddr, prot, current, mm, current.capable(CAP_IPC_LOCK));
       this.dmaAvail--;
-      this.vfioLinkDma(dma, this.findDmaIndex);
+      this.vfioLinkDma(dma, this.findDmaIndex, iovaKey);
       let ret = 0;
       if (this.domainList.length === 0) dma.size = size;
-      else ret = this.vfioPinMapDma(current, dma, size);
+      else ret = this.vfioPinMapDma(current, dma, size, iovaKey);
       if (ret === 0 && this.dirtyPageTracking) {
         ret = this.vfioDmaBitmapAlloc(dma, pgsize);
         if (ret) this.vfioRemoveDma(dma);
@@ -953,7 +1004,7 @@ export class VfioIommu implements DirtyBitmapHost {
       const runs: PinnedRun[] = [];
       pinned.set(dma, runs);
       let off = 0n;
-      const limit = dma.task.rlimitMemlock() >> PSHIFT;
+      const limit = this.memlockPages(dma.task);
       while (off < dma.size) {
         const r = this.vfioPinPagesRemote(dma.task, dma, dma.vaddr + off, Number((dma.size - off) >> PSHIFT), limit);
         if (r < 0) return unwind(r);

@@ -14,6 +14,8 @@
  * (at 64,000 mappings in random order that was a third of a MAP_DMA), and compares BigInts
  * only where the rounding of addresses at or above 2^53 leaves a tie.
  */
+import { bigintToNumber } from "./u64";
+
 const CHUNK = 256;
 
 /** An item with an iova range [iova, end), for the written-out searches. */
@@ -152,13 +154,16 @@ export class ChunkedList<T> {
     return this.found(lo, a);
   }
 
-  /** Inserts `v` before index `i`. */
-  insertAt(i: number, v: T): void {
+  /**
+   * Inserts `v` before index `i`. `key`: its key when the caller has it (what the key
+   * function would return), so it is not computed again.
+   */
+  insertAt(i: number, v: T, key?: number): void {
     const chunks = this.chunks;
     const keys = this.keys;
     if (chunks.length === 0) {
       chunks.push([v]);
-      if (keys) keys.push([this.keyOf!(v)]);
+      if (keys) keys.push([key ?? this.keyOf!(v)]);
       this.count = 1;
       this.locIndex = -1;
       this.rebuildStarts();
@@ -180,12 +185,12 @@ export class ChunkedList<T> {
       // Keys are doubles: splice moves them with a memmove, several times faster than a
       // loop, for a small result array of garbage.
       const kc = keys[c];
-      const key = this.keyOf!(v);
+      const kv = key ?? this.keyOf!(v);
       if (k === kc.length) {
-        kc.push(key);
-        this.lastKeys[c] = key;
+        kc.push(kv);
+        this.lastKeys[c] = kv;
       } else {
-        kc.splice(k, 0, key);
+        kc.splice(k, 0, kv);
       }
     }
     if (ch.length > 2 * CHUNK) {
@@ -280,14 +285,13 @@ export class IovaList<T extends IovaExtent> extends ChunkedList<T> {
    * Chunk and offset of the first item whose iova is at or above `x` (`strict`: above `x`),
    * left in foundChunk/foundOffset; false when there is none.
    */
-  private firstIova(x: bigint, strict: boolean): boolean {
+  private firstIova(x: bigint, strict: boolean, xn: number): boolean {
     const keys = this.keys!;
     const n = keys.length;
     if (n === 0) return false;
-    // Number() rounds to nearest for any BigInt (past 2^64 too: callers pass last + 1),
-    // the same rounding as the keys, so the order of keys and xn is the order of the BigInts
-    // except where they tie.
-    const xn = Number(x);
+    // xn is Number(x), which rounds to nearest for any BigInt (past 2^64 too: callers pass
+    // last + 1), the same rounding as the keys, so the order of keys and xn is the order of
+    // the BigInts except where they tie.
     // The last chunk first: an item past every other (a VMM mapping upwards) costs one
     // comparison, and otherwise the search below has one chunk less to look at.
     const lk = this.lastKeys;
@@ -327,20 +331,23 @@ export class IovaList<T extends IovaExtent> extends ChunkedList<T> {
   private foundChunk = 0;
   private foundOffset = 0;
 
-  /** lowerBound((v) => v.iova >= x): the first item at or above x. */
-  firstIovaAtOrAbove(x: bigint): number {
-    return this.firstIova(x, false) ? this.found(this.foundChunk, this.foundOffset) : this.count;
+  /**
+   * lowerBound((v) => v.iova >= x): the first item at or above x. `xn` is Number(x), passed
+   * by a caller that already has it (a conversion costs more than the search's compares).
+   */
+  firstIovaAtOrAbove(x: bigint, xn: number = bigintToNumber(x)): number {
+    return this.firstIova(x, false, xn) ? this.found(this.foundChunk, this.foundOffset) : this.count;
   }
 
   /**
    * lowerBound((v) => v.end > x): the first item ending above x. Ranges are disjoint, so
    * that is the last item starting at or below x when it reaches past x, else the first
-   * one starting above x.
+   * one starting above x. `xn` is Number(x), as for firstIovaAtOrAbove.
    */
-  firstEndAbove(x: bigint): number {
+  firstEndAbove(x: bigint, xn: number = bigintToNumber(x)): number {
     let c: number;
     let k: number;
-    if (this.firstIova(x, true)) {
+    if (this.firstIova(x, true, xn)) {
       c = this.foundChunk;
       k = this.foundOffset;
     } else {
@@ -359,5 +366,5 @@ export class IovaList<T extends IovaExtent> extends ChunkedList<T> {
   }
 }
 
-/** IovaList's key: the iova as the nearest Number (computed once per insert). */
-const iovaKey = (v: IovaExtent): number => Number(v.iova);
+/** IovaList's key: the iova as the nearest Number, Number(iova) (computed once per insert). */
+const iovaKey = (v: IovaExtent): number => bigintToNumber(v.iova);

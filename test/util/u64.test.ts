@@ -1,5 +1,5 @@
-/** u64ToNumber / numberToU64 against Number() and BigInt() on edge and random values. */
-import { numberToU64, u64ToNumber } from "../../src/util/u64";
+/** u64ToNumber / bigintToNumber / numberToU64 against Number() and BigInt() on edge and random values. */
+import { bigintToNumber, numberToU64, u64ToNumber } from "../../src/util/u64";
 import { Rng } from "../../src/util/random";
 
 describe("u64 conversions", () => {
@@ -11,5 +11,15 @@ describe("u64 conversions", () => {
     const nums = [0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, Number.MAX_SAFE_INTEGER];
     for (let i = 0; i < 2000; i++) nums.push(rng.int(2 ** 53), rng.int(2 ** 33));
     for (const n of nums) expect(numberToU64(n)).toBe(BigInt(n));
+  });
+
+  test("bigintToNumber is Number() for every bigint, u64 or not", () => {
+    const rng = new Rng(11);
+    const xs: bigint[] = [0n, 1n, -1n, (1n << 53n) + 1n, (1n << 54n) + 2n, (1n << 64n) - 1n, 1n << 64n, (1n << 64n) + 1n, -(1n << 64n), (1n << 65n) + 3n, -((1n << 53n) + 1n)];
+    for (let i = 0; i < 2000; i++) {
+      const x = (BigInt(rng.u32()) << 32n) | BigInt(rng.u32());
+      xs.push(x, -x, x << BigInt(rng.int(12)), x >> BigInt(rng.int(40)));
+    }
+    for (const x of xs) expect(bigintToNumber(x)).toBe(Number(x));
   });
 });

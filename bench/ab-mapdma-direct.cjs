@@ -1,0 +1,109 @@
+/**
+ * Same-process A/B of the MAP_DMA backend alone (VfioIommu.vfioDmaDoMap, no ioctl or
+ * typed-API plumbing) next to 64,000 type1 mappings, between two builds: like
+ * ab-mapdma.cjs (batches of 1,000 alternate between the builds, 10 warm-up batches then
+ * 40 timed, or BATCHES=n timed; dirty tracking on), timing each batch both in wall time and
+ * in process CPU time (process.cpuUsage(), user + system; GC helper threads count too).
+ * Unmaps go through the typed API, timed the same. The fill (64,000 direct maps, no
+ * tracking yet) is timed in CPU time only. API=1 in the environment times the typed API's
+ * mapDma (Type1Handle) instead, for ab-mapdma.cjs's case with CPU time beside wall time.
+ *
+ *   npm run build && node bench/ab-mapdma-direct.cjs /tmp/base/dist dist append   # or: holes
+ *
+ * Prints one JSON line: per side the mean / median µs per call (wall and CPU) and the
+ * base/new ratios of the means (and of the wall medians; > 1: new is faster).
+ */
+"use strict";
+const { resolve } = require("node:path");
+
+const [baseDir, newDir, mode = "append"] = process.argv.slice(2);
+if (!baseDir || !newDir || !["append", "holes"].includes(mode)) {
+  process.stderr.write("usage: node bench/ab-mapdma-direct.cjs BASE_DIST NEW_DIST [append|holes]\n");
+  process.exit(2);
+}
+const sides = { base: require(resolve(baseDir, "index.js")), new: require(resolve(newDir, "index.js")) };
+const PAGE = 4096n;
+const MAP = 2n * PAGE;
+const N = 64000;
+const K = 1000;
+const BASE = 1n << 32n;
+const API = process.env.API === "1";
+
+const st = {};
+for (const [name, lib] of Object.entries(sides)) {
+  const proc = lib.createVfioProcess(lib.vtdPlatform());
+  const opened = lib.Type1Handle.open(proc);
+  if (!opened.ok) throw new Error(`${name}: open: ${opened.errnoName}`);
+  const h = opened.value;
+  const guest = BigInt(proc.mmap(undefined, BigInt(2 * N + K) * MAP).ret);
+  const stride = mode === "holes" ? 2 : 1;
+  const u0 = process.cpuUsage();
+  for (let i = 0; i < N; i++) h.iommu.vfioDmaDoMap(proc, { flags: 3, iova: BASE + BigInt(stride * i) * MAP, vaddr: guest + BigInt(stride * i) * MAP, size: MAP });
+  const u1 = process.cpuUsage(u0);
+  if (!h.startDirtyTracking().ok) throw new Error(`${name}: START failed`);
+  st[name] = { h, proc, guest, fillCpu: (u1.user + u1.system) / N, maps: [], mapsCpu: [], unmaps: [], unmapsCpu: [] };
+}
+
+let seed = 12345;
+const freeSlot = () => 2 * ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % N) + 1;
+const at = (s, slot) => ({ flags: 3, iova: BASE + BigInt(slot) * MAP, vaddr: s.guest + BigInt(slot) * MAP, size: MAP });
+const cpu = (u) => u.user + u.system;
+
+const BATCHES = 10 + Number(process.env.BATCHES || 40);
+for (let b = 0; b < BATCHES; b++) {
+  for (const name of b % 2 ? ["base", "new"] : ["new", "base"]) {
+    const s = st[name];
+    let reqs;
+    if (mode === "holes") {
+      const slots = new Set();
+      while (slots.size < K) slots.add(freeSlot());
+      reqs = [...slots].map((x) => at(s, x));
+    } else {
+      reqs = Array.from({ length: K }, (_, i) => at(s, N + i));
+    }
+    const iommu = s.h.iommu;
+    const proc = s.proc;
+    let u = process.cpuUsage();
+    let t = process.hrtime.bigint();
+    if (API) {
+      for (const q of reqs) if (!s.h.mapDma(q).ok) throw new Error(`${name}: MAP_DMA failed`);
+    } else {
+      for (const q of reqs) if (iommu.vfioDmaDoMap(proc, q) !== 0) throw new Error(`${name}: MAP_DMA failed`);
+    }
+    let w = Number(process.hrtime.bigint() - t) / 1e3 / K;
+    let c = cpu(process.cpuUsage(u)) / K;
+    if (b >= 10) s.maps.push(w), s.mapsCpu.push(c);
+    u = process.cpuUsage();
+    t = process.hrtime.bigint();
+    if (mode === "holes") for (const q of reqs) s.h.unmapDma({ iova: q.iova, size: MAP });
+    else s.h.unmapDma({ iova: BASE + BigInt(N) * MAP, size: BigInt(K) * MAP });
+    w = Number(process.hrtime.bigint() - t) / 1e3 / K;
+    c = cpu(process.cpuUsage(u)) / K;
+    if (b >= 10) s.unmaps.push(w), s.unmapsCpu.push(c);
+  }
+}
+
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const r2 = (x) => Math.round(x * 100) / 100;
+const side = (s) => ({
+  fillCpu: r2(s.fillCpu),
+  mean: r2(mean(s.maps)),
+  median: r2(median(s.maps)),
+  cpuMean: r2(mean(s.mapsCpu)),
+  unmap: r2(mean(s.unmaps)),
+  unmapCpu: r2(mean(s.unmapsCpu)),
+});
+process.stdout.write(
+  JSON.stringify({
+    mode,
+    via: API ? "typed API" : "vfioDmaDoMap",
+    base: side(st.base),
+    new: side(st.new),
+    mapRatio: r2(mean(st.base.maps) / mean(st.new.maps)),
+    mapCpuRatio: r2(mean(st.base.mapsCpu) / mean(st.new.mapsCpu)),
+    mapMedianRatio: r2(median(st.base.maps) / median(st.new.maps)),
+    unmapRatio: r2(mean(st.base.unmaps) / mean(st.new.unmaps)),
+    fillCpuRatio: r2(st.base.fillCpu / st.new.fillCpu),
+  }) + "\n",
+);
