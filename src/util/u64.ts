@@ -5,10 +5,9 @@
  * inlines; a DataView's setBigUint64 it does not), and MAP_DMA converts addresses a few
  * times per call. Results are those of Number() and BigInt().
  */
+import { LITTLE_ENDIAN } from "./endian";
 const b64 = new BigUint64Array(1);
 const u32 = new Uint32Array(b64.buffer);
-/** Word order of the buffer: the platform's (typed arrays use it). */
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 const LO = LITTLE_ENDIAN ? 0 : 1;
 const HI = LITTLE_ENDIAN ? 1 : 0;
 const TWO32 = 4294967296;
