@@ -10,15 +10,18 @@
  *
  * `append` maps above the 64,000 mappings and unmaps the batch with one UNMAP_DMA;
  * `holes` fills every other slot and maps into 1,000 random free slots between them, then
- * unmaps each. Prints one JSON line: per side the fill mean and the batch mean/median
- * (µs per MAP_DMA), the unmap mean per mapping, and base/new ratios (> 1: new is faster).
+ * unmaps each; `refused` (after the `append` fill) makes batches of MAP_DMA that the kernel
+ * refuses at its first check (size 0: EINVAL), the per-call cost of the typed API, the struct's
+ * trip through the process's memory and the ioctl dispatch (no unmaps then). Prints one
+ * JSON line: per side the fill mean and the batch mean/median (µs per MAP_DMA), the unmap
+ * mean per mapping, and base/new ratios (> 1: new is faster).
  */
 "use strict";
 const { resolve } = require("node:path");
 
 const [baseDir, newDir, mode = "append"] = process.argv.slice(2);
-if (!baseDir || !newDir || !["append", "holes"].includes(mode)) {
-  process.stderr.write("usage: node bench/ab-mapdma.cjs BASE_DIST NEW_DIST [append|holes]\n");
+if (!baseDir || !newDir || !["append", "holes", "refused"].includes(mode)) {
+  process.stderr.write("usage: node bench/ab-mapdma.cjs BASE_DIST NEW_DIST [append|holes|refused]\n");
   process.exit(2);
 }
 const sides = { base: require(resolve(baseDir, "index.js")), new: require(resolve(newDir, "index.js")) };
@@ -55,6 +58,13 @@ for (let b = 0; b < 50; b++) {
       const slots = new Set();
       while (slots.size < K) slots.add(freeSlot());
       reqs = [...slots].map((x) => at(s, x));
+    } else if (mode === "refused") {
+      const q0 = { ...at(s, N), size: 0n };
+      const t = process.hrtime.bigint();
+      for (let i = 0; i < 5 * K; i++) if (s.h.mapDma(q0).ok) throw new Error(`${name}: size 0 was mapped`);
+      if (b >= 10) s.maps.push(Number(process.hrtime.bigint() - t) / 1e3 / (5 * K));
+      if (b >= 10) s.unmaps.push(0);
+      continue;
     } else {
       reqs = Array.from({ length: K }, (_, i) => at(s, N + i));
     }
@@ -78,6 +88,6 @@ process.stdout.write(
     base: side(st.base),
     new: side(st.new),
     mapRatio: r2(mean(st.base.maps) / mean(st.new.maps)),
-    unmapRatio: r2(mean(st.base.unmaps) / mean(st.new.unmaps)),
+    unmapRatio: mode === "refused" ? null : r2(mean(st.base.unmaps) / mean(st.new.unmaps)),
   }) + "\n",
 );
