@@ -108,7 +108,7 @@ export class MmStruct {
    */
   accountLockedVm(pages: number, inc: boolean, rlimitMemlock: bigint, bypassRlim: boolean): number {
     if (inc) {
-      if (!bypassRlim && this.lockedVm + pages > this.memlockPages(rlimitMemlock)) return -Errno.ENOMEM;
+      if (!bypassRlim && this.lockedVm + pages > this.memlockPages.of(rlimitMemlock)) return -Errno.ENOMEM;
       this.lockedVm += pages;
       return 0;
     }
@@ -121,21 +121,26 @@ export class MmStruct {
     return 0;
   }
 
-  /**
-   * `rlimit >> PAGE_SHIFT` as a Number (exact: below 2^52), converted once per limit value:
-   * every MAP_DMA charges, and a BigInt shift plus two conversions per charge cost more
-   * than the rest of the check.
-   */
-  private memlockPages(rlimitMemlock: bigint): number {
-    if (rlimitMemlock !== this.memlockFor) {
-      this.memlockFor = rlimitMemlock;
-      this.memlockLimit = Number(rlimitMemlock >> PAGE_SHIFT_BIG);
-    }
-    return this.memlockLimit;
-  }
-
-  private memlockFor = -1n;
-  private memlockLimit = 0;
+  private readonly memlockPages = new RlimitPages();
 }
 
 const PAGE_SHIFT_BIG = BigInt(PAGE_SHIFT);
+
+/**
+ * `rlimit >> PAGE_SHIFT` as a Number (exact: RLIMIT_MEMLOCK is below 2^64, the page count
+ * below 2^52), converted once per limit value: every MAP_DMA checks its charge against it,
+ * and a BigInt shift plus a conversion per check cost more than the rest of the check.
+ */
+export class RlimitPages {
+  private rlim = -1n;
+  private pages = 0;
+
+  /** The page count of `rlim` bytes. */
+  of(rlim: bigint): number {
+    if (rlim !== this.rlim) {
+      this.rlim = rlim;
+      this.pages = Number(rlim >> PAGE_SHIFT_BIG);
+    }
+    return this.pages;
+  }
+}

@@ -21,6 +21,7 @@ import {
 import { Bitmap } from "../bitmap";
 import type { Task } from "../process/task";
 import * as mmConsts from "../process/mm";
+import { RlimitPages } from "../process/mm";
 import { PAGE_SHIFT, PAGE_SIZE } from "../process/vma";
 import { Mutex } from "./lock";
 import { IovaList } from "../util/sorted-list";
@@ -376,21 +377,12 @@ export class VfioIommu implements DirtyBitmapHost {
   private pfnBase = 0n;
   private pfnBaseReserved = false;
 
-  /**
-   * RLIMIT_MEMLOCK in pages for `task`, a Number (exact: below 2^52), so the limit checks
-   * compare Numbers. The shift and conversion are made once per limit value, not per MAP_DMA.
-   */
+  /** RLIMIT_MEMLOCK in pages for `task`, a Number, so the limit checks compare Numbers. */
   private memlockPages(task: Task): number {
-    const rlim = task.rlimitMemlock();
-    if (rlim !== this.memlockFor) {
-      this.memlockFor = rlim;
-      this.memlockLimit = Number(rlim >> PSHIFT);
-    }
-    return this.memlockLimit;
+    return this.rlimitPages.of(task.rlimitMemlock());
   }
 
-  private memlockFor = -1n;
-  private memlockLimit = 0;
+  private readonly rlimitPages = new RlimitPages();
 
   /** vfio_unpin_pages_remote(): unpins a run; with accounting, uncharges what no vfio_pfn holds. */
   vfioUnpinPagesRemote(dma: VfioDma, iova: bigint, npage: number, reserved: boolean, doAccounting: boolean): number {
