@@ -16,6 +16,11 @@ const REPROS: Array<[string, string]> = [
     "type1 seed 90210: a pin at an unaligned IOVA below the dma start; UNMAP's notifier must have the driver unpin it",
     "{\"target\":\"type1\",\"cfg\":{\"platform\":\"vtd\",\"hw\":null,\"profile\":\"mainline\",\"bitmapCopy\":\"word\",\"setup\":\"none\",\"prefill\":33554432,\"high\":false},\"ops\":[{\"k\":\"attach\",\"g\":2},{\"k\":\"setIommu\",\"type\":3},{\"k\":\"register\"},{\"k\":\"map\",\"at\":\"ok\",\"argsz\":32,\"flags\":3,\"vaddr\":{\"$big\":\"0x100000d6c000\"},\"iova\":{\"$big\":\"0x3130000\"},\"size\":{\"$big\":\"0x3a000\"}},{\"k\":\"pin\",\"iova\":{\"$big\":\"0x312f072\"},\"npage\":7,\"prot\":3},{\"k\":\"unmap\",\"at\":\"ok\",\"argsz\":24,\"flags\":2,\"iova\":{\"$big\":\"0x0\"},\"size\":{\"$big\":\"0x0\"},\"bm\":{\"pgsize\":{\"$big\":\"0x1000\"},\"bsize\":{\"$big\":\"0x0\"},\"where\":\"ok\",\"off\":{\"$big\":\"0xd000\"}}}]}",
   ],
+  [
+    // test/type1/unaligned-pins.test.ts
+    "type1 seed 20261130: 6.1, a page pinned below the dma start (unaligned IOVA), then a domain's replay: locked_vm counts that page too",
+    "{\"target\":\"type1\",\"cfg\":{\"platform\":\"vtd\",\"hw\":\"intel-ss\",\"profile\":\"linux-6.1\",\"bitmapCopy\":\"simd\",\"setup\":\"standard\",\"prefill\":2097152,\"high\":true},\"ops\":[{\"k\":\"attach\",\"g\":2},{\"k\":\"map\",\"at\":\"ok\",\"argsz\":32,\"flags\":2,\"vaddr\":{\"$big\":\"0x100001b28000\"},\"iova\":{\"$big\":\"0xd80000\"},\"size\":{\"$big\":\"0x3e000\"}},{\"k\":\"register\"},{\"k\":\"detach\",\"g\":0},{\"k\":\"pin\",\"iova\":{\"$big\":\"0xd7f3d5\"},\"npage\":3,\"prot\":2},{\"k\":\"attach\",\"g\":0}]}",
+  ],
 ];
 
 describe("fixed fuzz findings replay clean", () => {

@@ -68,6 +68,20 @@ describe("vfio_pin_pages() at an unaligned IOVA (fuzz type1 seed 90210)", () => 
     expect(invariants(iommu, proc)).toEqual([]);
   });
 
+  it("a page pinned below the dma start stays charged on its own when a domain's replay pins the dma (fuzz type1 seed 20261130)", () => {
+    const { proc, iommu, dev } = world(true);
+    expect(iommu.pinPages(dev, 0xf072n, 1, IOMMU_READ).ret).toBe(1);
+    expect(proc.mm!.lockedVm).toBe(1);
+    // An IOMMU-backed group joins: vfio_iommu_replay() pins and charges the dma's 4 pages;
+    // no vfio_pfn is keyed at any of them, and the page below stays charged: 5 in all.
+    expect(iommu.attachGroup(vtdPlatform().groups[0])).toBe(0);
+    const dma = iommu.dmaList.at(0)!;
+    expect(dma.runs.reduce((a, r) => a + r.npages, 0)).toBe(4);
+    expect(proc.mm!.lockedVm).toBe(5);
+    expect(dma.lockedVm).toBe(5);
+    expect(invariants(iommu, proc)).toEqual([]);
+  });
+
   it("UNMAP finishes when the driver unpins every pin overlapping the range", () => {
     const { proc, h, iommu, dev, pins } = world(true);
     expect(iommu.pinPages(dev, 0xf072n, 2, IOMMU_READ).ret).toBe(2);
