@@ -14,19 +14,9 @@
  * base/new ratios of the means (and of the wall medians; > 1: new is faster).
  */
 "use strict";
-const { resolve } = require("node:path");
+const { MAP, N, K, BASE, loadSides, batchRequests, mean, median, r2 } = require("./lib/ab.cjs");
 
-const [baseDir, newDir, mode = "append"] = process.argv.slice(2);
-if (!baseDir || !newDir || !["append", "holes"].includes(mode)) {
-  process.stderr.write("usage: node bench/ab-mapdma-direct.cjs BASE_DIST NEW_DIST [append|holes]\n");
-  process.exit(2);
-}
-const sides = { base: require(resolve(baseDir, "index.js")), new: require(resolve(newDir, "index.js")) };
-const PAGE = 4096n;
-const MAP = 2n * PAGE;
-const N = 64000;
-const K = 1000;
-const BASE = 1n << 32n;
+const { mode, sides } = loadSides("ab-mapdma-direct.cjs", ["append", "holes"]);
 const API = process.env.API === "1";
 
 const st = {};
@@ -44,23 +34,13 @@ for (const [name, lib] of Object.entries(sides)) {
   st[name] = { h, proc, guest, fillCpu: (u1.user + u1.system) / N, maps: [], mapsCpu: [], unmaps: [], unmapsCpu: [] };
 }
 
-let seed = 12345;
-const freeSlot = () => 2 * ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % N) + 1;
-const at = (s, slot) => ({ flags: 3, iova: BASE + BigInt(slot) * MAP, vaddr: s.guest + BigInt(slot) * MAP, size: MAP });
 const cpu = (u) => u.user + u.system;
 
 const BATCHES = 10 + Number(process.env.BATCHES || 40);
 for (let b = 0; b < BATCHES; b++) {
   for (const name of b % 2 ? ["base", "new"] : ["new", "base"]) {
     const s = st[name];
-    let reqs;
-    if (mode === "holes") {
-      const slots = new Set();
-      while (slots.size < K) slots.add(freeSlot());
-      reqs = [...slots].map((x) => at(s, x));
-    } else {
-      reqs = Array.from({ length: K }, (_, i) => at(s, N + i));
-    }
+    const reqs = batchRequests(mode, s.guest, { flags: 3 });
     const iommu = s.h.iommu;
     const proc = s.proc;
     let u = process.cpuUsage();
@@ -83,9 +63,6 @@ for (let b = 0; b < BATCHES; b++) {
   }
 }
 
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const r2 = (x) => Math.round(x * 100) / 100;
 const side = (s) => ({
   fillCpu: r2(s.fillCpu),
   mean: r2(mean(s.maps)),

@@ -17,19 +17,9 @@
  * mean per mapping, and base/new ratios (> 1: new is faster).
  */
 "use strict";
-const { resolve } = require("node:path");
+const { MAP, N, K, BASE, loadSides, batchRequests, mean, median, r2 } = require("./lib/ab.cjs");
 
-const [baseDir, newDir, mode = "append"] = process.argv.slice(2);
-if (!baseDir || !newDir || !["append", "holes", "refused"].includes(mode)) {
-  process.stderr.write("usage: node bench/ab-mapdma.cjs BASE_DIST NEW_DIST [append|holes|refused]\n");
-  process.exit(2);
-}
-const sides = { base: require(resolve(baseDir, "index.js")), new: require(resolve(newDir, "index.js")) };
-const PAGE = 4096n;
-const MAP = 2n * PAGE;
-const N = 64000;
-const K = 1000;
-const BASE = 1n << 32n;
+const { mode, sides } = loadSides("ab-mapdma.cjs", ["append", "holes", "refused"]);
 
 const st = {};
 for (const [name, lib] of Object.entries(sides)) {
@@ -46,28 +36,18 @@ for (const [name, lib] of Object.entries(sides)) {
   st[name] = { h, guest, fill, maps: [], unmaps: [] };
 }
 
-let seed = 12345;
-const freeSlot = () => 2 * ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % N) + 1;
-const at = (s, slot) => ({ iova: BASE + BigInt(slot) * MAP, vaddr: s.guest + BigInt(slot) * MAP, size: MAP });
-
 for (let b = 0; b < 50; b++) {
   for (const name of b % 2 ? ["base", "new"] : ["new", "base"]) {
     const s = st[name];
-    let reqs;
-    if (mode === "holes") {
-      const slots = new Set();
-      while (slots.size < K) slots.add(freeSlot());
-      reqs = [...slots].map((x) => at(s, x));
-    } else if (mode === "refused") {
-      const q0 = { ...at(s, N), size: 0n };
+    if (mode === "refused") {
+      const q0 = { iova: BASE + BigInt(N) * MAP, vaddr: s.guest + BigInt(N) * MAP, size: 0n };
       const t = process.hrtime.bigint();
       for (let i = 0; i < 5 * K; i++) if (s.h.mapDma(q0).ok) throw new Error(`${name}: size 0 was mapped`);
       if (b >= 10) s.maps.push(Number(process.hrtime.bigint() - t) / 1e3 / (5 * K));
       if (b >= 10) s.unmaps.push(0);
       continue;
-    } else {
-      reqs = Array.from({ length: K }, (_, i) => at(s, N + i));
     }
+    const reqs = batchRequests(mode, s.guest);
     let t = process.hrtime.bigint();
     for (const q of reqs) if (!s.h.mapDma(q).ok) throw new Error(`${name}: MAP_DMA failed`);
     if (b >= 10) s.maps.push(Number(process.hrtime.bigint() - t) / 1e3 / K);
@@ -78,9 +58,6 @@ for (let b = 0; b < 50; b++) {
   }
 }
 
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const r2 = (x) => Math.round(x * 100) / 100;
 const side = (s) => ({ fill: r2(s.fill), mean: r2(mean(s.maps)), median: r2(median(s.maps)), unmap: r2(mean(s.unmaps)) });
 process.stdout.write(
   JSON.stringify({
