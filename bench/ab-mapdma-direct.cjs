@@ -14,18 +14,14 @@
  * base/new ratios of the means (and of the wall medians; > 1: new is faster).
  */
 "use strict";
-const { MAP, N, K, BASE, loadSides, batchRequests, mean, median, r2 } = require("./lib/ab.cjs");
+const { MAP, N, K, BASE, loadSides, openSide, batchRequests, mean, median, r2 } = require("./lib/ab.cjs");
 
 const { mode, sides } = loadSides("ab-mapdma-direct.cjs", ["append", "holes"]);
 const API = process.env.API === "1";
 
 const st = {};
 for (const [name, lib] of Object.entries(sides)) {
-  const proc = lib.createVfioProcess(lib.vtdPlatform());
-  const opened = lib.Type1Handle.open(proc);
-  if (!opened.ok) throw new Error(`${name}: open: ${opened.errnoName}`);
-  const h = opened.value;
-  const guest = BigInt(proc.mmap(undefined, BigInt(2 * N + K) * MAP).ret);
+  const { proc, h, guest } = openSide(lib, name);
   const stride = mode === "holes" ? 2 : 1;
   const u0 = process.cpuUsage();
   for (let i = 0; i < N; i++) h.iommu.vfioDmaDoMap(proc, { flags: 3, iova: BASE + BigInt(stride * i) * MAP, vaddr: guest + BigInt(stride * i) * MAP, size: MAP });

@@ -17,17 +17,13 @@
  * mean per mapping, and base/new ratios (> 1: new is faster).
  */
 "use strict";
-const { MAP, N, K, BASE, loadSides, batchRequests, mean, median, r2 } = require("./lib/ab.cjs");
+const { MAP, N, K, BASE, loadSides, openSide, batchRequests, mean, median, r2 } = require("./lib/ab.cjs");
 
 const { mode, sides } = loadSides("ab-mapdma.cjs", ["append", "holes", "refused"]);
 
 const st = {};
 for (const [name, lib] of Object.entries(sides)) {
-  const proc = lib.createVfioProcess(lib.vtdPlatform());
-  const opened = lib.Type1Handle.open(proc);
-  if (!opened.ok) throw new Error(`${name}: open: ${opened.errnoName}`);
-  const h = opened.value;
-  const guest = BigInt(proc.mmap(undefined, BigInt(2 * N + K) * MAP).ret);
+  const { h, guest } = openSide(lib, name);
   const stride = mode === "holes" ? 2 : 1;
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < N; i++) h.mapDma({ iova: BASE + BigInt(stride * i) * MAP, vaddr: guest + BigInt(stride * i) * MAP, size: MAP });

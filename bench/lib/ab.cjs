@@ -23,6 +23,15 @@ function loadSides(script, modes) {
   return { mode, sides: { base: require(resolve(baseDir, "index.js")), new: require(resolve(newDir, "index.js")) } };
 }
 
+/** A process with a type1 container (TYPE1v2, vtd) and guest memory for 2 * N + K mappings. */
+function openSide(lib, name) {
+  const proc = lib.createVfioProcess(lib.vtdPlatform());
+  const opened = lib.Type1Handle.open(proc);
+  if (!opened.ok) throw new Error(`${name}: open: ${opened.errnoName}`);
+  const guest = BigInt(proc.mmap(undefined, BigInt(2 * N + K) * MAP).ret);
+  return { proc, h: opened.value, guest };
+}
+
 let seed = 12345;
 /** A random odd slot (free between an every-other-slot fill), the same sequence in every run. */
 const freeSlot = () => 2 * ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % N) + 1;
@@ -40,4 +49,4 @@ const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const r2 = (x) => Math.round(x * 100) / 100;
 
-module.exports = { PAGE, MAP, N, K, BASE, loadSides, batchRequests, mean, median, r2 };
+module.exports = { PAGE, MAP, N, K, BASE, loadSides, openSide, batchRequests, mean, median, r2 };
