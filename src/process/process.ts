@@ -308,6 +308,30 @@ export class Process implements Task {
     return toResult(r);
   }
 
+  /**
+   * @internal ioctl(2) for the library's typed handles (`Type1Handle`), which pass their own
+   * fd, a known command and their scratch address: the file's return value (a negative errno
+   * on failure), without ioctl()'s argument checks and result object, which a VMM's
+   * thousands of MAP_DMA calls would pay on top of the kernel's work.
+   */
+  ioctlRet(fd: number, cmd: number, arg: bigint): number {
+    const f = this.files.get(fd);
+    if (!f) return -Errno.EBADF;
+    if (!f.ioctl) return -Errno.ENOTTY;
+    return f.ioctl(this, cmd >>> 0, arg);
+  }
+
+  /**
+   * @internal write() of the typed handles' argument structs into their scratch page (an
+   * address already a Number): 0, -EFAULT or -ENOMEM, as write() reports them.
+   */
+  writeRet(addr: number, data: Uint8Array): number {
+    const mem = this.mmRef?.memory;
+    if (!mem) return -Errno.EFAULT;
+    const r = mem.writeUser(addr, data);
+    return r === true ? 0 : r === false ? -Errno.EFAULT : -Errno.ENOMEM;
+  }
+
   // ---- files and shared memory (memfd, file mappings, read/write, fd passing) ----
 
   /** memfd_create(2): a new empty memfd (flags are not modelled); returns its fd. */

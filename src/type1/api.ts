@@ -51,14 +51,14 @@ const {
   VFIO_IOMMU_UNMAP_DMA,
   VFIO_SET_IOMMU,
   VFIO_TYPE1v2_IOMMU,
-  U64_MASK,
   VFIO_TYPE1_IOMMU,
 } = uapi;
 
 /** A request's u64 field, checked (TypeError/RangeError naming it). */
 const field = (req: string, name: string, v: unknown): bigint =>
   // A u64 bigint (every well-formed call) passes as is, before the name string is built.
-  typeof v === "bigint" && v >= 0n && v <= U64_MASK ? v : argULong(`${req}.${name}`, v);
+  // (asUintN(64, v) === v is that range test in one operation: half the time of two compares.)
+  typeof v === "bigint" && BigInt.asUintN(64, v) === v ? v : argULong(`${req}.${name}`, v);
 
 /** A UserBitmap argument, checked. */
 function checkBitmap(name: string, b: UserBitmap): UserBitmap {
@@ -81,8 +81,6 @@ const failure = <T>(errno: number): KernelResult<T> => kernelFailure<T>(errno);
 
 /** result()'s value for calls that return nothing (one function, not a closure per call). */
 const noValue = (): undefined => undefined;
-/** result()'s value for a failed UNMAP_DMA (never called: failures carry no value). */
-const noUnmapped = (): { unmapped: bigint } => ({ unmapped: 0n });
 
 /** MAP_DMA arguments. `read`/`write` are from the device's point of view. */
 export interface MapDmaRequest {
@@ -209,9 +207,14 @@ export class Type1Handle {
   }
 
   private call(cmd: number, bytes: Uint8Array): SyscallResult {
-    const w = this.proc.write(this.scratchAt, bytes);
-    if (w.ret < 0) return w;
-    return this.proc.ioctl(this.fd, cmd, this.scratch);
+    const r = this.callRet(cmd, bytes);
+    return r < 0 ? { ret: -1, errno: -r } : { ret: r, errno: 0 };
+  }
+
+  /** call() as the ioctl's return value (negative errno), no result object in between. */
+  private callRet(cmd: number, bytes: Uint8Array): number {
+    const w = this.proc.writeRet(this.scratchAt, bytes);
+    return w < 0 ? w : this.proc.ioctlRet(this.fd, cmd, this.scratch);
   }
 
   private readBack(len: number): DataView {
@@ -248,7 +251,8 @@ export class Type1Handle {
       s.setBigUint64(DmaMap.iova, iova, true);
       s.setBigUint64(DmaMap.size, size, true);
     }
-    return result(this.call(VFIO_IOMMU_MAP_DMA, this.mapBytes), noValue);
+    const r = this.callRet(VFIO_IOMMU_MAP_DMA, this.mapBytes);
+    return r < 0 ? kernelFailure(-r) : { ok: true, value: undefined };
   }
 
   /** MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR: give an invalidated mapping its new vaddr. */
@@ -289,8 +293,8 @@ export class Type1Handle {
     s.setUint32(DmaUnmap.flags, flags, true);
     s.setBigUint64(DmaUnmap.iova, field("req", "iova", iova), true);
     s.setBigUint64(DmaUnmap.size, field("req", "size", size), true);
-    const r = this.call(VFIO_IOMMU_UNMAP_DMA, b);
-    if (r.ret < 0) return result(r, noUnmapped);
+    const r = this.callRet(VFIO_IOMMU_UNMAP_DMA, b);
+    if (r < 0) return failure(-r);
     // The kernel copied the struct back with size = bytes unmapped.
     if (!this.proc.copyFromUserInto(this.scratch, b, DmaUnmap.SIZE)) b.fill(0);
     return { ok: true, value: { unmapped: s.getBigUint64(DmaUnmap.size, true) } };

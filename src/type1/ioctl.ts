@@ -80,6 +80,11 @@ class Struct {
     const w = this.w64;
     return w !== null && (off & 7) === 0 ? w[off >> 3] : this.dv.getBigUint64(off, true);
   }
+  /** The u64 at `off` as a Number when below 2^53 (exact), else -1: from its two 32-bit words, no BigInt. */
+  exactN(off: number): number {
+    const hi = this.dv.getUint32(off + 4, true);
+    return hi < 0x20_0000 ? hi * 0x1_0000_0000 + this.dv.getUint32(off, true) : -1;
+  }
   setU32(off: number, v: number): void {
     this.dv.setUint32(off, v >>> 0, true);
   }
@@ -243,6 +248,9 @@ function mapDma(iommu: VfioIommu, task: Task, arg: bigint): number {
   m.vaddr = s.u64(DmaMap.vaddr);
   m.iova = s.u64(DmaMap.iova);
   m.size = sameSize(s);
+  m.vaddrN = s.exactN(DmaMap.vaddr);
+  m.iovaN = s.exactN(DmaMap.iova);
+  m.sizeN = s.exactN(DmaMap.size);
   return iommu.vfioDmaDoMap(task, m);
 }
 
@@ -266,7 +274,7 @@ let lastSizeLo = 0;
 let lastSizeHi = 0;
 
 /** MAP_DMA's decoded arguments, one object rewritten per call (vfio_dma_do_map() reads them before anything can call out). */
-const mapArgs: DmaMapArgs = { flags: 0, vaddr: 0n, iova: 0n, size: 0n };
+const mapArgs: DmaMapArgs = { flags: 0, vaddr: 0n, iova: 0n, size: 0n, vaddrN: -1, iovaN: -1, sizeN: -1 };
 
 /** vfio_iommu_type1_unmap_dma(). */
 function unmapDma(iommu: VfioIommu, task: Task, arg: bigint): number {

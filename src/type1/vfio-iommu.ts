@@ -94,6 +94,14 @@ export interface DmaMapArgs {
   vaddr: bigint;
   iova: bigint;
   size: bigint;
+  /**
+   * Optional: vaddr, iova and size as Numbers when below 2^53 (exact), else -1. The ioctl
+   * decodes them from the struct's 32-bit words, which costs less than converting the
+   * BigInts; without them vfio_dma_do_map() converts.
+   */
+  vaddrN?: number;
+  iovaN?: number;
+  sizeN?: number;
 }
 
 /** The arguments of UNMAP_DMA; `size` is written back with the bytes unmapped. */
@@ -333,11 +341,15 @@ export class VfioIommu implements DirtyBitmapHost {
    * Returns the pages pinned (the run starts at `pfnBase`), or -errno with nothing left
    * pinned or charged.
    */
-  vfioPinPagesRemote(current: Task, dma: VfioDma, vaddr: bigint, npage: number, limit: number): number {
+  vfioPinPagesRemote(current: Task, dma: VfioDma, vaddr: bigint, npage: number, limit: number, vaddrN = -1): number {
     const mm = current.mm;
     if (!mm) return -Errno.ENODEV;
     let max = this.opts.disableHugepages ? 1 : npage;
-    if (vaddr > MAX_SAFE) return -Errno.EFAULT;
+    // vaddrN: Number(vaddr) when the caller has it exact (below 2^53).
+    if (vaddrN < 0) {
+      if (vaddr > MAX_SAFE) return -Errno.EFAULT;
+      vaddrN = u64ToNumber(vaddr);
+    }
     // GUP pins (so faults in) a vfio_batch at a time: VFIO_BATCH_MAX_CAPACITY pages from the
     // dma's vaddr on, the limit being checked page by page as the batch is consumed. A map
     // that fails on the limit has faulted exactly the batches it started, which shows later
@@ -349,7 +361,7 @@ export class VfioIommu implements DirtyBitmapHost {
     // vaddr_get_pfns() pins under mmap_read_lock (it waits while another thread writes).
     mm.mmapReadLock();
     const mem = mm.memory;
-    const npages = mem.pinUserPages(u64ToNumber(vaddr), max, (dma.prot & IOMMU_WRITE) !== 0, true);
+    const npages = mem.pinUserPages(vaddrN, max, (dma.prot & IOMMU_WRITE) !== 0, true);
     const reserved = mem.pinnedReserved;
     const phys = mem.pinnedPhys;
     mm.mmapReadUnlock();
@@ -409,17 +421,19 @@ export class VfioIommu implements DirtyBitmapHost {
    * vfio_pin_map_dma(): pin and map [dma.iova, +mapSize) run by run; all or nothing.
    * `iovaKey`: Number(dma.iova), handed to the domains with the first run.
    */
-  private vfioPinMapDma(current: Task, dma: VfioDma, mapSize: bigint, iovaKey?: number): number {
+  private vfioPinMapDma(current: Task, dma: VfioDma, mapSize: bigint, iovaKey?: number, mapSizeN = -1, vaddrN = -1): number {
     this.lock.assertHeld();
     const limit = this.memlockPages(current);
     let size = mapSize;
     let ret = 0;
+    // mapSizeN/vaddrN: Number(mapSize) and Number(dma.vaddr) when the caller knows them exact
+    // (below 2^53), for the first run's page count and address: most maps are one run.
     while (size > 0n) {
-      // size is page-aligned: below 2^53 a Number divides it exactly, with no BigInt shift.
-      const npage = size < NO_WRAP_LIMIT ? u64ToNumber(size) / PAGE_SIZE : u64ToNumber(size >> PSHIFT);
       // The first run starts at the dma's own iova and vaddr (no sums).
       const first = dma.size === 0n;
-      const r = this.vfioPinPagesRemote(current, dma, first ? dma.vaddr : dma.vaddr + dma.size, npage, limit);
+      // size is page-aligned: below 2^53 a Number divides it exactly, with no BigInt shift.
+      const npage = first && mapSizeN >= 0 ? mapSizeN / PAGE_SIZE : size < NO_WRAP_LIMIT ? u64ToNumber(size) / PAGE_SIZE : u64ToNumber(size >> PSHIFT);
+      const r = this.vfioPinPagesRemote(current, dma, first ? dma.vaddr : dma.vaddr + dma.size, npage, limit, first ? vaddrN : -1);
       if (r < 0) {
         ret = r;
         break;
@@ -491,9 +505,11 @@ export class VfioIommu implements DirtyBitmapHost {
     // searches and inserts. When all three are below 2^53 (every address a VMM maps) they
     // are exact, nothing can wrap (both wrap checks are false) and the alignment check
     // masks Numbers; otherwise the BigInt checks decide.
-    const iovaKey = bigintToNumber(iova);
-    const vaddrN = bigintToNumber(vaddr);
-    const sizeN = bigintToNumber(size);
+    // The ioctl's decoded Numbers are -1 at or above 2^53, where the key is Number(iova) rounded.
+    let iovaKey = map.iovaN ?? -1;
+    if (iovaKey < 0) iovaKey = bigintToNumber(iova);
+    const vaddrN = map.vaddrN ?? bigintToNumber(vaddr);
+    const sizeN = map.sizeN ?? bigintToNumber(size);
     const exact = iovaKey >= 0 && iovaKey < NO_WRAP_LIMIT_N && vaddrN >= 0 && vaddrN < NO_WRAP_LIMIT_N && sizeN >= 0 && sizeN < NO_WRAP_LIMIT_N;
     let prot = 0;
     if (map.flags & VFIO_DMA_MAP_FLAG_WRITE) prot |= IOMMU_WRITE;
@@ -540,9 +556,10 @@ export class VfioIommu implements DirtyBitmapHost {
       this.vfioLinkDma(dma, this.findDmaIndex, iovaKey);
       let ret = 0;
       if (this.domainList.length === 0) dma.size = size;
-      else ret = this.vfioPinMapDma(current, dma, size, iovaKey);
+      else ret = this.vfioPinMapDma(current, dma, size, iovaKey, exact ? sizeN : -1, exact ? vaddrN : -1);
       if (ret === 0 && this.dirtyPageTracking) {
-        ret = this.vfioDmaBitmapAlloc(dma, pgsize);
+        // On success dma.size is the size asked for: its page count in Numbers when exact.
+        ret = this.vfioDmaBitmapAlloc(dma, pgsize, exact && maskN >= 0 ? sizeN / (maskN + 1) : -1);
         if (ret) this.vfioRemoveDma(dma);
       }
       return ret;
@@ -714,10 +731,12 @@ export class VfioIommu implements DirtyBitmapHost {
   // ------------------------------------------------------------------ dirty tracking
 
   /** vfio_dma_bitmap_alloc(): a zeroed bitmap of dma.size / pgsize bits (+1 spare u64). */
-  vfioDmaBitmapAlloc(dma: VfioDma, pgsize: bigint): number {
+  vfioDmaBitmapAlloc(dma: VfioDma, pgsize: bigint, npagesKnown = -1): number {
     const size = dma.size;
-    // Below 2^53 the page count is exact in Numbers (no BigInt division and conversion per MAP_DMA).
-    const npages = size < NO_WRAP_LIMIT && pgsize < NO_WRAP_LIMIT ? Math.floor(u64ToNumber(size) / u64ToNumber(pgsize)) : u64ToNumber(size / pgsize);
+    // Below 2^53 the page count is exact in Numbers (no BigInt division and conversion per
+    // MAP_DMA); `npagesKnown`: the caller's, from Numbers it already has.
+    const npages =
+      npagesKnown >= 0 ? npagesKnown : size < NO_WRAP_LIMIT && pgsize < NO_WRAP_LIMIT ? Math.floor(u64ToNumber(size) / u64ToNumber(pgsize)) : u64ToNumber(size / pgsize);
     if (npages > DIRTY_BITMAP_PAGES_MAX_N) return -Errno.EINVAL;
     const b = Bitmap.create(this.core, npages);
     if (!b) return -Errno.ENOMEM;
