@@ -129,7 +129,8 @@ export class RangeDomain implements IommuDomain {
       done += stop - pos;
       pos = stop;
     }
-    return done === 0 ? 0n : numberToU64(done);
+    // The usual answer, everything, is the caller's own BigInt: nothing to allocate.
+    return done === sizeN ? size : done === 0 ? 0n : numberToU64(done);
   }
 
   /** unmap() in BigInts: any arguments (no extent lies below 0 or reaches past 2^64 - 1). */
