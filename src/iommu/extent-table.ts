@@ -26,6 +26,8 @@ import { wordsToU64 } from "../util/u64";
 export const EXTENT_CHUNK = 256;
 /** Capacity of a table's first chunk (it doubles up to the chunk size, so small domains stay small). */
 const FIRST_CAP = 8;
+/** Empty chunks a table keeps for reuse. */
+const SPARES = 4;
 /** Words per extent in a chunk's `w`, and their offsets. */
 const W = 6;
 const IOVA_HI = 0;
@@ -74,8 +76,12 @@ export class ExtentTable {
   private readonly chunks: ExtentChunk[] = [];
   /** The key of each chunk's last extent, chunk by chunk. */
   private readonly lastKeys: number[] = [];
-  /** A full-size chunk dropped when it emptied, reused by the next split or append (a domain that maps and unmaps a batch above the rest would otherwise allocate one per batch). */
-  private spare: ExtentChunk | null = null;
+  /**
+   * Full-size chunks dropped when they emptied, up to SPARES, reused by the next splits or
+   * appends: a domain that maps a batch above the rest and unmaps it again would otherwise
+   * allocate a chunk per CHUNK extents of every batch.
+   */
+  private readonly spares: ExtentChunk[] = [];
   private count = 0;
   /** seek()'s answer: chunk index and offset. */
   c = 0;
@@ -200,8 +206,7 @@ export class ExtentTable {
   insert(c: number, k: number, iovaHi: number, iovaLo: number, lastHi: number, lastLo: number, paddrHi: number, paddrLo: number, prot: number, key: number): void {
     const chunks = this.chunks;
     if (chunks.length === 0) {
-      chunks.push(this.spare ?? new ExtentChunk(Math.min(FIRST_CAP, this.chunkSize)));
-      this.spare = null;
+      chunks.push(this.spares.pop() ?? new ExtentChunk(Math.min(FIRST_CAP, this.chunkSize)));
       this.lastKeys.push(key);
       c = 0;
       k = 0;
@@ -257,12 +262,9 @@ export class ExtentTable {
     this.count++;
   }
 
-  /** An empty full-size chunk inserted at index c (the spare one if there is one). */
+  /** An empty full-size chunk inserted at index c (a spare one if there is one). */
   private newChunk(c: number): ExtentChunk {
-    let ch = this.spare;
-    this.spare = null;
-    if (!ch || ch.keys.length !== this.chunkSize) ch = new ExtentChunk(this.chunkSize);
-    ch.n = 0;
+    const ch = this.spares.pop() ?? new ExtentChunk(this.chunkSize);
     this.chunks.splice(c, 0, ch);
     this.lastKeys.splice(c, 0, 0);
     return ch;
@@ -284,7 +286,7 @@ export class ExtentTable {
     if (n === 0) {
       this.chunks.splice(c, 1);
       this.lastKeys.splice(c, 1);
-      if (ch.keys.length === this.chunkSize) this.spare = ch;
+      if (ch.keys.length === this.chunkSize && this.spares.length < SPARES) this.spares.push(ch);
     }
   }
 
