@@ -40,8 +40,13 @@ const TWO32 = 4294967296;
 /** 2^53: keys below it are exact. */
 const TWO53 = 9007199254740992;
 
-/** One chunk: `n` extents at indices [0, n) of its arrays. */
+/**
+ * One chunk: `n` extents at indices [s, s + n) of its arrays. The free room is on both
+ * sides, so an insert or removal moves the shorter part of the chunk: at either end it
+ * moves nothing (UNMAP_DMA of a range removes its extents from the front).
+ */
 class ExtentChunk {
+  s = 0;
   n = 0;
   w: Uint32Array;
   prot: Int32Array;
@@ -53,17 +58,27 @@ class ExtentChunk {
     this.keys = new Float64Array(cap);
   }
 
-  /** Reallocates with room for `cap` extents, keeping the first n. */
+  /** Reallocates with room for `cap` extents, the n extents moved to the front. */
   grow(cap: number): void {
+    const s = this.s;
+    const e = s + this.n;
     const w = new Uint32Array(cap * W);
-    w.set(this.w.subarray(0, this.n * W));
+    w.set(this.w.subarray(s * W, e * W));
     const prot = new Int32Array(cap);
-    prot.set(this.prot.subarray(0, this.n));
+    prot.set(this.prot.subarray(s, e));
     const keys = new Float64Array(cap);
-    keys.set(this.keys.subarray(0, this.n));
+    keys.set(this.keys.subarray(s, e));
     this.w = w;
     this.prot = prot;
     this.keys = keys;
+    this.s = 0;
+  }
+
+  /** Moves the extents at indices [from, end) to index `to` (a memmove per array). */
+  move(to: number, from: number, end: number): void {
+    this.w.copyWithin(to * W, from * W, end * W);
+    this.prot.copyWithin(to, from, end);
+    this.keys.copyWithin(to, from, end);
   }
 }
 
@@ -127,8 +142,9 @@ export class ExtentTable {
     }
     let ch = chunks[lo];
     let keys = ch.keys;
-    let a = 0;
-    let b = ch.n - 1;
+    // Indices into the chunk's arrays here, not offsets from its start.
+    let a = ch.s;
+    let b = a + ch.n - 1;
     while (a < b) {
       const mid = (a + b) >> 1;
       if (keys[mid] >= xn) b = mid;
@@ -137,19 +153,19 @@ export class ExtentTable {
     if (keys[a] === xn && xn >= TWO53) {
       // A key equal to a rounded xn may stand for a last below x: step past those exactly.
       while (keys[a] === xn && lastBelow(ch.w, a, xHi, xLo)) {
-        if (++a === ch.n) {
+        if (++a === ch.s + ch.n) {
           if (++lo === n) {
             this.toEnd();
             return false;
           }
           ch = chunks[lo];
           keys = ch.keys;
-          a = 0;
+          a = ch.s;
         }
       }
     }
     this.c = lo;
-    this.k = a;
+    this.k = a - ch.s;
     return true;
   }
 
@@ -162,41 +178,45 @@ export class ExtentTable {
 
   /** The iova of the extent at (c, k) as Number() would round it. */
   iovaNumber(c: number, k: number): number {
-    const w = this.chunks[c].w;
-    const i = k * W;
-    return w[i + IOVA_HI] * TWO32 + w[i + IOVA_LO];
+    const ch = this.chunks[c];
+    const i = (ch.s + k) * W;
+    return ch.w[i + IOVA_HI] * TWO32 + ch.w[i + IOVA_LO];
   }
 
   /** The last byte of the extent at (c, k) as Number() would round it (its key). */
   lastNumber(c: number, k: number): number {
-    return this.chunks[c].keys[k];
+    const ch = this.chunks[c];
+    return ch.keys[ch.s + k];
   }
 
   /** Whether the iova of the extent at (c, k) is above (hi, lo). */
   iovaAbove(c: number, k: number, hi: number, lo: number): boolean {
-    const w = this.chunks[c].w;
-    const i = k * W;
-    const h = w[i + IOVA_HI];
-    return h > hi || (h === hi && w[i + IOVA_LO] > lo);
+    const ch = this.chunks[c];
+    const i = (ch.s + k) * W;
+    const h = ch.w[i + IOVA_HI];
+    return h > hi || (h === hi && ch.w[i + IOVA_LO] > lo);
   }
 
   /** The iova of the extent at (c, k). */
   iova(c: number, k: number): bigint {
-    const w = this.chunks[c].w;
-    return wordsToU64(w[k * W + IOVA_HI], w[k * W + IOVA_LO]);
+    const ch = this.chunks[c];
+    const i = (ch.s + k) * W;
+    return wordsToU64(ch.w[i + IOVA_HI], ch.w[i + IOVA_LO]);
   }
 
   /** The last byte of the extent at (c, k). */
   last(c: number, k: number): bigint {
-    const w = this.chunks[c].w;
-    return wordsToU64(w[k * W + LAST_HI], w[k * W + LAST_LO]);
+    const ch = this.chunks[c];
+    const i = (ch.s + k) * W;
+    return wordsToU64(ch.w[i + LAST_HI], ch.w[i + LAST_LO]);
   }
 
   /** The paddr of the extent at (c, k) plus (offHi, offLo) (which stays inside the extent, so no carry out). */
   physAt(c: number, k: number, offHi: number, offLo: number): bigint {
-    const w = this.chunks[c].w;
-    const lo = w[k * W + PADDR_LO] + offLo;
-    return wordsToU64((w[k * W + PADDR_HI] + offHi + (lo >= TWO32 ? 1 : 0)) >>> 0, lo >>> 0);
+    const ch = this.chunks[c];
+    const i = (ch.s + k) * W;
+    const lo = ch.w[i + PADDR_LO] + offLo;
+    return wordsToU64((ch.w[i + PADDR_HI] + offHi + (lo >= TWO32 ? 1 : 0)) >>> 0, lo >>> 0);
   }
 
   /**
@@ -223,7 +243,8 @@ export class ExtentTable {
         c++;
         k = 0;
       } else {
-        // Split in halves and insert into the half that holds position k.
+        // Split in halves and insert into the half that holds position k. (A full
+        // chunk starts at index 0.)
         const half = max >> 1;
         const right = this.newChunk(c + 1);
         right.w.set(ch.w.subarray(half * W, max * W));
@@ -241,23 +262,35 @@ export class ExtentTable {
       }
     }
     const n = ch.n;
-    const w = ch.w;
-    if (k < n) {
-      w.copyWithin((k + 1) * W, k * W, n * W);
-      ch.prot.copyWithin(k + 1, k, n);
-      ch.keys.copyWithin(k + 1, k, n);
-    } else {
-      this.lastKeys[c] = key;
+    const cap = ch.keys.length;
+    let s = ch.s;
+    // Move the part before k down, or the part from k up: the shorter one, where there is room.
+    let down = k < n >> 1;
+    if (down ? s === 0 : s + n === cap) {
+      // No room on that side: centre the extents (one move per half the free room).
+      const to = (cap - n) >> 1;
+      ch.move(to, s, s + n);
+      ch.s = s = to;
+      if (down ? s === 0 : s + n === cap) down = !down;
     }
-    const i = k * W;
+    if (down) {
+      ch.move(s - 1, s, s + k);
+      ch.s = --s;
+    } else if (k < n) {
+      ch.move(s + k + 1, s + k, s + n);
+    }
+    if (k === n) this.lastKeys[c] = key;
+    const w = ch.w;
+    const p = s + k;
+    const i = p * W;
     w[i + IOVA_HI] = iovaHi;
     w[i + IOVA_LO] = iovaLo;
     w[i + LAST_HI] = lastHi;
     w[i + LAST_LO] = lastLo;
     w[i + PADDR_HI] = paddrHi;
     w[i + PADDR_LO] = paddrLo;
-    ch.prot[k] = prot;
-    ch.keys[k] = key;
+    ch.prot[p] = prot;
+    ch.keys[p] = key;
     ch.n = n + 1;
     this.count++;
   }
@@ -273,17 +306,21 @@ export class ExtentTable {
   /** Removes the extent at (c, k). */
   remove(c: number, k: number): void {
     const ch = this.chunks[c];
+    const s = ch.s;
     const n = ch.n - 1;
-    if (k < n) {
-      ch.w.copyWithin(k * W, (k + 1) * W, (n + 1) * W);
-      ch.prot.copyWithin(k, k + 1, n + 1);
-      ch.keys.copyWithin(k, k + 1, n + 1);
+    // Close the gap from the shorter side: the extents before k up, or those after it down.
+    if (k < n - k) {
+      ch.move(s + 1, s, s + k);
+      ch.s = s + 1;
+    } else if (k < n) {
+      ch.move(s + k, s + k + 1, s + n + 1);
     } else if (n > 0) {
-      this.lastKeys[c] = ch.keys[n - 1];
+      this.lastKeys[c] = ch.keys[s + n - 1];
     }
     ch.n = n;
     this.count--;
     if (n === 0) {
+      ch.s = 0;
       this.chunks.splice(c, 1);
       this.lastKeys.splice(c, 1);
       if (ch.keys.length === this.chunkSize && this.spares.length < SPARES) this.spares.push(ch);
@@ -296,8 +333,9 @@ export class ExtentTable {
    * Its last byte and key stay.
    */
   cutFront(c: number, k: number, iovaHi: number, iovaLo: number, deltaHi: number, deltaLo: number): void {
-    const w = this.chunks[c].w;
-    const i = k * W;
+    const ch = this.chunks[c];
+    const w = ch.w;
+    const i = (ch.s + k) * W;
     w[i + IOVA_HI] = iovaHi;
     w[i + IOVA_LO] = iovaLo;
     addWords(w, i + PADDR_HI, deltaHi, deltaLo);
@@ -306,10 +344,10 @@ export class ExtentTable {
   /** Cuts the back of the extent at (c, k): its last byte becomes (lastHi, lastLo), `key` its Number. */
   cutBack(c: number, k: number, lastHi: number, lastLo: number, key: number): void {
     const ch = this.chunks[c];
-    const i = k * W;
+    const i = (ch.s + k) * W;
     ch.w[i + LAST_HI] = lastHi;
     ch.w[i + LAST_LO] = lastLo;
-    ch.keys[k] = key;
+    ch.keys[ch.s + k] = key;
     if (k === ch.n - 1) this.lastKeys[c] = key;
   }
 
@@ -321,11 +359,11 @@ export class ExtentTable {
   split(c: number, k: number, leftLastHi: number, leftLastLo: number, leftKey: number, rightHi: number, rightLo: number, deltaHi: number, deltaLo: number): void {
     const ch = this.chunks[c];
     const w = ch.w;
-    const i = k * W;
+    const i = (ch.s + k) * W;
     const lastHi = w[i + LAST_HI];
     const lastLo = w[i + LAST_LO];
-    const key = ch.keys[k];
-    const prot = ch.prot[k];
+    const key = ch.keys[ch.s + k];
+    const prot = ch.prot[ch.s + k];
     // The right part's paddr, with the carry, before the insert may move the extent.
     const plo = w[i + PADDR_LO] + deltaLo;
     const phi = (w[i + PADDR_HI] + deltaHi + (plo >= TWO32 ? 1 : 0)) >>> 0;
@@ -338,11 +376,11 @@ export class ExtentTable {
     const out: Array<[bigint, bigint, bigint, number]> = [];
     for (const ch of this.chunks) {
       const w = ch.w;
-      for (let k = 0; k < ch.n; k++) {
-        const i = k * W;
+      for (let p = ch.s; p < ch.s + ch.n; p++) {
+        const i = p * W;
         const iova = wordsToU64(w[i + IOVA_HI], w[i + IOVA_LO]);
         const last = wordsToU64(w[i + LAST_HI], w[i + LAST_LO]);
-        out.push([iova, last - iova + 1n, wordsToU64(w[i + PADDR_HI], w[i + PADDR_LO]), ch.prot[k]]);
+        out.push([iova, last - iova + 1n, wordsToU64(w[i + PADDR_HI], w[i + PADDR_LO]), ch.prot[p]]);
       }
     }
     return out;
@@ -359,15 +397,15 @@ export class ExtentTable {
     for (let c = 0; c < this.chunks.length; c++) {
       const ch = this.chunks[c];
       if (ch.n === 0) return `chunk ${c} is empty`;
-      if (ch.n > this.chunkSize) return `chunk ${c} holds ${ch.n}`;
+      if (ch.s < 0 || ch.s + ch.n > ch.keys.length || ch.keys.length > this.chunkSize) return `chunk ${c}: [${ch.s}, +${ch.n}) of ${ch.keys.length}`;
       for (let k = 0; k < ch.n; k++) {
         const iova = this.iova(c, k);
         const last = this.last(c, k);
         if (iova <= prevLast || last < iova) return `extent ${c}:${k} [${iova}, ${last}] out of order`;
-        if (ch.keys[k] !== Number(last)) return `extent ${c}:${k}: key ${ch.keys[k]} for last ${last}`;
+        if (ch.keys[ch.s + k] !== Number(last)) return `extent ${c}:${k}: key ${ch.keys[ch.s + k]} for last ${last}`;
         prevLast = last;
       }
-      if (this.lastKeys[c] !== ch.keys[ch.n - 1]) return `chunk ${c}: lastKey ${this.lastKeys[c]}`;
+      if (this.lastKeys[c] !== ch.keys[ch.s + ch.n - 1]) return `chunk ${c}: lastKey ${this.lastKeys[c]}`;
       n += ch.n;
     }
     if (this.lastKeys.length !== this.chunks.length) return "lastKeys length";
