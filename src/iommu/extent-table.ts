@@ -19,6 +19,10 @@
  * decide. Each chunk's last key also sits in one packed array (lastKeys), so a search picks
  * its chunk without touching the chunks, and an extent above all others (a VMM mapping
  * upwards) is found after one comparison.
+ *
+ * Addresses cross the interface as u32 words (hi, lo), in either int32 or uint32 form, and
+ * keys are computed here: a double passed to or returned from a call that the optimizing
+ * compiler does not inline is boxed, one heap object per call.
  */
 import { wordsToU64 } from "../util/u64";
 
@@ -101,6 +105,8 @@ export class ExtentTable {
   /** seek()'s answer: chunk index and offset. */
   c = 0;
   k = 0;
+  /** read()'s answer: [Number(iova), Number(last)] of an extent (rounded at or above 2^53). */
+  readonly at = new Float64Array(2);
 
   /** @param chunkSize extents per chunk at most (tests pass a small one to force splits). */
   constructor(chunkSize: number = EXTENT_CHUNK) {
@@ -120,12 +126,15 @@ export class ExtentTable {
   }
 
   /**
-   * Moves (c, k) to the first extent whose last byte is at or above x, and returns true; or,
-   * when there is none, to the end (where an extent above all others goes) and returns
-   * false. `xn` is Number(x) for a u64 x; `xHi`/`xLo` are x's words, read only where keys tie
-   * at or above 2^53 (a caller with xn below 2^53 may pass anything).
+   * Moves (c, k) to the first extent whose last byte is at or above x = (xHi, xLo), and
+   * returns true; or, when there is none, to the end (where an extent above all others
+   * goes) and returns false.
    */
-  seek(xn: number, xHi: number, xLo: number): boolean {
+  seek(xHi: number, xLo: number): boolean {
+    xHi >>>= 0;
+    xLo >>>= 0;
+    // Number(x): hi * 2^32 is exact and the sum rounds once, as Number() does.
+    const xn = xHi * TWO32 + xLo;
     const chunks = this.chunks;
     const n = chunks.length;
     const lk = this.lastKeys;
@@ -176,21 +185,18 @@ export class ExtentTable {
     this.k = n === 0 ? 0 : this.chunks[n - 1].n;
   }
 
-  /** The iova of the extent at (c, k) as Number() would round it. */
-  iovaNumber(c: number, k: number): number {
+  /** Leaves Number(iova) and Number(last) of the extent at (c, k) in `at`. */
+  read(c: number, k: number): void {
     const ch = this.chunks[c];
     const i = (ch.s + k) * W;
-    return ch.w[i + IOVA_HI] * TWO32 + ch.w[i + IOVA_LO];
-  }
-
-  /** The last byte of the extent at (c, k) as Number() would round it (its key). */
-  lastNumber(c: number, k: number): number {
-    const ch = this.chunks[c];
-    return ch.keys[ch.s + k];
+    this.at[0] = ch.w[i + IOVA_HI] * TWO32 + ch.w[i + IOVA_LO];
+    this.at[1] = ch.keys[ch.s + k];
   }
 
   /** Whether the iova of the extent at (c, k) is above (hi, lo). */
   iovaAbove(c: number, k: number, hi: number, lo: number): boolean {
+    hi >>>= 0;
+    lo >>>= 0;
     const ch = this.chunks[c];
     const i = (ch.s + k) * W;
     const h = ch.w[i + IOVA_HI];
@@ -215,7 +221,7 @@ export class ExtentTable {
   physAt(c: number, k: number, offHi: number, offLo: number): bigint {
     const ch = this.chunks[c];
     const i = (ch.s + k) * W;
-    const lo = ch.w[i + PADDR_LO] + offLo;
+    const lo = ch.w[i + PADDR_LO] + (offLo >>> 0);
     return wordsToU64((ch.w[i + PADDR_HI] + offHi + (lo >= TWO32 ? 1 : 0)) >>> 0, lo >>> 0);
   }
 
@@ -223,7 +229,8 @@ export class ExtentTable {
    * Inserts an extent at (c, k) (before the extent there, or at the end of chunk c). The
    * caller keeps the order: it inserts where seek() left it, or next to an extent it splits.
    */
-  insert(c: number, k: number, iovaHi: number, iovaLo: number, lastHi: number, lastLo: number, paddrHi: number, paddrLo: number, prot: number, key: number): void {
+  insert(c: number, k: number, iovaHi: number, iovaLo: number, lastHi: number, lastLo: number, paddrHi: number, paddrLo: number, prot: number): void {
+    const key = (lastHi >>> 0) * TWO32 + (lastLo >>> 0);
     const chunks = this.chunks;
     if (chunks.length === 0) {
       chunks.push(this.spares.pop() ?? new ExtentChunk(Math.min(FIRST_CAP, this.chunkSize)));
@@ -341,8 +348,9 @@ export class ExtentTable {
     addWords(w, i + PADDR_HI, deltaHi, deltaLo);
   }
 
-  /** Cuts the back of the extent at (c, k): its last byte becomes (lastHi, lastLo), `key` its Number. */
-  cutBack(c: number, k: number, lastHi: number, lastLo: number, key: number): void {
+  /** Cuts the back of the extent at (c, k): its last byte becomes (lastHi, lastLo). */
+  cutBack(c: number, k: number, lastHi: number, lastLo: number): void {
+    const key = (lastHi >>> 0) * TWO32 + (lastLo >>> 0);
     const ch = this.chunks[c];
     const i = (ch.s + k) * W;
     ch.w[i + LAST_HI] = lastHi;
@@ -352,23 +360,21 @@ export class ExtentTable {
   }
 
   /**
-   * Punches a hole into the extent at (c, k): it keeps [iova, leftLast] (`leftKey`:
-   * Number(leftLast)) and a new extent [right, last] follows it, its paddr `delta` bytes on
-   * (delta = right - iova).
+   * Punches a hole into the extent at (c, k): it keeps [iova, leftLast] and a new extent
+   * [right, last] follows it, its paddr `delta` bytes on (delta = right - iova).
    */
-  split(c: number, k: number, leftLastHi: number, leftLastLo: number, leftKey: number, rightHi: number, rightLo: number, deltaHi: number, deltaLo: number): void {
+  split(c: number, k: number, leftLastHi: number, leftLastLo: number, rightHi: number, rightLo: number, deltaHi: number, deltaLo: number): void {
     const ch = this.chunks[c];
     const w = ch.w;
     const i = (ch.s + k) * W;
     const lastHi = w[i + LAST_HI];
     const lastLo = w[i + LAST_LO];
-    const key = ch.keys[ch.s + k];
     const prot = ch.prot[ch.s + k];
     // The right part's paddr, with the carry, before the insert may move the extent.
-    const plo = w[i + PADDR_LO] + deltaLo;
-    const phi = (w[i + PADDR_HI] + deltaHi + (plo >= TWO32 ? 1 : 0)) >>> 0;
-    this.cutBack(c, k, leftLastHi, leftLastLo, leftKey);
-    this.insert(c, k + 1, rightHi, rightLo, lastHi, lastLo, phi, plo >>> 0, prot, key);
+    const plo = w[i + PADDR_LO] + (deltaLo >>> 0);
+    const phi = w[i + PADDR_HI] + deltaHi + (plo >= TWO32 ? 1 : 0);
+    this.cutBack(c, k, leftLastHi, leftLastLo);
+    this.insert(c, k + 1, rightHi, rightLo, lastHi, lastLo, phi | 0, plo | 0, prot);
   }
 
   /** Every extent in order as [iova, size, paddr, prot]. */
@@ -415,13 +421,14 @@ export class ExtentTable {
 
 /** Whether the last byte of extent `a` in words `w` is below (hi, lo). */
 function lastBelow(w: Uint32Array, a: number, hi: number, lo: number): boolean {
+  // hi and lo: uint32 (seek() normalised them).
   const h = w[a * W + LAST_HI];
   return h < hi || (h === hi && w[a * W + LAST_LO] < lo);
 }
 
 /** Adds (hi, lo) to the u64 at w[i] (hi word), w[i + 1] (lo word), mod 2^64. */
 function addWords(w: Uint32Array, i: number, hi: number, lo: number): void {
-  const l = w[i + 1] + lo;
+  const l = w[i + 1] + (lo >>> 0);
   w[i + 1] = l; // a Uint32Array store wraps mod 2^32
   w[i] = w[i] + hi + (l >= TWO32 ? 1 : 0);
 }

@@ -72,8 +72,13 @@ export class RangeDomain implements IommuDomain {
         if (iovaKey < this.apertureStartN || endN > this.apertureEndN) return -Errno.EINVAL;
         const lastN = endN - 1;
         const t = this.extents;
-        if (t.seek(iovaKey, 0, 0) && t.iovaNumber(t.c, t.k) <= lastN) return -Errno.EEXIST;
-        t.insert(t.c, t.k, (iovaKey / TWO32) >>> 0, iovaKey >>> 0, (lastN / TWO32) >>> 0, lastN >>> 0, (paddrN / TWO32) >>> 0, paddrN >>> 0, prot, lastN);
+        // Words as int32 (`| 0`; the hi words are below 2^21): no boxed argument.
+        const iovaHi = (iovaKey / TWO32) | 0;
+        const iovaLo = iovaKey | 0;
+        const lastHi = (lastN / TWO32) | 0;
+        const lastLo = lastN | 0;
+        if (t.seek(iovaHi, iovaLo) && !t.iovaAbove(t.c, t.k, lastHi, lastLo)) return -Errno.EEXIST;
+        t.insert(t.c, t.k, iovaHi, iovaLo, lastHi, lastLo, (paddrN / TWO32) | 0, paddrN | 0, prot);
         return 0;
       }
     }
@@ -91,8 +96,8 @@ export class RangeDomain implements IommuDomain {
     const t = this.extents;
     const lastHi = u64Hi(last);
     const lastLo = u64Lo(last);
-    if (t.seek(bigintToNumber(iova), u64Hi(iova), u64Lo(iova)) && !t.iovaAbove(t.c, t.k, lastHi, lastLo)) return -Errno.EEXIST;
-    t.insert(t.c, t.k, u64Hi(iova), u64Lo(iova), lastHi, lastLo, u64Hi(paddr), u64Lo(paddr), prot, bigintToNumber(last));
+    if (t.seek(u64Hi(iova), u64Lo(iova)) && !t.iovaAbove(t.c, t.k, lastHi, lastLo)) return -Errno.EEXIST;
+    t.insert(t.c, t.k, u64Hi(iova), u64Lo(iova), lastHi, lastLo, u64Hi(paddr), u64Lo(paddr), prot);
     return 0;
   }
 
@@ -108,21 +113,23 @@ export class RangeDomain implements IommuDomain {
     let pos = iovaN;
     let done = 0;
     while (pos < endN) {
-      if (!t.seek(pos, 0, 0)) break;
+      if (!t.seek((pos / TWO32) | 0, pos | 0)) break;
       const c = t.c;
       const k = t.k;
-      const eIova = t.iovaNumber(c, k);
+      t.read(c, k);
+      const eIova = t.at[0];
+      const eLast = t.at[1];
       if (eIova > pos) break;
-      const keepRight = t.lastNumber(c, k) > lastN;
+      const keepRight = eLast > lastN;
       // Without a right part the extent's last is below lastN, so exact.
-      const stop = keepRight ? endN : t.lastNumber(c, k) + 1;
+      const stop = keepRight ? endN : eLast + 1;
       const delta = stop - eIova;
       if (eIova < pos) {
         const left = pos - 1;
-        if (keepRight) t.split(c, k, (left / TWO32) >>> 0, left >>> 0, left, (stop / TWO32) >>> 0, stop >>> 0, (delta / TWO32) >>> 0, delta >>> 0);
-        else t.cutBack(c, k, (left / TWO32) >>> 0, left >>> 0, left);
+        if (keepRight) t.split(c, k, (left / TWO32) | 0, left | 0, (stop / TWO32) | 0, stop | 0, (delta / TWO32) | 0, delta | 0);
+        else t.cutBack(c, k, (left / TWO32) | 0, left | 0);
       } else if (keepRight) {
-        t.cutFront(c, k, (stop / TWO32) >>> 0, stop >>> 0, (delta / TWO32) >>> 0, delta >>> 0);
+        t.cutFront(c, k, (stop / TWO32) | 0, stop | 0, (delta / TWO32) | 0, delta | 0);
       } else {
         t.remove(c, k);
       }
@@ -141,7 +148,7 @@ export class RangeDomain implements IommuDomain {
     let done = 0n;
     if (iova < 0n) return 0n;
     while (pos < end && pos <= U64_MAX) {
-      if (!t.seek(bigintToNumber(pos), u64Hi(pos), u64Lo(pos))) break;
+      if (!t.seek(u64Hi(pos), u64Lo(pos))) break;
       const c = t.c;
       const k = t.k;
       const eIova = t.iova(c, k);
@@ -151,8 +158,8 @@ export class RangeDomain implements IommuDomain {
       const delta = stop - eIova;
       if (eIova < pos) {
         const left = pos - 1n;
-        if (stop < eEnd) t.split(c, k, u64Hi(left), u64Lo(left), bigintToNumber(left), u64Hi(stop), u64Lo(stop), u64Hi(delta), u64Lo(delta));
-        else t.cutBack(c, k, u64Hi(left), u64Lo(left), bigintToNumber(left));
+        if (stop < eEnd) t.split(c, k, u64Hi(left), u64Lo(left), u64Hi(stop), u64Lo(stop), u64Hi(delta), u64Lo(delta));
+        else t.cutBack(c, k, u64Hi(left), u64Lo(left));
       } else if (stop < eEnd) {
         t.cutFront(c, k, u64Hi(stop), u64Lo(stop), u64Hi(delta), u64Lo(delta));
       } else {
@@ -169,7 +176,7 @@ export class RangeDomain implements IommuDomain {
     const t = this.extents;
     const hi = u64Hi(iova);
     const lo = u64Lo(iova);
-    if (!t.seek(bigintToNumber(iova), hi, lo) || t.iovaAbove(t.c, t.k, hi, lo)) return null;
+    if (!t.seek(hi, lo) || t.iovaAbove(t.c, t.k, hi, lo)) return null;
     const off = iova - t.iova(t.c, t.k);
     return t.physAt(t.c, t.k, u64Hi(off), u64Lo(off));
   }
