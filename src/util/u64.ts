@@ -36,3 +36,22 @@ export function numberToU64(n: number): bigint {
   u32[HI] = Math.floor(n / TWO32);
   return b64[0];
 }
+
+/** The high 32 bits of x mod 2^64 (x's u64 words without a BigInt shift or mask). */
+export function u64Hi(x: bigint): number {
+  b64[0] = x;
+  return u32[HI];
+}
+
+/** The low 32 bits of x mod 2^64. */
+export function u64Lo(x: bigint): number {
+  b64[0] = x;
+  return u32[LO];
+}
+
+/** hi * 2^32 + lo as a bigint, for words 0 <= hi, lo < 2^32. */
+export function wordsToU64(hi: number, lo: number): bigint {
+  u32[HI] = hi;
+  u32[LO] = lo;
+  return b64[0];
+}

@@ -1,5 +1,5 @@
 /** u64ToNumber / bigintToNumber / numberToU64 against Number() and BigInt() on edge and random values. */
-import { bigintToNumber, numberToU64, u64ToNumber } from "../../src/util/u64";
+import { bigintToNumber, numberToU64, u64Hi, u64Lo, u64ToNumber, wordsToU64 } from "../../src/util/u64";
 import { Rng } from "../../src/util/random";
 
 describe("u64 conversions", () => {
@@ -21,5 +21,17 @@ describe("u64 conversions", () => {
       xs.push(x, -x, x << BigInt(rng.int(12)), x >> BigInt(rng.int(40)));
     }
     for (const x of xs) expect(bigintToNumber(x)).toBe(Number(x));
+  });
+
+  test("u64Hi / u64Lo are the words of x mod 2^64, wordsToU64 joins them back", () => {
+    const rng = new Rng(13);
+    const xs: bigint[] = [0n, 1n, 0xffffffffn, 1n << 32n, (1n << 64n) - 1n, 1n << 64n, -1n, -(1n << 32n)];
+    for (let i = 0; i < 2000; i++) xs.push((BigInt(rng.u32()) << 32n) | BigInt(rng.u32()));
+    for (const x of xs) {
+      const m = BigInt.asUintN(64, x);
+      expect(u64Hi(x)).toBe(Number(m >> 32n));
+      expect(u64Lo(x)).toBe(Number(m & 0xffffffffn));
+      expect(wordsToU64(u64Hi(x), u64Lo(x))).toBe(m);
+    }
   });
 });
