@@ -112,9 +112,13 @@ function copyStruct(task: Task, addr: bigint, len: number): Struct | null {
  */
 const argStruct = new Struct(new Uint8Array(DmaMap.SIZE), true);
 
-/** copy_from_user() of `len` (<= DmaMap.SIZE) bytes into argStruct; false for -EFAULT. */
+/**
+ * copy_from_user() of `len` (<= DmaMap.SIZE) bytes into argStruct; false for -EFAULT.
+ * `addr` is an ioctl's unsigned long argument, already in [0, 2^64) (Process.ioctl checks
+ * it), so unlike copyStruct this does not wrap it: that was one BigInt per MAP_DMA.
+ */
 function copyArgStruct(task: Task, addr: bigint, len: number): boolean {
-  if (task.copyFromUserInto) return task.copyFromUserInto(u64(addr), argStruct.bytes, len);
+  if (task.copyFromUserInto) return task.copyFromUserInto(addr, argStruct.bytes, len);
   const b = task.copyFromUser(u64(addr), len);
   if (!b) return false;
   argStruct.bytes.set(b);
