@@ -64,7 +64,7 @@ function container(n: number, base: bigint) {
 }
 
 /**
- * Fresh processes per figure: this VM's memory-heavy code runs at two speeds, a factor of
+ * Fresh processes per figure: this VM runs throughput-bound code at two speeds, a factor of
  * up to 2 apart, switching every few seconds (a pure-ALU loop stays within 2%), and one
  * child's batches of a figure fall in one or two of those windows.
  */
