@@ -21,6 +21,11 @@ const REPROS: Array<[string, string]> = [
     "type1 seed 20261130: 6.1, a page pinned below the dma start (unaligned IOVA), then a domain's replay: locked_vm counts that page too",
     "{\"target\":\"type1\",\"cfg\":{\"platform\":\"vtd\",\"hw\":\"intel-ss\",\"profile\":\"linux-6.1\",\"bitmapCopy\":\"simd\",\"setup\":\"standard\",\"prefill\":2097152,\"high\":true},\"ops\":[{\"k\":\"attach\",\"g\":2},{\"k\":\"map\",\"at\":\"ok\",\"argsz\":32,\"flags\":2,\"vaddr\":{\"$big\":\"0x100001b28000\"},\"iova\":{\"$big\":\"0xd80000\"},\"size\":{\"$big\":\"0x3e000\"}},{\"k\":\"register\"},{\"k\":\"detach\",\"g\":0},{\"k\":\"pin\",\"iova\":{\"$big\":\"0xd7f3d5\"},\"npage\":3,\"prot\":2},{\"k\":\"attach\",\"g\":0}]}",
   ],
+  [
+    // test/type1/unaligned-pins.test.ts
+    "type1 seed 20261130, later: that page unpinned once the domain exists keeps its charge (do_accounting is false), so the recount of runs no longer explains locked_vm",
+    "{\"target\":\"type1\",\"cfg\":{\"platform\":\"vtd\",\"hw\":\"intel-ss\",\"profile\":\"linux-6.1\",\"bitmapCopy\":\"simd\",\"setup\":\"standard\",\"prefill\":2097152,\"high\":true},\"ops\":[{\"k\":\"attach\",\"g\":2},{\"k\":\"map\",\"at\":\"ok\",\"argsz\":32,\"flags\":2,\"vaddr\":{\"$big\":\"0x100001b28000\"},\"iova\":{\"$big\":\"0xd80000\"},\"size\":{\"$big\":\"0x3e000\"}},{\"k\":\"register\"},{\"k\":\"detach\",\"g\":0},{\"k\":\"pin\",\"iova\":{\"$big\":\"0xd7f3d5\"},\"npage\":3,\"prot\":2},{\"k\":\"attach\",\"g\":0},{\"k\":\"unpin\",\"iova\":{\"$big\":\"0xd7f3d5\"},\"npage\":1}]}",
+  ],
 ];
 
 describe("fixed fuzz findings replay clean", () => {
