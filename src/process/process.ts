@@ -309,10 +309,12 @@ export class Process implements Task {
   }
 
   /**
-   * @internal ioctl(2) for the library's typed handles (`Type1Handle`), which pass their own
+   * ioctl(2) for the library's typed handles (`Type1Handle`), which pass their own
    * fd, a known command and their scratch address: the file's return value (a negative errno
    * on failure), without ioctl()'s argument checks and result object, which a VMM's
-   * thousands of MAP_DMA calls would pay on top of the kernel's work.
+   * thousands of MAP_DMA calls would pay on top of the kernel's work. Not part of the
+   * published API (left out of the type declarations): call `ioctl()`.
+   * @internal
    */
   ioctlRet(fd: number, cmd: number, arg: bigint): number {
     const f = this.files.get(fd);
@@ -322,8 +324,10 @@ export class Process implements Task {
   }
 
   /**
-   * @internal write() of the typed handles' argument structs into their scratch page (an
-   * address already a Number): 0, -EFAULT or -ENOMEM, as write() reports them.
+   * write() of the typed handles' argument structs into their scratch page (an
+   * address already a Number): 0, -EFAULT or -ENOMEM, as write() reports them. Not part
+   * of the published API: call `write()`.
+   * @internal
    */
   writeRet(addr: number, data: Uint8Array): number {
     const mem = this.mmRef?.memory;
