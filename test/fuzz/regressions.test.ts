@@ -4,6 +4,7 @@
  * The model's side of each is pinned down by a deterministic test named in its entry.
  */
 import { replayRepro } from "./targets";
+import { bound } from "./trace";
 
 const REPROS: Array<[string, string]> = [
   [
@@ -31,5 +32,19 @@ const REPROS: Array<[string, string]> = [
 describe("fixed fuzz findings replay clean", () => {
   it.each(REPROS)("%s", (_name, json) => {
     expect(replayRepro(json)).toBeNull();
+  });
+});
+
+describe("the trace generator bounds a line's own cost", () => {
+  // trace seed 777002: a mutated `maps ... count=unlimited` mapped up to the 65,535-entry
+  // limit, 12 s under the per-ioctl state checks (a "slow" finding of the harness's own making).
+  it.each([
+    ["maps flags=3 vaddr=+0xc00000 iova=0x319000 size=0x2000 count=unlimited vaddr_step=0", "count=0x100"],
+    ["maps flags=3 vaddr=+0xc00000 iova=0x319000 size=0x2000 count=-1", "count=0x100"],
+    ["maps flags=3 vaddr=+0xc00000 iova=0x319000 size=0x2000 count=300", "count=0x100"],
+    ["maps flags=3 vaddr=+0xc00000 iova=0x319000 size=0x2000 count=3", "count=3"],
+    ["peek addr=+0 size=unlimited", "size=0x100000"],
+  ])("%s", (line, want) => {
+    expect(bound(line)).toContain(want);
   });
 });
