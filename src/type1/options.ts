@@ -39,15 +39,24 @@ export interface Type1Kernel {
    * before the alignment checks, size 0 is refused first, ranges use inclusive ends.
    */
   overflowChecks: boolean;
+  /**
+   * Li Zhe's "vfio/type1: optimize vfio_pin_pages_remote()" and "batch vfio_find_vpfn() in
+   * function vfio_unpin_pages_remote()" (posted August 2025, read from the patches): the
+   * pages a vfio_pfn already accounts for are counted per range (vpfn_pages(): every
+   * vfio_pfn keyed inside it). Before, each page-aligned IOVA was looked up with the
+   * exact-key vfio_find_vpfn(), so a vfio_pfn keyed at an unaligned IOVA (vfio_pin_pages()
+   * takes one) matched no page: replay and MAP charged its page again.
+   */
+  vpfnRange: boolean;
   /** What GUP does to the pages vfio pins (mm, not type1: see `GupBehaviour`). */
   gup: GupBehaviour;
 }
 
 /** The switches of each profile. */
 export const TYPE1_PROFILES: Readonly<Record<Type1Profile, Readonly<Type1Kernel>>> = {
-  "linux-6.1": { vaddrOwner: false, alignedCaps: false, nestingRemoved: false, overflowChecks: false, gup: GUP_LINUX_6_1 },
-  "linux-6.12": { vaddrOwner: true, alignedCaps: true, nestingRemoved: false, overflowChecks: false, gup: GUP_LINUX_6_2 },
-  mainline: { vaddrOwner: true, alignedCaps: true, nestingRemoved: true, overflowChecks: true, gup: GUP_LINUX_6_2 },
+  "linux-6.1": { vaddrOwner: false, alignedCaps: false, nestingRemoved: false, overflowChecks: false, vpfnRange: false, gup: GUP_LINUX_6_1 },
+  "linux-6.12": { vaddrOwner: true, alignedCaps: true, nestingRemoved: false, overflowChecks: false, vpfnRange: false, gup: GUP_LINUX_6_2 },
+  mainline: { vaddrOwner: true, alignedCaps: true, nestingRemoved: true, overflowChecks: true, vpfnRange: true, gup: GUP_LINUX_6_2 },
 };
 
 /** The switches of `profile`. */

@@ -326,12 +326,18 @@ export class VfioIommu implements DirtyBitmapHost {
     return ret;
   }
 
-  /** vpfn_pages(): how many vfio_pfn entries lie in [iova, iova + npage pages). */
+  /**
+   * How many of the npage pages from the page-aligned `iova` a vfio_pfn accounts for:
+   * vpfn_pages(), every vfio_pfn keyed in the range (mainline), or before it one exact-key
+   * vfio_find_vpfn() per page, which finds only vfio_pfns keyed at a page-aligned IOVA
+   * (Type1Kernel.vpfnRange).
+   */
   private vpfnPages(dma: VfioDma, iova: bigint, npage: number): number {
     if (dma.pfnList.size === 0) return 0;
     const end = iova + BigInt(npage) * PAGE;
+    const range = this.kernel.vpfnRange;
     let n = 0;
-    for (const k of dma.pfnList.keys()) if (k >= iova && k < end) n++;
+    for (const k of dma.pfnList.keys()) if (k >= iova && k < end && (range || (k - iova) % PAGE === 0n)) n++;
     return n;
   }
 

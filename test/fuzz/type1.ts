@@ -307,7 +307,7 @@ export class Type1Session implements Session {
     // A pin outside the runs while a domain exists is charged on its own, and unpinning it
     // then uncharges nothing (do_accounting is false with a domain): Linux keeps that page
     // in locked_vm, so such a dma's charge depends on the order of calls too.
-    if (this.iommu) for (const d of this.iommu.dmaList) if (pinsDiverge(d) || (this.iommu.domainList.length > 0 && pinsOutsideRuns(d) > 0)) this.diverged.add(d);
+    if (this.iommu) for (const d of this.iommu.dmaList) if (pinsDiverge(d, !this.iommu.kernel.vpfnRange) || (this.iommu.domainList.length > 0 && pinsOutsideRuns(d) > 0)) this.diverged.add(d);
     const mm = this.proc.mm;
     if (mm) {
       if (mm.underflowWarnings) found.push({ kind: "invariant", op: op.k, message: `locked_vm underflow: ${mm.underflowWarnings} uncharges of more than was charged (locked_vm ${mm.lockedVm})` });

@@ -47,7 +47,7 @@ describe("profiles", () => {
   });
 
   it("mainline is linux-6.12 plus the listed later changes", () => {
-    expect(TYPE1_PROFILES.mainline).toEqual({ ...TYPE1_PROFILES["linux-6.12"], nestingRemoved: true, overflowChecks: true });
+    expect(TYPE1_PROFILES.mainline).toEqual({ ...TYPE1_PROFILES["linux-6.12"], nestingRemoved: true, overflowChecks: true, vpfnRange: true });
     expect(main).toContain("2 map = -1 EOVERFLOW");
     expect(main).toContain("3 unmap = -1 EOVERFLOW");
     expect(main).toContain("6 dirty = -1 EOVERFLOW");

@@ -52,12 +52,16 @@ export function snapshot(iommu: VfioIommu | null, proc: Process, withBitmaps = t
  * does the opposite. From then on the dma's charge depends on the order of pins, and Linux
  * leaves it in locked_vm when the dma goes (fuzz type1 seed 4346).
  */
-export function pinsDiverge(d: VfioDma): boolean {
+export function pinsDiverge(d: VfioDma, exactVpfn = false): boolean {
   if (d.pfnList.size === 0 || d.runs.length === 0) return false;
   for (const p of d.pfnList.values()) {
     const off = p.iova - d.iova;
     const run = d.runs.find((r) => off >= r.offset && off < r.offset + BigInt(r.npages) * 4096n);
     if (run && run.reserved !== p.reserved) return true;
+    // Before vpfn_pages() (`exactVpfn`: Type1Kernel.vpfnRange off), a vfio_pfn keyed at an
+    // unaligned IOVA matches no page: replay or MAP charges its page again when it maps the
+    // run after the pin, not when it mapped before.
+    if (exactVpfn && run && !p.reserved && p.iova % 4096n !== 0n) return true;
   }
   return false;
 }
@@ -106,7 +110,7 @@ export function invariants(iommu: VfioIommu | null, proc: Process, history?: Cha
   // non-reserved page an emulated device pinned outside the dma's runs: 6.1's
   // vfio_find_dma() finds a dma for an unaligned iova up to a page below it, and the page
   // pinned there (below dma->vaddr) is charged on its own, which no replay covers.
-  const pinned = dmas.reduce((a, d) => a + (diverged?.has(d) || pinsDiverge(d) ? d.lockedVm : d.runs.filter((r) => !r.reserved).reduce((b, r) => b + r.npages, 0) + pinsOutsideRuns(d)), 0);
+  const pinned = dmas.reduce((a, d) => a + (diverged?.has(d) || pinsDiverge(d, !iommu.kernel.vpfnRange) ? d.lockedVm : d.runs.filter((r) => !r.reserved).reduce((b, r) => b + r.npages, 0) + pinsOutsideRuns(d)), 0);
   if (iommu.domainList.length > 0 && proc.mm && proc.mm.lockedVm !== pinned + leaked) bad.push(`locked_vm ${proc.mm.lockedVm} != pinned pages ${pinned}${leaked ? ` + ${leaked} left by removed dmas` : ""}`);
   for (const d of dmas) {
     if ((d.bitmap !== null) !== iommu.dirtyPageTracking) bad.push(`bitmap of ${d.iova.toString(16)} present=${d.bitmap !== null} tracking=${iommu.dirtyPageTracking}`);
