@@ -61,7 +61,8 @@ let nextPid = 1000;
 
 const ok = (ret = 0): SyscallResult => ({ ret, errno: 0 });
 const fail = (negErrno: number): SyscallResult => ({ ret: -1, errno: -negErrno });
-const toResult = (r: number): SyscallResult => (r < 0 ? fail(r) : ok(r));
+/** A syscall's SyscallResult from the kernel's return value (a negative errno on failure). */
+export const toResult = (r: number): SyscallResult => (r < 0 ? fail(r) : ok(r));
 
 /** Converts a user address/length given as bigint into a number, or -1 when out of range. */
 function num(x: bigint | number): number {

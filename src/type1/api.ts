@@ -6,7 +6,7 @@
  */
 import { errnoName, Errno, kernelFailure, type KernelResult } from "../uapi/errno";
 import * as uapi from "../uapi/vfio";
-import { Process, SyscallResult, type ProcessOptions } from "../process/process";
+import { Process, SyscallResult, toResult, type ProcessOptions } from "../process/process";
 import { PROT_READ, PROT_WRITE } from "../process/vma";
 import type { IovaRange } from "../iommu/domain";
 import { Platform, vtdPlatform } from "../iommu/platform";
@@ -207,8 +207,7 @@ export class Type1Handle {
   }
 
   private call(cmd: number, bytes: Uint8Array): SyscallResult {
-    const r = this.callRet(cmd, bytes);
-    return r < 0 ? { ret: -1, errno: -r } : { ret: r, errno: 0 };
+    return toResult(this.callRet(cmd, bytes));
   }
 
   /** call() as the ioctl's return value (negative errno), no result object in between. */
@@ -252,7 +251,7 @@ export class Type1Handle {
       s.setBigUint64(DmaMap.size, size, true);
     }
     const r = this.callRet(VFIO_IOMMU_MAP_DMA, this.mapBytes);
-    return r < 0 ? kernelFailure(-r) : { ok: true, value: undefined };
+    return r < 0 ? failure(-r) : { ok: true, value: undefined };
   }
 
   /** MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR: give an invalidated mapping its new vaddr. */
