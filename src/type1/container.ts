@@ -10,8 +10,8 @@ import type { FileOps, UserAccess } from "../process/file";
 import { isTask } from "../process/task";
 import type { Process } from "../process/process";
 import type { Platform, PlatformGroup } from "../iommu/platform";
-import { VfioIommu } from "./vfio-iommu";
-import { vfioIommuType1CheckExtension, vfioIommuType1Ioctl } from "./ioctl";
+import { VfioIommu, type DmaMapArgs } from "./vfio-iommu";
+import { vfioIommuType1CheckExtension, vfioIommuType1Ioctl, vfioIommuType1MapDmaCopied } from "./ioctl";
 import { DEFAULT_TYPE1_OPTIONS, Type1Options, type1Kernel } from "./options";
 import type { VfioCoreDevice, VfioGroupState } from "../vfio/vfio-main";
 import { VFIO_GROUP_GET_DEVICE_FD } from "../uapi/vfio";
@@ -83,6 +83,17 @@ export class VfioContainer implements FileOps {
         if (!isTask(task)) return -Errno.EFAULT;
         return vfioIommuType1Ioctl(this.iommu, task, cmd, arg);
     }
+  }
+
+  /**
+   * ioctl(VFIO_IOMMU_MAP_DMA) from the point where the kernel has copied the struct in
+   * (Type1Handle, which has the fields it stored): the same checks and backend call as
+   * ioctl() runs, without the copy and decode.
+   */
+  mapDmaCopied(task: UserAccess, argsz: number, m: DmaMapArgs): number {
+    if (!this.iommu) return -Errno.EINVAL;
+    if (!isTask(task)) return -Errno.EFAULT;
+    return vfioIommuType1MapDmaCopied(this.iommu, task, argsz, m);
   }
 
   /** vfio_ioctl_set_iommu(). */

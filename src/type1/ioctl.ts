@@ -242,11 +242,10 @@ function getInfo(iommu: VfioIommu, task: Task, arg: bigint): number {
 function mapDma(iommu: VfioIommu, task: Task, arg: bigint): number {
   if (!copyArgStruct(task, arg, DmaMap.SIZE)) return -Errno.EFAULT;
   const s = argStruct;
-  let mask = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE | VFIO_DMA_MAP_FLAG_VADDR;
-  if (iommu.opts.msiReservedIovaFlag !== null) mask |= iommu.opts.msiReservedIovaFlag;
   const argsz = s.u32(DmaMap.argsz);
   const flags = s.u32(DmaMap.flags);
-  if (argsz < DmaMap.SIZE || (flags & ~mask) !== 0) return -Errno.EINVAL;
+  // Checked here as well as in mapDmaCopied(): a refused call decodes nothing.
+  if (argsz < DmaMap.SIZE) return -Errno.EINVAL;
   const m = mapArgs;
   m.flags = flags;
   m.vaddr = s.u64(DmaMap.vaddr);
@@ -255,6 +254,19 @@ function mapDma(iommu: VfioIommu, task: Task, arg: bigint): number {
   m.vaddrN = s.exactN(DmaMap.vaddr);
   m.iovaN = s.exactN(DmaMap.iova);
   m.sizeN = s.exactN(DmaMap.size);
+  return vfioIommuType1MapDmaCopied(iommu, task, argsz, m);
+}
+
+/**
+ * vfio_iommu_type1_map_dma() after its copy_from_user(): the argsz and flags checks, then
+ * vfio_dma_do_map(). `m` holds the struct's fields as copied (with vaddrN/iovaN/sizeN
+ * exact or -1). Type1Handle calls this with the fields it has just stored in its scratch
+ * page, which the kernel would copy back unchanged (the handle's single thread owns it).
+ */
+export function vfioIommuType1MapDmaCopied(iommu: VfioIommu, task: Task, argsz: number, m: DmaMapArgs): number {
+  let mask = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE | VFIO_DMA_MAP_FLAG_VADDR;
+  if (iommu.opts.msiReservedIovaFlag !== null) mask |= iommu.opts.msiReservedIovaFlag;
+  if (argsz < DmaMap.SIZE || (m.flags & ~mask) !== 0) return -Errno.EINVAL;
   return iommu.vfioDmaDoMap(task, m);
 }
 
