@@ -10,10 +10,11 @@ import { WasmCore } from "../wasm/core";
 import { Errno } from "../uapi/errno";
 import { IntervalSet } from "./intervals";
 import { u64ToNumber } from "../util/u64";
-import { PageBacking } from "./pages";
+import { HPAGE_PMD_NR, PageBacking } from "./pages";
 import { GUP_LINUX_6_1, type GupBehaviour } from "./gup";
 import * as vmaConsts from "./vma";
 import type { MappedFile } from "./file";
+import type { Vma } from "./vma";
 // Copied once: under a loader that wraps modules (tsx, esbuild) every read of an imported
 // binding is a getter call, and these are read on every MAP_DMA / UNMAP_DMA.
 const {
@@ -23,6 +24,9 @@ const {
   protReadable,
   protWritable,
 } = vmaConsts;
+
+/** The GUP cache serves pins of fewer pages than this (no whole 2 MiB block). */
+const GUP_CACHE_PAGES = HPAGE_PMD_NR;
 
 /** Bytes per backing frame. */
 export const FRAME_SIZE = 0x10000;
@@ -399,6 +403,22 @@ export class UserMemory {
    * zero page in `pinnedPhys` and `pinnedReserved`.
    */
   pinUserPages(vaddr: number, maxPages: number, write: boolean, longterm = false): number {
+    // The GUP cache (below): a run inside the last settled stretch pins as the full path would.
+    if (
+      vaddr >= this.gupLo &&
+      vaddr + maxPages * PAGE_SIZE <= this.gupHi &&
+      maxPages < GUP_CACHE_PAGES &&
+      this.gupVmas === this.vmas.version &&
+      this.gupBacking === this.backing.version
+    ) {
+      const c = this.gupVma!;
+      if (write ? protWritable(c.prot) : protReadable(c.prot)) {
+        this.pinnedPhys = c.phys + (vaddr - c.start);
+        this.pinnedReserved = false;
+        this.gupHits++;
+        return maxPages <= 0x3fffffff ? maxPages | 0 : maxPages;
+      }
+    }
     const v = this.vmas.find(vaddr);
     if (!v || !(write ? protWritable(v.prot) : protReadable(v.prot))) return -Errno.EFAULT;
     // FOLL_WRITE in a private file mapping breaks COW: the pin holds the private copy.
@@ -428,7 +448,38 @@ export class UserMemory {
     const reserved = this.backing.runReserved;
     this.pinnedPhys = reserved ? ZERO_PAGE_PHYS : phys;
     this.pinnedReserved = reserved;
+    if (!reserved && this.gupCache && !this.fileMapped) this.gupFill(v, vaddr);
     return n;
+  }
+
+  /**
+   * The GUP cache: the last stretch [gupLo, gupHi) of one anonymous VMA found settled (every
+   * page real, every block with a page table) from a pin's first page up. There a pin of
+   * fewer than HPAGE_PMD_NR pages (which covers no whole block, the one fault that changes
+   * settled pages: it forgets their PMDs) faults nothing in, finds the VMA and its
+   * protections unchanged and pins every page it asks for, of real memory: it needs none
+   * of the lookups. A VMM maps its guest RAM upwards, region after region, through here.
+   * Valid while the VMA list's and the page backing's versions are those it was filled at,
+   * as the one-page TLB above; never filled while a file is mapped (COW breaks).
+   */
+  private gupVma: Vma | null = null;
+  private gupLo = 0;
+  private gupHi = 0;
+  private gupVmas = -1;
+  private gupBacking = -1;
+  /** Whether pins fill the GUP cache (tests turn it off to compare with the full path). @internal */
+  gupCache = true;
+  /** Pins the GUP cache served (tests: that it was exercised). @internal */
+  gupHits = 0;
+
+  private gupFill(v: Vma, vaddr: number): void {
+    const hi = this.backing.settledEnd(Math.floor(vaddr / PAGE_SIZE), Math.ceil(v.end / PAGE_SIZE)) * PAGE_SIZE;
+    if (hi <= vaddr) return;
+    this.gupVma = v;
+    this.gupLo = vaddr;
+    this.gupHi = hi;
+    this.gupVmas = this.vmas.version;
+    this.gupBacking = this.backing.version;
   }
 
   /** pinUserPages()'s other answers: the run's first physical address, and whether it is the zero page. */

@@ -47,6 +47,13 @@ class PmdStates {
     (st === Pmd.HugeZero ? this.hugeZero : this.table).add(b, b + 1);
   }
 
+  /** The end (exclusive, at most `limit`) of the run of Table blocks from `b`; `b` when b is not one. */
+  tableEnd(b: number, limit: number): number {
+    // hugeZero and table never share a block (set() moves it), so table alone answers.
+    const end = this.table.extentEnd(b, limit);
+    return this.table.extentInSet ? end : b;
+  }
+
   /** Forgets blocks [first, last). */
   deleteRange(first: number, last: number): void {
     this.hugeZero.remove(first, last);
@@ -164,6 +171,17 @@ export class PageBacking {
     if (!this.real.extentInSet || extEnd !== endPage) return false;
     for (let b = Math.floor(page / HPAGE_PMD_NR); b <= Math.floor((endPage - 1) / HPAGE_PMD_NR); b++) if (this.pmd.get(b) !== Pmd.Table) return false;
     return true;
+  }
+
+  /**
+   * The end (exclusive, at most `limit`) of the settled() stretch of pages from `page` on:
+   * real pages in blocks that have a page table. `page` itself when it is not settled.
+   */
+  settledEnd(page: number, limit: number): number {
+    const realEnd = this.real.extentEnd(page, limit);
+    if (!this.real.extentInSet) return page;
+    const tableEnd = this.pmd.tableEnd(Math.floor(page / HPAGE_PMD_NR), Math.ceil(limit / HPAGE_PMD_NR));
+    return Math.max(page, Math.min(realEnd, tableEnd * HPAGE_PMD_NR));
   }
 
   /** A VMA boundary appears at `addr` (split_vma, munmap): a huge zero PMD around it is split. */
