@@ -18,7 +18,9 @@
  * cached and rebuilt (medians of 15); mapDmaRefusedUs, a MAP_DMA the kernel refuses at its
  * first check (size 0: EINVAL) next to those mappings, median of 20 batches of 5,000: what
  * every call pays before vfio_dma_do_map() does any work (the typed API's checks, the
- * struct's write into the process and its copy-in, the ioctl dispatch, the result object).
+ * struct's write into the process, the container's argsz and flags checks, the result
+ * object; the typed MAP_DMA hands the container the fields it stored instead of an ioctl's
+ * copy-in, see src/type1/api.ts).
  */
 "use strict";
 const { Type1Handle, createVfioProcess, vtdPlatform } = require("../../dist/index.js");

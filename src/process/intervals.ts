@@ -83,6 +83,15 @@ export class IntervalSet {
     return Math.min(limit, i < this.starts.length ? this.starts[i] : limit);
   }
 
+  /**
+   * With x in the set: where its interval starts, at least `limit`; with x not in it: x.
+   * (The downward counterpart of extentEnd() for members.)
+   */
+  memberStart(x: number, limit: number): number {
+    const i = this.find(x);
+    return i < this.starts.length && this.starts[i] <= x ? Math.max(limit, this.starts[i]) : x;
+  }
+
   /** extentEnd()'s other answer: whether x was in the set. */
   extentInSet = false;
 

@@ -454,7 +454,7 @@ export class UserMemory {
 
   /**
    * The GUP cache: the last stretch [gupLo, gupHi) of one anonymous VMA found settled (every
-   * page real, every block with a page table) from a pin's first page up. There a pin of
+   * page real, every block with a page table) around a pin's first page. There a pin of
    * fewer than HPAGE_PMD_NR pages (which covers no whole block, the one fault that changes
    * settled pages: it forgets their PMDs) faults nothing in, finds the VMA and its
    * protections unchanged and pins every page it asks for, of real memory: it needs none
@@ -473,10 +473,11 @@ export class UserMemory {
   gupHits = 0;
 
   private gupFill(v: Vma, vaddr: number): void {
-    const hi = this.backing.settledEnd(Math.floor(vaddr / PAGE_SIZE), Math.ceil(v.end / PAGE_SIZE)) * PAGE_SIZE;
+    const page = Math.floor(vaddr / PAGE_SIZE);
+    const hi = this.backing.settledEnd(page, Math.ceil(v.end / PAGE_SIZE)) * PAGE_SIZE;
     if (hi <= vaddr) return;
     this.gupVma = v;
-    this.gupLo = vaddr;
+    this.gupLo = this.backing.settledStart(page, Math.ceil(v.start / PAGE_SIZE)) * PAGE_SIZE;
     this.gupHi = hi;
     this.gupVmas = this.vmas.version;
     this.gupBacking = this.backing.version;

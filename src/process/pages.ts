@@ -54,6 +54,11 @@ class PmdStates {
     return this.table.extentInSet ? end : b;
   }
 
+  /** The first block (at least `limit`) of the run of Table blocks holding `b`, which must be one. */
+  tableStart(b: number, limit: number): number {
+    return this.table.memberStart(b, limit);
+  }
+
   /** Forgets blocks [first, last). */
   deleteRange(first: number, last: number): void {
     this.hugeZero.remove(first, last);
@@ -182,6 +187,15 @@ export class PageBacking {
     if (!this.real.extentInSet) return page;
     const tableEnd = this.pmd.tableEnd(Math.floor(page / HPAGE_PMD_NR), Math.ceil(limit / HPAGE_PMD_NR));
     return Math.max(page, Math.min(realEnd, tableEnd * HPAGE_PMD_NR));
+  }
+
+  /**
+   * The start (at least `limit`) of the settled() stretch that holds `page`, which must be
+   * settled (settledEnd(page) > page). With settledEnd(), the whole stretch around a page.
+   */
+  settledStart(page: number, limit: number): number {
+    const tableStart = this.pmd.tableStart(Math.floor(page / HPAGE_PMD_NR), Math.floor(limit / HPAGE_PMD_NR));
+    return Math.max(this.real.memberStart(page, limit), tableStart * HPAGE_PMD_NR);
   }
 
   /** A VMA boundary appears at `addr` (split_vma, munmap): a huge zero PMD around it is split. */
