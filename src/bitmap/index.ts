@@ -99,6 +99,6 @@ export class Bitmap {
 
   /** Returns the memory to the Wasm heap; the object must not be used afterwards. */
   dispose(): void {
-    this.core.free(this.ptr);
+    this.core.freeSized(this.ptr, this.bytes);
   }
 }

@@ -204,6 +204,19 @@ export class WasmCore {
   alloc(size: number, zero = true): number {
     if (!Number.isInteger(size) || size < 0 || size > 0xffff_0000) return 0;
     if (this.faults.shouldFail("heap")) return 0;
+    if (size <= SMALL_MAX) {
+      // A small block: a freed one of its class when there is one, else a new one of the
+      // class's whole size (so it can serve any size of the class later).
+      const cls = size === 0 ? 0 : (size - 1) >> SMALL_SHIFT;
+      const list = this.smallFree[cls];
+      if (list.length > 0) {
+        const p = list.pop()!;
+        if (zero) this.zeroSmall(p, (cls + 1) << SMALL_SHIFT);
+        this.liveBlocks++;
+        return p;
+      }
+      size = (cls + 1) << SMALL_SHIFT;
+    }
     try {
       const p = zero ? this.x.allocZeroed(Math.max(size, 1)) : this.x.alloc(Math.max(size, 1));
       this.liveBlocks++;
@@ -220,7 +233,44 @@ export class WasmCore {
     this.x.free(ptr);
     this.liveBlocks--;
   }
+
+  /**
+   * Frees a block from `alloc(size)`, `size` being what was asked for: a small block goes to
+   * its class's free list (up to SMALL_KEEP of them) for the next alloc of that class.
+   */
+  freeSized(ptr: number, size: number): void {
+    if (ptr === 0) return;
+    if (size <= SMALL_MAX) {
+      const list = this.smallFree[size === 0 ? 0 : (size - 1) >> SMALL_SHIFT];
+      if (list.length < SMALL_KEEP) {
+        list.push(ptr);
+        this.liveBlocks--;
+        return;
+      }
+    }
+    this.free(ptr);
+  }
+
+  /**
+   * Freed small blocks by size class (16, 32, 48 and 64 bytes), reused before the Wasm
+   * allocator is asked: each type1 dma's dirty bitmap is one (a two-page mapping's is 16
+   * bytes), and a VMM maps and unmaps them by the thousand, where the call into TLSF and
+   * back cost as much as the rest of allocating the bitmap. Bounded: SMALL_KEEP per class
+   * (160 KiB at most in all), the rest go back to TLSF.
+   */
+  private readonly smallFree: number[][] = [[], [], [], []];
+
+  /** Zeroes `bytes` (a multiple of 16) at the 16-byte aligned `p`. */
+  private zeroSmall(p: number, bytes: number): void {
+    const dv = this.dv;
+    for (let o = 0; o < bytes; o += 8) dv.setFloat64(p + o, 0);
+  }
 }
+
+/** The largest small block (see WasmCore.smallFree) and log2 of the class step. */
+const SMALL_MAX = 64;
+const SMALL_SHIFT = 4;
+const SMALL_KEEP = 1024;
 
 /**
  * Whether `x` is a WasmCore, also one from another copy of this package (the ESM and the
