@@ -1,5 +1,5 @@
 /**
- * What the same-process A/B scripts (bench/ab-mapdma.cjs, bench/ab-mapdma-direct.cjs)
+ * What the same-process A/B scripts (bench/ab-mapdma.cjs, bench/ab-mapdma-direct.cjs, bench/ab-pairs.cjs)
  * share: their command line (two built dist folders and a mode), the geometry (64,000
  * two-page mappings from 4 GiB, batches of 1,000), the batch's requests (appended above the
  * fill, or into random free odd slots of an every-other-slot fill) and the statistics.

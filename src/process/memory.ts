@@ -416,7 +416,7 @@ export class UserMemory {
         this.pinnedPhys = c.phys + (vaddr - c.start);
         this.pinnedReserved = false;
         this.gupHits++;
-        return maxPages <= 0x3fffffff ? maxPages | 0 : maxPages;
+        return maxPages | 0; // below GUP_CACHE_PAGES: a small integer, as the full path returns
       }
     }
     const v = this.vmas.find(vaddr);

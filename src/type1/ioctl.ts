@@ -244,7 +244,7 @@ function mapDma(iommu: VfioIommu, task: Task, arg: bigint): number {
   const s = argStruct;
   const argsz = s.u32(DmaMap.argsz);
   const flags = s.u32(DmaMap.flags);
-  // Checked here as well as in mapDmaCopied(): a refused call decodes nothing.
+  // Also checked by vfioIommuType1MapDmaCopied() (for Type1Handle): here so a short struct is not decoded.
   if (argsz < DmaMap.SIZE) return -Errno.EINVAL;
   const m = mapArgs;
   m.flags = flags;
