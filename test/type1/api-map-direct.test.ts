@@ -81,7 +81,7 @@ describe("Type1Handle.mapDma and the raw MAP_DMA ioctl", () => {
   it("fails with the ioctl's errno when the scratch page is gone or the fd is not the container", () => {
     const a = side();
     const q = { iova: 0x100000n, vaddr: a.guest, size: 0x1000n };
-    // The fd closed: EBADF. Another container at the same fd number gets the call.
+    // The fd closed: EBADF. A new container at the same fd number gets the call.
     const fd = a.h.fd;
     expect(a.proc.close(fd).ret).toBe(0);
     expect(a.h.mapDma(q)).toMatchObject({ ok: false, errno: Errno.EBADF });
@@ -89,6 +89,11 @@ describe("Type1Handle.mapDma and the raw MAP_DMA ioctl", () => {
     // A container without an IOMMU driver set: EINVAL, as ioctl() answers.
     expect(a.proc.ioctl(fd, VFIO_IOMMU_MAP_DMA, a.arg)).toEqual({ ret: -1, errno: Errno.EINVAL });
     expect(a.h.mapDma(q)).toMatchObject({ ok: false, errno: Errno.EINVAL });
+    // Another kind of file there gets the ioctl itself: a memfd has none (ENOTTY).
+    expect(a.proc.close(fd).ret).toBe(0);
+    expect(a.proc.memfdCreate("not-a-container").ret).toBe(fd);
+    expect(a.proc.ioctl(fd, VFIO_IOMMU_MAP_DMA, a.arg)).toEqual({ ret: -1, errno: Errno.ENOTTY });
+    expect(a.h.mapDma(q)).toMatchObject({ ok: false, errno: Errno.ENOTTY });
     // The scratch page unmapped: the handle's own store faults first.
     const c = side();
     expect(c.h.mapDma(q)).toEqual({ ok: true, value: undefined });
