@@ -115,7 +115,6 @@ describe("process memory against a per-page reference", () => {
 describe("the one-page access cache against the per-page reference", () => {
   const HOT = 4;
   for (const seed of [11, 12, 13, 14, 15, 16]) {
-    afterAll(() => console.log("hits", (globalThis as any).TLBHITS));
     it(`seed ${seed}: small reads and writes interleaved with munmap/mprotect/mmap agree`, () => {
       const rng = new Rng(seed);
       const p = new Process();
